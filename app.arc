@@ -1,0 +1,45 @@
+# kvarc: the single source of truth for routes, static files, plugins and consumers.
+# arc sandbox, the warm platform (platform/) and arc deploy all read this file.
+@app
+kvarc
+
+@http
+get /api
+get /api/all
+put /api
+delete /api
+
+@static
+folder public
+
+@aws
+region us-east-1
+# Functions are TypeScript, bundled by esbuild (plugins/esbuild-runtime) into build/.
+runtime typescript
+architecture arm64
+memory 512
+timeout 15
+
+# Queue consumers. Each is a function under src/consumers/<name>, fed batches of
+# the queue's messages in the Lambda aws:rmq event shape: by plugins/rabbitmq-consumers
+# under sandbox, by the platform's consumer host, by Amazon MQ in AWS.
+#   queue   the RabbitMQ queue it consumes
+#   batch   most messages per invocation
+#   window  seconds to wait for a batch to fill (Lambda's MaximumBatchingWindowInSeconds)
+@rabbitmq
+add-key
+  queue add_key
+  batch 500
+  window 0.02
+del-key
+  queue del_key
+  batch 500
+  window 0.02
+
+@plugins
+esbuild-runtime
+  src plugins/esbuild-runtime/index.mjs
+rabbitmq-consumers
+  src plugins/rabbitmq-consumers/index.mjs
+service-env
+  src plugins/service-env/index.mjs

@@ -1,0 +1,55 @@
+/**
+ * One esbuild bundle per function, written where Architect expects a transpiled
+ * runtime's handler: `<lambda.build>/index.mjs` (build/http/get-api/index.mjs,
+ * build/src/consumers/add-key/index.mjs, ...). The function list comes from the
+ * inventory, so app.arc stays the single source of truth.
+ * Used by `npm run build`, the sandbox and deploy hooks of plugins/esbuild-runtime,
+ * and the warm platform.
+ */
+import { build } from 'esbuild'
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+
+/** The Node.js the bundles target: the oldest runtime they run on (local Node 20; Lambda nodejs22.x). */
+export const NODE_TARGET = 'node20'
+
+/** Entry file of a function's TypeScript source. */
+export function entryOf(lambda) {
+  return join(lambda.src, 'index.ts')
+}
+
+/** The inventory's functions that this project builds (all of them are TypeScript). */
+export function functionsOf(inv) {
+  return (inv.lambdaSrcDirs ?? []).map(src => inv.lambdasBySrcDir[src]).flat()
+    .filter(lambda => lambda && existsSync(entryOf(lambda)))
+}
+
+/**
+ * @param {object} inv  inventory.inv from @architect/inventory
+ * @param {{ only?: string[], minify?: boolean }} [options]
+ * @returns {Promise<{ name: string, file: string, bytes: number }[]>}
+ */
+export async function buildFunctions(inv, options = {}) {
+  const lambdas = functionsOf(inv).filter(l => !options.only || options.only.includes(l.src))
+  return Promise.all(lambdas.map(async lambda => {
+    const file = join(lambda.build, 'index.mjs')
+    const result = await build({
+      entryPoints: [entryOf(lambda)],
+      outfile: file,
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      target: NODE_TARGET,
+      sourcemap: true,
+      minify: options.minify ?? false,
+      metafile: true,
+      logLevel: 'warning',
+      // Bundled CommonJS packages (pg, ioredis) call require() for Node built-ins; give ESM one.
+      banner: { js: "import { createRequire as __kvarcCreateRequire } from 'node:module'; const require = __kvarcCreateRequire(import.meta.url);" },
+      // pg's optional native binding is never used.
+      external: ['pg-native'],
+    })
+    const bytes = Object.values(result.metafile.outputs).find((o, i, all) => all.length && o.entryPoint)?.bytes ?? 0
+    return { name: lambda.name, file, bytes }
+  }))
+}

@@ -1,0 +1,30 @@
+/** GET /api/all?prefix=&limit=&cursor= — one bounded page of live keys, in byte order. */
+import { getConfig } from '../../shared/config.js'
+import { ValidationError } from '../../shared/errors.js'
+import { json, parseQuery, withHttpErrors, type HttpEvent } from '../../shared/http.js'
+import { lazy } from '../../shared/lazy.js'
+import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../shared/limits.js'
+import { openDatabase } from '../../shared/postgres.js'
+import { listKeys } from '../../shared/store.js'
+import { decodeCursor, encodeCursor, parseLimit } from './paging.js'
+
+let db: (() => ReturnType<typeof openDatabase>) | undefined
+
+export const handler = withHttpErrors(async (event: HttpEvent) => {
+  const query = parseQuery(event)
+  for (const name of query.keys()) {
+    if (name !== 'prefix' && name !== 'limit' && name !== 'cursor') {
+      throw new ValidationError(`unknown query parameter ${JSON.stringify(name)}: use prefix, limit and cursor`)
+    }
+  }
+  const prefix = query.get('prefix') ?? ''
+  if (!prefix.isWellFormed() || prefix.includes('\u0000')) throw new ValidationError('prefix must be valid Unicode without NUL characters')
+  const limit = parseLimit(query.get('limit'), DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+  const cursor = query.get('cursor')
+  const after = cursor === undefined ? '' : decodeCursor(cursor)
+
+  db ??= lazy(() => openDatabase(getConfig().databaseUrl))
+  const page = await listKeys(await db(), { prefix, after, limit })
+  const last = page.rows[page.rows.length - 1]
+  return json(200, { data: page.rows, next: page.more && last ? encodeCursor(last.key) : null })
+})

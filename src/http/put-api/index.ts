@@ -1,0 +1,24 @@
+/** PUT /api {"key","value"} — validate, stamp a version, queue durably; 200 only after the broker confirmed. */
+import { getConfig } from '../../shared/config.js'
+import { PayloadTooLargeError, ValidationError } from '../../shared/errors.js'
+import { json, readJsonObject, withHttpErrors, type HttpEvent } from '../../shared/http.js'
+import { openWriter } from '../../shared/open-writer.js'
+import { keyProblem, valueProblem } from '../../shared/validate.js'
+import { queueWrite } from '../../shared/writer.js'
+
+let writer: ReturnType<typeof openWriter> | undefined
+
+export const handler = withHttpErrors(async (event: HttpEvent) => {
+  const body = readJsonObject(event)
+  if (!('key' in body)) throw new ValidationError('field "key" is required')
+  if (!('value' in body)) throw new ValidationError('field "value" is required')
+  const badKey = keyProblem(body.key)
+  if (badKey) throw new ValidationError(badKey.message)
+  const badValue = valueProblem(body.value)
+  if (badValue) throw badValue.tooLarge ? new PayloadTooLargeError(badValue.message) : new ValidationError(badValue.message)
+
+  const config = getConfig()
+  writer ??= openWriter(config)
+  const version = await queueWrite(await writer(), config.addQueue, body.key as string, body.value as string)
+  return json(200, { status: 'queued', version })
+})

@@ -1,0 +1,17 @@
+/**
+ * A value built on first use and reused while the process stays warm (the
+ * "cheap client cache" of Architect functions). A failed build is forgotten,
+ * so the next call tries again instead of failing forever.
+ *
+ * @example const pool = lazy(() => openPool(config)); await pool()
+ */
+export function lazy<T>(build: () => Promise<T>): () => Promise<T> {
+  let pending: Promise<T> | undefined
+  return () => {
+    pending ??= build().catch((error: unknown) => {
+      pending = undefined
+      throw error
+    })
+    return pending
+  }
+}

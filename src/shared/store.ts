@@ -1,0 +1,147 @@
+/**
+ * The record: reads, pages and the batch apply, each one SQL statement built by
+ * a named, pure builder. Every function takes its client as an argument.
+ */
+import type { Queryable } from './postgres.js'
+
+/** One write as a consumer applies it: a PUT (value) or a DELETE (deleted, value null). */
+export interface Write {
+  key: string
+  value: string | null
+  version: bigint
+  deleted: boolean
+}
+
+/** A key's state in the record after a batch: what the cache must converge to. */
+export interface RowState {
+  key: string
+  value: string | null
+  version: string
+  deleted: boolean
+  /** true when this batch's write is the one now stored; false when the stored row was already newer. */
+  applied: boolean
+}
+
+export interface StoredValue { value: string | null, version: string, deleted: boolean }
+
+export const READ_KEY = 'SELECT value, version::text AS version, deleted FROM kv_store WHERE key = $1'
+
+export async function readKey(db: Queryable, key: string): Promise<StoredValue | undefined> {
+  const { rows } = await db.query<StoredValue>(READ_KEY, [key])
+  return rows[0]
+}
+
+/**
+ * Newer version wins; an equal or older version is a no-op, so redelivered and
+ * duplicated messages change nothing and any delivery order ends in the same
+ * state. A write older than the tombstone horizon ($5) is dropped when no row
+ * exists: its key may have been deleted and the tombstone purged since.
+ * Rows are inserted in key order so two consumers' batches lock rows in the same
+ * order and cannot deadlock. The statement returns the final state of every key
+ * it touched, applied or not, so a retried batch can still repair the cache.
+ * Input must hold one write per key (collapse first): ON CONFLICT cannot touch a
+ * row twice.
+ */
+export const APPLY_WRITES = `
+WITH input AS (
+  SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::boolean[]) AS i(key, value, version, deleted)
+), applied AS (
+  INSERT INTO kv_store AS t (key, value, version, deleted, updated_at)
+  SELECT i.key, i.value, i.version, i.deleted, now() FROM input i
+  WHERE i.version >= $5 OR EXISTS (SELECT 1 FROM kv_store e WHERE e.key = i.key)
+  ORDER BY i.key
+  ON CONFLICT (key) DO UPDATE
+    SET value = EXCLUDED.value, version = EXCLUDED.version, deleted = EXCLUDED.deleted, updated_at = EXCLUDED.updated_at
+    WHERE t.version < EXCLUDED.version
+  RETURNING t.key, t.value, t.version, t.deleted
+)
+SELECT key, value, version::text AS version, deleted, true AS applied FROM applied
+UNION ALL
+SELECT s.key, s.value, s.version::text, s.deleted, false FROM kv_store s JOIN input i ON i.key = s.key
+WHERE NOT EXISTS (SELECT 1 FROM applied a WHERE a.key = s.key)
+`
+
+/** Applies a batch (one write per key) in one statement; returns each touched key's final state. */
+export async function applyWrites(db: Queryable, writes: readonly Write[], horizon: bigint): Promise<RowState[]> {
+  if (writes.length === 0) return []
+  const { rows } = await db.query<RowState>(APPLY_WRITES, [
+    writes.map(w => w.key),
+    writes.map(w => w.value),
+    writes.map(w => w.version.toString()),
+    writes.map(w => w.deleted),
+    horizon.toString(),
+  ])
+  return rows
+}
+
+/** Keeps, per key, only the write with the highest version: what the batch statement expects. */
+export function collapseWrites(writes: Iterable<Write>): Write[] {
+  const newest = new Map<string, Write>()
+  for (const write of writes) {
+    const seen = newest.get(write.key)
+    if (!seen || seen.version < write.version) newest.set(write.key, write)
+  }
+  return [...newest.values()]
+}
+
+export interface Page { data: { key: string, value: string }[], next: string | null }
+
+/**
+ * One page of live keys in byte order, after `after`, within `prefix`. The prefix
+ * is a range on the primary key ([prefix, upper)), so a page never scans past
+ * the keys it can return. Fetches one extra row to know whether more remain.
+ */
+export const LIST_KEYS = `
+SELECT key, value FROM kv_store
+WHERE NOT deleted AND key > $1 AND key >= $2 AND ($3::text IS NULL OR key < $3)
+ORDER BY key
+LIMIT $4
+`
+
+export async function listKeys(db: Queryable, options: { prefix: string, after: string, limit: number }): Promise<{ rows: { key: string, value: string }[], more: boolean }> {
+  const { rows } = await db.query<{ key: string, value: string }>(LIST_KEYS, [options.after, options.prefix, prefixUpperBound(options.prefix), options.limit + 1])
+  const more = rows.length > options.limit
+  return { rows: more ? rows.slice(0, options.limit) : rows, more }
+}
+
+/**
+ * The smallest string greater than every string that starts with `prefix`, in
+ * code point (= UTF-8 byte, "C" collation) order; null when there is none.
+ */
+export function prefixUpperBound(prefix: string): string | null {
+  const points = [...prefix].map(c => c.codePointAt(0) as number)
+  while (points.length > 0) {
+    let last = (points.pop() as number) + 1
+    if (last === 0xd800) last = 0xe000 // skip the surrogate range: not characters
+    if (last <= 0x10ffff) return String.fromCodePoint(...points, last)
+  }
+  return null
+}
+
+/**
+ * Removes tombstones older than the horizon, a bounded slice at a time so a
+ * large purge never holds many row locks at once. Safe because the apply
+ * statement drops writes older than the same horizon when no row exists.
+ */
+export const PURGE_TOMBSTONES = `
+DELETE FROM kv_store WHERE key IN (
+  SELECT key FROM kv_store WHERE deleted AND version < $1 ORDER BY version LIMIT $2
+)
+`
+
+export async function purgeTombstones(db: Queryable, horizon: bigint, slice = 5000): Promise<number> {
+  let total = 0
+  for (;;) {
+    const { rowCount } = await db.query(PURGE_TOMBSTONES, [horizon.toString(), slice])
+    total += rowCount ?? 0
+    if ((rowCount ?? 0) < slice) return total
+  }
+}
+
+/** Writer ids for version clocks: a cycling sequence, so live writers never share one. */
+export const NEXT_WRITER_ID = "SELECT nextval('kv_writer_id')::int AS id"
+
+export async function nextWriterId(db: Queryable): Promise<number> {
+  const { rows } = await db.query<{ id: number }>(NEXT_WRITER_ID)
+  return rows[0]!.id
+}
