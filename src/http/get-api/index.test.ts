@@ -1,0 +1,154 @@
+/**
+ * GET /api?key=K through the handler, with real API Gateway v2 events, against
+ * real PostgreSQL and Redis (this file's own database and cache prefix).
+ */
+import { Redis } from 'ioredis'
+import type pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { httpEvent, isolate, type Isolated } from '../../../test/support/isolated.js'
+import { bodyOf, cachedEntry } from '../../../test/support/kv.js'
+import { cacheSetIfNewer, createRedis } from '../../shared/cache.js'
+import { openDatabase } from '../../shared/postgres.js'
+import { applyWrites } from '../../shared/store.js'
+import { versionAtMillis } from '../../shared/version.js'
+import { handler } from './index.js'
+
+let iso: Isolated
+let db: pg.Pool
+let redis: Redis
+let nextVersion = versionAtMillis(Date.now())
+
+const get = (query: string) => handler(httpEvent('GET', '/api', { query }))
+const version = () => (nextVersion += 1024n)
+
+async function put(key: string, value: string | null): Promise<string> {
+  const v = version()
+  await applyWrites(db, [{ key, value, version: v, deleted: value === null }], 0n)
+  return v.toString()
+}
+
+beforeAll(async () => {
+  iso = await isolate('get')
+  Object.assign(process.env, iso.env)
+  db = await openDatabase(iso.env.DATABASE_URL!, 2)
+  redis = new Redis(iso.env.REDIS_URL!)
+})
+
+afterAll(async () => {
+  redis?.disconnect()
+  await db?.end()
+  await iso?.cleanup()
+})
+
+const JSON_TYPE = 'application/json; charset=utf-8'
+
+describe('GET /api 200', () => {
+  it('answers from PostgreSQL on a miss, then from Redis', async () => {
+    // Prepare
+    const v = await put('alpha', 'one')
+    // Act
+    const first = await get('key=alpha')
+    const second = await get('key=alpha')
+    // Assess
+    expect(first).toEqual({
+      statusCode: 200,
+      headers: { 'content-type': JSON_TYPE, 'cache-control': 'no-store' },
+      body: JSON.stringify({ data: { key: 'alpha', value: 'one' }, source: 'postgres', version: v }),
+    })
+    expect(bodyOf(second)).toEqual({ data: { key: 'alpha', value: 'one' }, source: 'redis', version: v })
+    expect(await cachedEntry(redis, iso.config.cachePrefix, 'alpha')).toEqual({ ver: v, del: '0', val: 'one' })
+    const ttl = await redis.ttl(iso.config.cachePrefix + 'alpha')
+    expect(ttl).toBeGreaterThan(0)
+    expect(ttl).toBeLessThanOrEqual(iso.config.cacheTtlSeconds)
+  })
+
+  it('serves an empty value', async () => {
+    const v = await put('empty-value', '')
+    expect(bodyOf(await get('key=empty-value'))).toEqual({ data: { key: 'empty-value', value: '' }, source: 'postgres', version: v })
+    expect(bodyOf(await get('key=empty-value'))).toEqual({ data: { key: 'empty-value', value: '' }, source: 'redis', version: v })
+  })
+
+  it('decodes percent-encoding and "+" in the key', async () => {
+    const key = 'a b/c?d&e=f%ção'
+    const v = await put(key, 'x')
+    const result = await get(`key=${encodeURIComponent(key).replace(/%20/g, '+')}`)
+    expect(result.statusCode).toBe(200)
+    expect(bodyOf(result)).toEqual({ data: { key, value: 'x' }, source: 'postgres', version: v })
+  })
+
+  it('ignores other query parameters next to key', async () => {
+    await put('with-extra', 'v')
+    const result = await get('key=with-extra&foo=bar')
+    expect(result.statusCode).toBe(200)
+    expect((bodyOf(result).data as { value: string }).value).toBe('v')
+  })
+})
+
+describe('GET /api 404', () => {
+  it('a key never written is 404, and the miss is cached as a short negative entry', async () => {
+    const first = await get('key=never-written')
+    expect(first).toEqual({
+      statusCode: 404,
+      headers: { 'content-type': JSON_TYPE, 'cache-control': 'no-store' },
+      body: '{"detail":"key not found"}',
+    })
+    expect(await cachedEntry(redis, iso.config.cachePrefix, 'never-written')).toEqual({ ver: '0', del: '1', val: '' })
+    const ttl = await redis.ttl(iso.config.cachePrefix + 'never-written')
+    expect(ttl).toBeGreaterThan(0)
+    expect(ttl).toBeLessThanOrEqual(iso.config.negativeTtlSeconds)
+    expect(await get('key=never-written')).toEqual(first)
+  })
+
+  it('a deleted key (tombstone) is 404 from PostgreSQL, then from the cache', async () => {
+    await put('gone', 'soon')
+    expect((await get('key=gone')).statusCode).toBe(200)
+    const deletedAt = await put('gone', null)
+    // The consumer updates the cache; here the test does what it does.
+    await redis.del(iso.config.cachePrefix + 'gone')
+    expect(await get('key=gone')).toMatchObject({ statusCode: 404, body: '{"detail":"key not found"}' })
+    expect(await cachedEntry(redis, iso.config.cachePrefix, 'gone')).toEqual({ ver: deletedAt, del: '1', val: '' })
+    expect(await get('key=gone')).toMatchObject({ statusCode: 404, body: '{"detail":"key not found"}' })
+  })
+
+  it('a negative entry is replaced by a newer write (set-if-newer), not kept until it expires', async () => {
+    expect((await get('key=late')).statusCode).toBe(404)
+    const v = await put('late', 'arrived')
+    // What the consumer does after applying the write: the entry's version 0 is older, so it is replaced.
+    const cache = createRedis(iso.env.REDIS_URL!)
+    try {
+      const set = await cacheSetIfNewer(cache, { prefix: iso.config.cachePrefix, ttlSeconds: 60, negativeTtlSeconds: 5 }, 'late', { value: 'arrived', version: v, deleted: false })
+      expect(set).toBe(1)
+    } finally {
+      cache.disconnect()
+    }
+    expect(bodyOf(await get('key=late'))).toEqual({ data: { key: 'late', value: 'arrived' }, source: 'redis', version: v })
+  })
+})
+
+describe('GET /api 422', () => {
+  const cases: [string, string, string][] = [
+    ['no query at all', '', 'query parameter "key" is required, e.g. /api?key=my-key'],
+    ['no key parameter', 'k=alpha', 'query parameter "key" is required, e.g. /api?key=my-key'],
+    ['empty key', 'key=', 'key must not be empty'],
+    ['bare key name', 'key', 'key must not be empty'],
+    ['bad percent-encoding', 'key=%E0%A4%A', 'query parameter "key" is not valid percent-encoded UTF-8'],
+    ['truncated escape', 'key=abc%', 'query parameter "key" is not valid percent-encoded UTF-8'],
+    ['percent-encoded lone surrogate', 'key=%ED%A0%80', 'query parameter "key" is not valid percent-encoded UTF-8'],
+    ['repeated key', 'key=a&key=b', 'query parameter "key" given more than once'],
+    ['NUL in key', 'key=a%00b', 'key must not contain NUL characters'],
+    ['key over 4096 bytes', `key=${'%C3%A9'.repeat(2049)}`, 'key is larger than 4096 bytes of UTF-8'],
+  ]
+  for (const [name, query, detail] of cases) {
+    it(name, async () => {
+      const result = await get(query)
+      expect(result.statusCode).toBe(422)
+      expect(result.headers['content-type']).toBe(JSON_TYPE)
+      expect(JSON.parse(result.body)).toEqual({ detail })
+    })
+  }
+
+  it('a key of exactly 4096 bytes is valid (404, not 422)', async () => {
+    const result = await get(`key=${'%C3%A9'.repeat(2048)}`)
+    expect(result.statusCode).toBe(404)
+  })
+})
