@@ -4,6 +4,7 @@
  * functions), and under sandbox runs the local RabbitMQ event source that feeds
  * them `aws:rmq` batches.
  */
+import { start as deployStart } from './deploy.mjs'
 import { consumersOf } from './pragma.mjs'
 
 export const set = {
@@ -25,4 +26,9 @@ export const sandbox = {
     await running?.close()
     running = undefined
   },
+}
+
+/** arc deploy (and `npm run deploy:template`): Amazon MQ event sources, service URLs, VPC; see deploy.mjs. */
+export const deploy = {
+  start: deployStart,
 }
