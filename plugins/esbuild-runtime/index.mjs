@@ -35,7 +35,7 @@ export const sandbox = {
 
 export const deploy = {
   async start({ inventory, cloudformation }) {
-    await buildFunctions(inventory.inv, { minify: true })
+    await buildFunctions(inventory.inv)
     return cloudformation
   },
 }
