@@ -1,0 +1,172 @@
+/**
+ * `npm run deploy:template`: the SAM template `arc deploy` would deploy, built
+ * offline in a copy of the project, and checked for the shape kvarc needs on AWS.
+ */
+import inventory from '@architect/inventory'
+import { existsSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { consumersOf } from '../../plugins/rabbitmq-consumers/pragma.mjs'
+import { copyProject, type ProjectCopy } from './project-copy.js'
+
+interface Resource {
+  Type: string
+  DependsOn?: string | string[]
+  Properties: Record<string, any>
+  ArcMetadata?: { pragma?: string, name?: string, arcStaticAssetProxy?: boolean }
+}
+interface Template {
+  Parameters: Record<string, { Type: string, Default?: string }>
+  Resources: Record<string, Resource>
+  Outputs: Record<string, unknown>
+}
+
+const SERVICE_URLS = ['DATABASE_URL', 'REDIS_URL', 'AMQP_URL']
+/** The HTTP contract of design.md, as API Gateway routes. */
+const ROUTES = ['GET /api', 'GET /api/all', 'PUT /api', 'DELETE /api']
+
+let project: ProjectCopy
+let staging: Template
+let production: Template
+let arc: unknown
+
+const functions = (t: Template) => Object.entries(t.Resources).filter(([, r]) => r.Type === 'AWS::Serverless::Function')
+const kvarcFunctions = (t: Template) => functions(t).filter(([, r]) => !r.ArcMetadata?.arcStaticAssetProxy)
+const eventsOf = (r: Resource) => Object.values(r.Properties.Events ?? {}) as { Type: string, Properties: Record<string, any> }[]
+const httpRoute = (r: Resource) => eventsOf(r).filter(e => e.Type === 'HttpApi').map(e => `${e.Properties.Method} ${e.Properties.Path}`)
+
+/** Every name a Ref, GetAtt or Fn::Sub in `node` points at. */
+function referencedNames(node: unknown, out = new Set<string>()): Set<string> {
+  if (Array.isArray(node)) node.forEach(n => referencedNames(n, out))
+  else if (node && typeof node === 'object') {
+    for (const [key, value] of Object.entries(node)) {
+      if (key === 'Ref' && typeof value === 'string') out.add(value)
+      else if (key === 'Fn::GetAtt') out.add(Array.isArray(value) ? String(value[0]) : String(value).split('.')[0]!)
+      else if (key === 'Fn::Sub') {
+        const [text, locals] = Array.isArray(value) ? [value[0] as string, value[1] as Record<string, unknown>] : [value as string, {}]
+        for (const [, name] of text.matchAll(/\$\{([^}!]+)\}/g)) {
+          const base = name!.split('.')[0]!
+          if (!(base in locals)) out.add(base)
+        }
+        referencedNames(locals, out)
+      } else referencedNames(value, out)
+    }
+  }
+  return out
+}
+
+beforeAll(async () => {
+  // Prepare
+  project = copyProject('template')
+  // Act
+  await project.node('scripts/deploy-template.mjs')
+  await project.node('scripts/deploy-template.mjs', ['--production', '--out', 'sam.production.json'])
+  staging = JSON.parse(readFileSync(join(project.dir, 'sam.json'), 'utf8'))
+  production = JSON.parse(readFileSync(join(project.dir, 'sam.production.json'), 'utf8'))
+  arc = (await inventory({ cwd: project.dir })).inv._project.arc
+}, 120_000)
+
+afterAll(() => project?.remove())
+
+describe('deploy template: HTTP functions', () => {
+  it('has one Lambda per route of the contract, behind the HTTP API', () => {
+    const routes = kvarcFunctions(staging).flatMap(([, r]) => httpRoute(r))
+    expect(routes.sort()).toEqual([...ROUTES].sort())
+    expect(staging.Resources.HTTP?.Type).toBe('AWS::Serverless::HttpApi')
+    for (const [, r] of kvarcFunctions(staging)) {
+      for (const e of eventsOf(r).filter(e => e.Type === 'HttpApi')) expect(e.Properties.ApiId).toEqual({ Ref: 'HTTP' })
+    }
+  })
+
+  it('builds every kvarc function from its esbuild bundle', () => {
+    const all = kvarcFunctions(staging)
+    expect(all).toHaveLength(6)
+    for (const [name, r] of all) {
+      const codeUri = r.Properties.CodeUri as string
+      expect(codeUri.startsWith(join(project.dir, 'build') + '/'), name).toBe(true)
+      expect(existsSync(join(codeUri, 'index.mjs')), `${name}: ${codeUri}/index.mjs`).toBe(true)
+      expect(readFileSync(join(codeUri, 'index.mjs'), 'utf8')).toMatch(/\bhandler\b/)
+      expect(r.Properties.Handler).toBe('index.handler')
+      expect(r.Properties.Architectures).toEqual(['arm64'])
+    }
+  })
+
+  it('uses no Lambda runtime AWS has deprecated, ASAP included', () => {
+    const runtimes = functions(staging).map(([, r]) => r.Properties.Runtime as string)
+    expect(runtimes).toHaveLength(7)
+    for (const runtime of runtimes) {
+      const major = Number(/^nodejs(\d+)\.x$/.exec(runtime)?.[1])
+      expect(major, runtime).toBeGreaterThanOrEqual(22)
+    }
+  })
+})
+
+describe('deploy template: consumers', () => {
+  it('feeds each @rabbitmq consumer from an Amazon MQ event source with the queue, batch and window of app.arc', () => {
+    const declared = consumersOf(arc)
+    // The literal values guard against the pragma parser and the plugin agreeing on something wrong.
+    expect(declared.map(c => [c.name, c.queue, c.batch, c.windowMs])).toEqual([['add-key', 'add_key', 500, 20], ['del-key', 'del_key', 500, 20]])
+
+    const withMq = functions(staging).filter(([, r]) => eventsOf(r).some(e => e.Type === 'MQ'))
+    expect(withMq.map(([name]) => name).sort()).toEqual(['AddKeyCustomLambda', 'DelKeyCustomLambda'])
+    for (const consumer of declared) {
+      const [, r] = withMq.find(([, r]) => r.ArcMetadata?.name === consumer.name)!
+      const [mq, ...others] = eventsOf(r)
+      expect(others).toEqual([])
+      expect(mq).toEqual({
+        Type: 'MQ',
+        Properties: {
+          Broker: { Ref: 'KvarcBrokerArn' },
+          Queues: [consumer.queue],
+          SourceAccessConfigurations: [{ Type: 'BASIC_AUTH', URI: { Ref: 'KvarcBrokerSecretArn' } }],
+          BatchSize: 500,
+          // 20 ms in app.arc; Lambda takes whole seconds.
+          MaximumBatchingWindowInSeconds: 0,
+        },
+      })
+      expect(r.Properties.CodeUri).toBe(join(project.dir, 'build', 'src', 'consumers', consumer.name))
+    }
+  })
+
+  it('lets the shared role describe the broker, read its secret and manage VPC network interfaces', () => {
+    const policy = staging.Resources.KvarcVpcAndBrokerPolicy!
+    expect(policy.Type).toBe('AWS::IAM::Policy')
+    expect(policy.Properties.Roles).toEqual([{ Ref: 'Role' }])
+    const statements = policy.Properties.PolicyDocument.Statement as { Action: string[], Resource: unknown }[]
+    const resourceOf = (action: string) => statements.find(s => s.Action.includes(action))?.Resource
+    expect(resourceOf('mq:DescribeBroker')).toEqual({ Ref: 'KvarcBrokerArn' })
+    expect(resourceOf('secretsmanager:GetSecretValue')).toEqual({ Ref: 'KvarcBrokerSecretArn' })
+    for (const action of ['ec2:CreateNetworkInterface', 'ec2:DeleteNetworkInterface', 'ec2:DescribeNetworkInterfaces', 'ec2:DescribeSecurityGroups', 'ec2:DescribeSubnets', 'ec2:DescribeVpcs']) {
+      expect(resourceOf(action), action).toBe('*')
+    }
+  })
+})
+
+describe('deploy template: configuration', () => {
+  it('wires the service URLs and the VPC from parameters into every kvarc function', () => {
+    for (const [name, r] of kvarcFunctions(staging)) {
+      const variables = r.Properties.Environment.Variables as Record<string, unknown>
+      for (const variable of SERVICE_URLS) {
+        expect(variables[variable], `${name} ${variable}`).toEqual({ 'Fn::Sub': `{{resolve:secretsmanager:\${KvarcServiceUrlsSecret}:SecretString:${variable}}}` })
+      }
+      expect(r.Properties.VpcConfig).toEqual({ SubnetIds: { Ref: 'KvarcSubnetIds' }, SecurityGroupIds: { Ref: 'KvarcSecurityGroupIds' } })
+      expect([r.DependsOn].flat()).toContain('KvarcVpcAndBrokerPolicy')
+    }
+  })
+
+  it('gives every parameter a default that resolves without overrides, per stage', () => {
+    // arc deploy passes no parameter overrides: a parameter without a default would fail the stack.
+    expect(Object.keys(staging.Parameters).sort()).toEqual(['KvarcBrokerArn', 'KvarcBrokerSecretArn', 'KvarcSecurityGroupIds', 'KvarcServiceUrlsSecret', 'KvarcSubnetIds'])
+    expect(staging.Parameters.KvarcSubnetIds).toMatchObject({ Type: 'AWS::SSM::Parameter::Value<List<AWS::EC2::Subnet::Id>>', Default: '/kvarc/staging/subnet-ids' })
+    expect(staging.Parameters.KvarcBrokerArn!.Default).toBe('/kvarc/staging/broker-arn')
+    expect(production.Parameters.KvarcBrokerArn!.Default).toBe('/kvarc/production/broker-arn')
+    expect(production.Parameters.KvarcServiceUrlsSecret!.Default).toBe('kvarc/production/service-urls')
+    expect(production.Resources.PutApiHTTPLambda!.Properties.Environment.Variables.ARC_ENV).toBe('production')
+  })
+
+  it('references only parameters, resources and pseudo parameters that exist', () => {
+    const known = new Set([...Object.keys(staging.Parameters), ...Object.keys(staging.Resources), 'AWS::StackName', 'AWS::Region', 'AWS::AccountId', 'AWS::Partition', 'AWS::URLSuffix'])
+    const dangling = [...referencedNames({ Resources: staging.Resources, Outputs: staging.Outputs })].filter(name => !known.has(name))
+    expect(dangling).toEqual([])
+  })
+})
