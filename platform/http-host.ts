@@ -1,0 +1,517 @@
+/**
+ * The warm platform's HTTP host: one node:http server that invokes the app's
+ * HTTP functions in-process, each bundle loaded once at start (a warm Lambda
+ * container that never goes cold), with the API Gateway v2 event sandbox
+ * builds (http-event.ts).
+ *
+ * What API Gateway and Lambda would do around a function, the host does too:
+ * unknown route → 404, wrong method → 405, body over the limit → 413 (decided
+ * from content-length before any of the body is read), a throwing function →
+ * 500, a function past its app.arc timeout → 504; all JSON with a `detail`.
+ * Keep-alive outlives nginx's upstream keep-alive, so nginx always closes
+ * first and never sends on a socket the host is closing. `close()` stops
+ * accepting, lets in-flight requests finish (up to a deadline), closes idle
+ * keep-alive sockets and the operator clients.
+ *
+ * Hot path: a Map lookup per request, no logging, no client creation, metric
+ * children resolved once per route and status, one write per response.
+ */
+import { randomUUID } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo, Socket } from 'node:net'
+import type { Logger } from 'pino'
+import { loadConfig, type Config } from '../src/shared/config.js'
+import { MAX_BODY_BYTES } from '../src/shared/limits.js'
+import { getLogger } from '../src/shared/log.js'
+import { loadHandler, readAppFunctions, type Handler } from './functions.js'
+import {
+  buildHttpEvent, errorAnswer, resultToAnswer, routeResource, splitUrl, writeAnswer,
+  InvalidResultError, type HttpAnswer, type RouteInfo, type SplitUrl,
+} from './http-event.js'
+import { createMetrics, type Metrics } from './metrics.js'
+import { Operator } from './operator.js'
+import { createStaticFiles, type StaticFiles } from './static-files.js'
+
+/** A function the host serves: from app.arc (a bundle file) or, in tests, a handler given directly. */
+export interface HostFunction {
+  name: string
+  /** GET, PUT, ... (any case). */
+  method: string
+  /** The app.arc path: `/api`, `/items/:id`, `/files/*`. */
+  path: string
+  timeoutMs: number
+  file?: string
+  handler?: Handler
+}
+
+export interface HttpHostOptions {
+  /** Project folder with app.arc and build/; default process.cwd(). */
+  cwd?: string
+  /** Functions to serve instead of app.arc's (tests). */
+  functions?: HostFunction[]
+  /** Default: loadConfig(process.env). */
+  config?: Config
+  /** Default: config.port. 0 picks a free port. */
+  port?: number
+  /** Default 127.0.0.1. */
+  host?: string
+  /** Label in /health and metrics; default `host-<port>`. */
+  hostName?: string
+  /** Serve the @static folder (public/) for GET requests no function matches: when nginx is absent. */
+  serveStatic?: boolean
+  /** Default: app.arc's @static folder. */
+  staticDir?: string
+  /** Default MAX_BODY_BYTES (src/shared/limits.ts). */
+  maxBodyBytes?: number
+  /**
+   * Idle keep-alive sockets are closed after this long. Must exceed nginx's
+   * upstream `keepalive_timeout` (60 s by default), so the proxy, not the host,
+   * closes an idle connection and never races a request into a closing socket.
+   */
+  keepAliveTimeoutMs?: number
+  /** How long close() waits for in-flight requests before cutting them off. */
+  shutdownTimeoutMs?: number
+  /** Bound of each /ready and /metrics check. */
+  checkTimeoutMs?: number
+  logger?: Logger
+}
+
+export interface HttpHost {
+  readonly port: number
+  readonly url: string
+  readonly hostName: string
+  readonly server: Server
+  readonly metrics: Metrics
+  /** Requests being answered right now. */
+  inFlight(): number
+  /** Idempotent: every call returns the same promise. */
+  close(): Promise<void>
+}
+
+interface Route {
+  info: RouteInfo
+  name: string
+  handler: Handler
+  timeoutMs: number
+  /** Counter children by status, resolved on first use: no label hashing per request. */
+  counts: Map<number, { inc(): void }>
+  latency: { observe(seconds: number): void }
+  /** Derives cache / publish metrics from a 2xx/5xx answer without the function's help. */
+  observe?: (status: number, body: string | Buffer) => void
+}
+
+interface PatternRoute {
+  method: string
+  pattern: RegExp
+  names: string[]
+  catchall: boolean
+  route: Route
+}
+
+type OperatorEndpoint = () => HttpAnswer | Promise<HttpAnswer>
+
+const TIMED_OUT = Symbol('timed out')
+type Outcome = { ok: true, value: unknown } | { ok: false, error: unknown } | typeof TIMED_OUT
+
+/** A Lambda context: the request id is made only if the function asks for it. */
+class LambdaContext {
+  readonly functionVersion = '$LATEST'
+  readonly invokedFunctionArn = 'kvarc-warm-host'
+  callbackWaitsForEmptyEventLoop = true
+  private requestId: string | undefined
+  constructor(readonly functionName: string, private readonly deadline: number) {}
+  get awsRequestId(): string {
+    this.requestId ??= randomUUID()
+    return this.requestId
+  }
+  getRemainingTimeInMillis(): number {
+    return Math.max(0, this.deadline - Date.now())
+  }
+}
+
+/**
+ * Runs a handler the way Lambda's Node runtime does: a returned promise or the
+ * callback settles it; a synchronous throw is a failure. Never rejects; a
+ * function past its timeout keeps running, but its answer is dropped.
+ */
+function invoke(handler: Handler, event: unknown, functionName: string, timeoutMs: number): Promise<Outcome> {
+  return new Promise<Outcome>(resolve => {
+    let settled = false
+    const timer = setTimeout(() => { settled = true; resolve(TIMED_OUT) }, timeoutMs)
+    const settle = (outcome: Outcome) => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      resolve(outcome)
+    }
+    const callback = (error: unknown, value?: unknown) => settle(error ? { ok: false, error } : { ok: true, value })
+    try {
+      const returned = (handler as (e: unknown, c: unknown, cb: typeof callback) => unknown)(event, new LambdaContext(functionName, Date.now() + timeoutMs), callback)
+      if (returned && typeof (returned as Promise<unknown>).then === 'function') {
+        (returned as Promise<unknown>).then(value => settle({ ok: true, value }), (error: unknown) => settle({ ok: false, error }))
+      }
+    } catch (error) {
+      settle({ ok: false, error })
+    }
+  })
+}
+
+const TOO_LARGE = Symbol('too large')
+
+/** Reads a request body, stopping (and discarding the rest) once it passes `limit`. */
+function readBody(req: IncomingMessage, limit: number, expected: number): Promise<Buffer | typeof TOO_LARGE> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    let done = false
+    req.on('data', (chunk: Buffer) => {
+      if (done) return
+      size += chunk.length
+      if (size > limit) {
+        done = true
+        chunks.length = 0
+        resolve(TOO_LARGE)
+        return
+      }
+      chunks.push(chunk)
+    })
+    req.on('end', () => {
+      if (done) return
+      done = true
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size))
+    })
+    req.on('error', error => { if (!done) { done = true; reject(error) } })
+    req.on('close', () => { if (!done) { done = true; reject(new Error(`request closed after ${size} of ${expected} body bytes`)) } })
+  })
+}
+
+function seconds(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`
+}
+
+/** Cache and publish metrics, read from the answers of the contract's functions (design.md). */
+function observerFor(routeKey: string, metrics: Metrics, config: Config): Route['observe'] {
+  if (routeKey === 'GET /api') {
+    const hit = metrics.cacheReads.labels('redis')
+    const miss = metrics.cacheReads.labels('postgres')
+    return (status, body) => {
+      if (status !== 200 || typeof body !== 'string') return
+      if (body.includes('"source":"redis"')) hit.inc()
+      else if (body.includes('"source":"postgres"')) miss.inc()
+    }
+  }
+  const queue = routeKey === 'PUT /api' ? config.addQueue : routeKey === 'DELETE /api' ? config.delQueue : undefined
+  if (!queue) return undefined
+  const confirmed = metrics.publishes.labels(queue, 'confirmed')
+  const failed = metrics.publishes.labels(queue, 'failed')
+  return status => {
+    if (status === 200) confirmed.inc()
+    else if (status === 503) failed.inc()
+  }
+}
+
+export async function startHttpHost(options: HttpHostOptions = {}): Promise<HttpHost> {
+  const cwd = options.cwd ?? process.cwd()
+  const config = options.config ?? loadConfig(process.env)
+  const logger = options.logger ?? getLogger(config.logLevel)
+  const maxBodyBytes = options.maxBodyBytes ?? MAX_BODY_BYTES
+
+  let functions = options.functions
+  let staticDir = options.staticDir
+  if (!functions || (options.serveStatic && !staticDir)) {
+    const app = await readAppFunctions(cwd)
+    functions ??= app.http
+    staticDir ??= app.staticDir
+  }
+
+  // Every bundle is imported before the first request: a missing build fails the start, not a request.
+  const loaded = await Promise.all(functions.map(async fn => ({
+    fn,
+    handler: fn.handler ?? await loadHandler(fn.file ?? ''),
+  })))
+
+  const listenPort = options.port ?? config.port
+  const metricsLabels = { host: options.hostName ?? 'pending' }
+  const metrics = createMetrics(metricsLabels)
+  /** Answers the host gives itself (404, 405, static files, operator endpoints), by route label. */
+  const ownAnswers = new Map<string, { counts: Map<number, { inc(): void }>, latency: { observe(seconds: number): void } }>()
+
+  function makeRoute(fn: HostFunction, handler: Handler): Route {
+    const method = fn.method.toUpperCase()
+    const routeKey = `${method} ${routeResource(fn.path)}`
+    return {
+      info: { routeKey, method },
+      name: fn.name,
+      handler,
+      timeoutMs: fn.timeoutMs,
+      counts: new Map(),
+      latency: metrics.latency.labels(routeKey),
+      observe: observerFor(routeKey, metrics, config),
+    }
+  }
+
+  const exact = new Map<string, Map<string, Route>>()
+  const patterns: PatternRoute[] = []
+  for (const { fn, handler } of loaded) {
+    const route = makeRoute(fn, handler)
+    if (fn.path.includes(':') || fn.path.endsWith('/*')) {
+      const names: string[] = []
+      const catchall = fn.path.endsWith('/*')
+      const base = catchall ? fn.path.slice(0, -2) : fn.path
+      const source = base.split('/').map(part => {
+        if (!part.startsWith(':')) return part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+        names.push(part.slice(1))
+        return '([^/]+)'
+      }).join('/')
+      patterns.push({ method: route.info.method, pattern: new RegExp(`^${source}${catchall ? '(?:/(.*))?' : ''}$`), names, catchall, route })
+      continue
+    }
+    let methods = exact.get(fn.path)
+    if (!methods) exact.set(fn.path, methods = new Map())
+    if (methods.has(route.info.method)) throw new Error(`two functions serve ${route.info.routeKey}`)
+    methods.set(route.info.method, route)
+  }
+
+  let operator: Operator | undefined
+  const operatorEndpoints = new Map<string, OperatorEndpoint>([
+    ['/health', () => operator!.health()],
+    ['/ready', () => operator!.ready()],
+    ['/metrics', () => operator!.metricsText()],
+  ])
+
+  let staticFiles: StaticFiles | undefined
+  if (options.serveStatic) {
+    if (staticDir && existsSync(staticDir)) staticFiles = createStaticFiles(staticDir)
+    else logger.warn({ staticDir }, 'static folder not found: serving the API only')
+  }
+
+  let closing = false
+  let active = 0
+  let drained: (() => void) | undefined
+
+  function count(target: { counts: Map<number, { inc(): void }> }, label: string, status: number): void {
+    let child = target.counts.get(status)
+    if (!child) target.counts.set(status, child = metrics.requests.labels(label, String(status)))
+    child.inc()
+  }
+
+  function finish(route: Route | undefined, label: string, status: number, started: number): void {
+    const elapsed = (performance.now() - started) / 1000
+    if (route) {
+      count(route, route.info.routeKey, status)
+      route.latency.observe(elapsed)
+    } else {
+      let own = ownAnswers.get(label)
+      if (!own) ownAnswers.set(label, own = { counts: new Map(), latency: metrics.latency.labels(label) })
+      count(own, label, status)
+      own.latency.observe(elapsed)
+    }
+  }
+
+  function allowedMethods(methods: Map<string, Route>): string {
+    const list = [...methods.keys()]
+    if (methods.has('GET') && !methods.has('HEAD')) list.push('HEAD')
+    return list.join(', ')
+  }
+
+  /** Route for a path that has no exact entry: app.arc's `:param` and `/*` routes, in declaration order. */
+  function matchPattern(pathname: string, method: string): { route?: Route, params?: Record<string, string>, allowed: string[] } {
+    const allowed: string[] = []
+    for (const p of patterns) {
+      const m = p.pattern.exec(pathname)
+      if (!m) continue
+      if (p.method !== method && !(method === 'HEAD' && p.method === 'GET')) { allowed.push(p.method); continue }
+      const params: Record<string, string> = {}
+      p.names.forEach((name, i) => { params[name] = m[i + 1]! })
+      if (p.catchall) params.proxy = m[p.names.length + 1] ?? ''
+      return { route: p.route, params, allowed }
+    }
+    return { allowed }
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse, started: number, expectsContinue: boolean): Promise<void> {
+    const method = req.method ?? 'GET'
+    const url: SplitUrl = splitUrl(req.url ?? '/')
+    const methods = exact.get(url.pathname)
+    let route: Route | undefined
+    let params: Record<string, string> | undefined
+    if (methods) {
+      route = methods.get(method) ?? (method === 'HEAD' ? methods.get('GET') : undefined)
+      if (!route) {
+        const allow = allowedMethods(methods)
+        writeAnswer(res, errorAnswer(405, `method ${method} is not allowed on ${url.pathname}; use ${allow}`, { allow }), closing || hasUnreadBody(req))
+        finish(undefined, 'unmatched', 405, started)
+        return
+      }
+    } else {
+      const operatorEndpoint = operatorEndpoints.get(url.pathname)
+      if (operatorEndpoint) {
+        const label = `GET ${url.pathname}`
+        if (method !== 'GET' && method !== 'HEAD') {
+          writeAnswer(res, errorAnswer(405, `method ${method} is not allowed on ${url.pathname}; use GET`, { allow: 'GET, HEAD' }), closing || hasUnreadBody(req))
+        } else {
+          writeAnswer(res, await operatorEndpoint(), closing)
+        }
+        finish(undefined, label, res.statusCode, started)
+        return
+      }
+      if (patterns.length) {
+        const found = matchPattern(url.pathname, method)
+        route = found.route
+        params = found.params
+        if (!route && found.allowed.length) {
+          const allow = found.allowed.join(', ')
+          writeAnswer(res, errorAnswer(405, `method ${method} is not allowed on ${url.pathname}; use ${allow}`, { allow }), closing || hasUnreadBody(req))
+          finish(undefined, 'unmatched', 405, started)
+          return
+        }
+      }
+      if (!route) {
+        if (staticFiles && (method === 'GET' || method === 'HEAD')) {
+          await staticFiles.serve(req, res, url.pathname, closing || hasUnreadBody(req))
+          finish(undefined, 'static', res.statusCode, started)
+          return
+        }
+        // The body, if any, is never read: ask the client for a fresh connection.
+        writeAnswer(res, errorAnswer(404, `no route for ${method} ${url.pathname}`), closing || hasUnreadBody(req))
+        finish(undefined, 'unmatched', 404, started)
+        return
+      }
+    }
+
+    let body: Buffer | undefined
+    const declared = req.headers['content-length']
+    if (declared !== undefined || req.headers['transfer-encoding'] !== undefined) {
+      const length = declared === undefined ? -1 : Number(declared)
+      if (length > maxBodyBytes) {
+        writeAnswer(res, errorAnswer(413, `request body is larger than ${maxBodyBytes} bytes`), true)
+        finish(route, '', 413, started)
+        return
+      }
+      if (length !== 0) {
+        if (expectsContinue) res.writeContinue()
+        let read: Buffer | typeof TOO_LARGE
+        try {
+          read = await readBody(req, maxBodyBytes, length)
+        } catch {
+          // The client went away mid-body: nobody is left to answer.
+          res.destroy()
+          finish(route, '', 400, started)
+          return
+        }
+        if (read === TOO_LARGE) {
+          writeAnswer(res, errorAnswer(413, `request body is larger than ${maxBodyBytes} bytes`), true)
+          finish(route, '', 413, started)
+          return
+        }
+        body = read
+      }
+    }
+
+    const event = buildHttpEvent(route.info, req, url, body, params)
+    const outcome = await invoke(route.handler, event, route.name, route.timeoutMs)
+    let answer: HttpAnswer
+    if (outcome === TIMED_OUT) {
+      logger.warn({ route: route.info.routeKey, timeoutMs: route.timeoutMs }, 'function timed out')
+      answer = errorAnswer(504, `the function did not answer within ${seconds(route.timeoutMs)}`)
+    } else if (!outcome.ok) {
+      logger.error({ err: outcome.error, route: route.info.routeKey }, 'function failed')
+      answer = errorAnswer(500, 'internal error')
+    } else {
+      try {
+        answer = resultToAnswer(outcome.value)
+      } catch (error) {
+        if (!(error instanceof InvalidResultError)) throw error
+        logger.error({ err: error, route: route.info.routeKey }, 'function returned an invalid response')
+        answer = errorAnswer(500, 'internal error: the function returned an invalid response')
+      }
+    }
+    writeAnswer(res, answer, closing)
+    finish(route, '', answer.statusCode, started)
+    route.observe?.(answer.statusCode, answer.body)
+  }
+
+  function hasUnreadBody(req: IncomingMessage): boolean {
+    const declared = req.headers['content-length']
+    return (declared !== undefined && declared !== '0') || req.headers['transfer-encoding'] !== undefined
+  }
+
+  function onRequest(req: IncomingMessage, res: ServerResponse, expectsContinue = false): void {
+    const started = performance.now()
+    active++
+    handle(req, res, started, expectsContinue).catch((error: unknown) => {
+      logger.error({ err: error, url: req.url, method: req.method }, 'host failed to answer a request')
+      if (!res.headersSent) writeAnswer(res, errorAnswer(500, 'internal error'), true)
+      else res.destroy()
+    }).finally(() => {
+      active--
+      if (closing) {
+        // The answer carried `connection: close`; sockets now idle can go at once.
+        server.closeIdleConnections()
+        if (active === 0) drained?.()
+      }
+    })
+  }
+
+  const server = createServer({
+    keepAliveTimeout: options.keepAliveTimeoutMs ?? 65_000,
+    // Node requires headersTimeout above keepAliveTimeout, or it cuts a reused socket mid-request.
+    headersTimeout: (options.keepAliveTimeoutMs ?? 65_000) + 1_000,
+    requestTimeout: 120_000,
+  }, onRequest)
+  // Answer an oversized or misrouted `Expect: 100-continue` request before the client sends its body.
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => onRequest(req, res, true))
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
+    if (error.code === 'ECONNRESET' || !socket.writable) { socket.destroy(); return }
+    const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400
+    const body = JSON.stringify({ detail: status === 431 ? 'request headers too large' : 'malformed HTTP request' })
+    socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\ncontent-type: application/json; charset=utf-8\r\ncache-control: no-store\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
+  })
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(listenPort, options.host ?? '127.0.0.1', () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  const address = server.address() as AddressInfo
+  const hostName = options.hostName ?? `host-${address.port}`
+  metricsLabels.host = hostName
+  metrics.registry.setDefaultLabels({ host: hostName })
+  operator = new Operator({ config, metrics, hostName, checkTimeoutMs: options.checkTimeoutMs })
+  const shutdownTimeoutMs = options.shutdownTimeoutMs ?? 20_000
+
+  let closed: Promise<void> | undefined
+  function close(): Promise<void> {
+    closed ??= (async () => {
+      closing = true
+      const stopped = new Promise<void>(resolve => server.close(() => resolve()))
+      server.closeIdleConnections()
+      if (active > 0) {
+        let timer: NodeJS.Timeout | undefined
+        await Promise.race([
+          new Promise<void>(resolve => { drained = resolve }),
+          new Promise<void>(resolve => { timer = setTimeout(resolve, shutdownTimeoutMs) }),
+        ])
+        clearTimeout(timer)
+        if (active > 0) logger.warn({ active }, 'shutdown deadline passed: cutting off requests still running')
+      }
+      server.closeAllConnections()
+      const results = await Promise.allSettled([stopped, operator!.close()])
+      for (const result of results) if (result.status === 'rejected') logger.error({ err: result.reason }, 'error while closing the http host')
+    })()
+    return closed
+  }
+
+  return {
+    port: address.port,
+    url: `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`,
+    hostName,
+    server,
+    metrics,
+    inFlight: () => active,
+    close,
+  }
+}
