@@ -1,33 +1,72 @@
 /**
- * The Redis read cache. Each entry is a hash {ver, del, val} with a TTL. Every
- * write to it — a consumer's update or a reader's miss fill — goes through one
- * Lua script that sets only if the version is newer, so a slow reader can never
- * overwrite a newer entry with an older row.
+ * The Redis read cache. Each entry is a hash {ver, del, val} with a TTL, where
+ * `del` is '0' (a value), '1' (deleted or missing: a negative entry) or 'm' (a
+ * version marker: the record holds version `ver`, the value is not cached).
+ *
+ * Write-around: a consumer refreshes entries that readers already cached and
+ * otherwise leaves only a marker, so Redis holds what is read, not everything
+ * written. Every cache write is one Lua script comparing versions, so a slow
+ * reader can never overwrite a newer entry (or a newer marker) with an older row.
  */
+
 import { Redis } from 'ioredis'
 
 export interface CacheEntry { value: string | null, version: string, deleted: boolean }
 
 /**
- * KEYS[1] cache key; ARGV: version, deleted ('1'/'0'), value, ttl seconds.
- * Versions are 63-bit decimal strings, beyond a Lua number's exact range, so
- * they are compared as strings: longer is larger, equal length compares
- * lexically. Equal versions are a no-op. Returns 1 when it set the entry.
+ * Compares two 63-bit decimal version strings (beyond a Lua number's exact
+ * range): longer is larger, equal lengths compare lexically.
  */
-export const SET_IF_NEWER = `
-local current = redis.call('HGET', KEYS[1], 'ver')
-if current then
-  local a, b = string.len(current), string.len(ARGV[1])
-  if a > b or (a == b and current >= ARGV[1]) then return 0 end
+const AT_LEAST = `
+local function at_least(a, b)
+  if string.len(a) ~= string.len(b) then return string.len(a) > string.len(b) end
+  return a >= b
+end
+`
+
+/**
+ * A reader's miss fill. KEYS[1]; ARGV: version, deleted ('1'/'0'), value, ttl.
+ * Rejected when the cached entry is as new or newer, or when a marker says the
+ * record already holds a newer version than the row this reader saw. Returns 1
+ * when it set the entry.
+ */
+export const FILL_IF_NEWER = AT_LEAST + `
+local cur = redis.call('HMGET', KEYS[1], 'ver', 'del')
+if cur[1] then
+  if cur[2] == 'm' then
+    if cur[1] ~= ARGV[1] and at_least(cur[1], ARGV[1]) then return 0 end
+  elseif at_least(cur[1], ARGV[1]) then return 0 end
 end
 redis.call('HSET', KEYS[1], 'ver', ARGV[1], 'del', ARGV[2], 'val', ARGV[3])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
 return 1
 `
 
+/**
+ * A consumer's update after the record changed. KEYS[1]; ARGV: version, deleted,
+ * value, ttl, marker ttl. A cached value or negative entry older than the write
+ * is refreshed in place (returns 1); with no entry (or an older marker) only a
+ * marker is left (returns 2); an entry as new or newer is kept (returns 0).
+ */
+export const APPLY_IF_NEWER = AT_LEAST + `
+local cur = redis.call('HMGET', KEYS[1], 'ver', 'del')
+if cur[1] then
+  if at_least(cur[1], ARGV[1]) then return 0 end
+  if cur[2] ~= 'm' then
+    redis.call('HSET', KEYS[1], 'ver', ARGV[1], 'del', ARGV[2], 'val', ARGV[3])
+    redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
+    return 1
+  end
+end
+redis.call('HSET', KEYS[1], 'ver', ARGV[1], 'del', 'm', 'val', '')
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[5]))
+return 2
+`
+
 export interface CacheClient {
   hmget(key: string, ...fields: string[]): Promise<(string | null)[]>
-  kvarcSetIfNewer(key: string, version: string, deleted: string, value: string, ttl: number): Promise<number>
+  kvarcFill(key: string, version: string, deleted: string, value: string, ttl: number): Promise<number>
+  kvarcApply(key: string, version: string, deleted: string, value: string, ttl: number, markerTtl: number): Promise<number>
 }
 
 export interface CacheOptions { prefix: string, ttlSeconds: number, negativeTtlSeconds: number }
@@ -49,25 +88,41 @@ export function createRedis(url: string): Redis & CacheClient {
   // fail); after that, a command on a dead link fails at once instead of waiting behind it.
   redis.once('ready', () => { redis.options.enableOfflineQueue = false })
   redis.on('error', () => {}) // reconnection is automatic; callers see the failed commands
-  redis.defineCommand('kvarcSetIfNewer', { numberOfKeys: 1, lua: SET_IF_NEWER })
+  redis.defineCommand('kvarcFill', { numberOfKeys: 1, lua: FILL_IF_NEWER })
+  redis.defineCommand('kvarcApply', { numberOfKeys: 1, lua: APPLY_IF_NEWER })
   return redis as Redis & CacheClient
 }
 
-/** Reads an entry; undefined on a miss. */
+/** Reads an entry; undefined on a miss (no entry, or only a version marker). */
 export async function cacheGet(redis: CacheClient, prefix: string, key: string): Promise<CacheEntry | undefined> {
   const [version, deleted, value] = await redis.hmget(prefix + key, 'ver', 'del', 'val')
-  if (version === null || version === undefined) return undefined
+  if (version === null || version === undefined || deleted === 'm') return undefined
   return { version, deleted: deleted === '1', value: deleted === '1' ? null : (value ?? '') }
 }
 
-/** Sets an entry if its version is newer than the cached one. Deleted/missing keys get the short TTL. */
+/** A reader's fill: sets the entry unless the cache knows a newer version. Deleted/missing keys get the short TTL. */
 export function cacheSetIfNewer(redis: CacheClient, options: CacheOptions, key: string, entry: CacheEntry): Promise<number> {
-  return redis.kvarcSetIfNewer(
+  return redis.kvarcFill(
     options.prefix + key,
     entry.version,
     entry.deleted ? '1' : '0',
     entry.deleted ? '' : (entry.value ?? ''),
     entry.deleted ? options.negativeTtlSeconds : options.ttlSeconds,
+  )
+}
+
+/**
+ * A consumer's update: refreshes a cached entry older than `entry`, or leaves a
+ * version marker (for `negativeTtlSeconds`, far longer than any read takes).
+ */
+export function cacheApply(redis: CacheClient, options: CacheOptions, key: string, entry: CacheEntry): Promise<number> {
+  return redis.kvarcApply(
+    options.prefix + key,
+    entry.version,
+    entry.deleted ? '1' : '0',
+    entry.deleted ? '' : (entry.value ?? ''),
+    entry.deleted ? options.negativeTtlSeconds : options.ttlSeconds,
+    options.negativeTtlSeconds,
   )
 }
 
