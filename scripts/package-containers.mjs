@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `npm run package:containers [-- --out DIR]`: one Lambda container image per
+ * `npm run package:containers [-- --out DIR] [-- --print-only]`: one Lambda container image per
  * function. Bundles every function declared in app.arc (minified, as for
  * `arc deploy`), writes a build context per function under build/containers/<name>/
  * holding the Dockerfile (containers/lambda.Dockerfile) and exactly that
@@ -69,13 +69,16 @@ async function main() {
     options: {
       out: { type: 'string', default: 'build/containers' },
       prefix: { type: 'string', default: 'kvarc-' },
+      // Contexts and commands only, even where Docker runs (the tests use it).
+      'print-only': { type: 'boolean', default: false },
     },
   })
   const contexts = await packageContainers({ out: values.out, prefix: values.prefix })
   for (const { name, context } of contexts) console.log(`${name.padEnd(12)} ${relative(process.cwd(), context)}/ (Dockerfile, ${BUNDLE_FILES.join(', ')})`)
 
-  if (!dockerEngineAnswers()) {
-    console.log('\nNo Docker engine answers here (`docker info` failed). Build the images where one does:\n')
+  if (values['print-only'] || !dockerEngineAnswers()) {
+    if (!values['print-only']) console.log('\nNo Docker engine answers here (`docker info` failed).')
+    console.log('\nBuild the images with:\n')
     for (const { command } of contexts) console.log(command)
     return
   }
