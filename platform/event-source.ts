@@ -20,28 +20,40 @@ export interface EventSourceOptions {
   windowMs: number
   /** Batches invoked at once; each acknowledges its own messages. */
   concurrency?: number
+  /** Messages the broker may have outstanding; default: enough for every in-flight batch plus one filling. */
+  prefetch?: number
   invoke: (event: RmqEvent) => Promise<unknown>
   /** Called on each failed invocation or connection loss, with what will happen next. */
-  onError?: (error: unknown, context: { queue: string, attempt: number, retryInMs: number }) => void
+  onError?: (error: unknown, context: { queue: string, kind: 'invoke' | 'connection', attempt: number, retryInMs: number }) => void
   onBatch?: (info: { queue: string, size: number, ms: number, result: unknown }) => void
+  /** Called once per (re)connection, after consuming started. */
+  onConnected?: (info: { queue: string }) => void
   minBackoffMs?: number
   maxBackoffMs?: number
 }
+
+/** Batches of one channel in delivery order: lets one `ack(…, allUpTo)` cover every finished batch. */
+interface Batch { messages: ConsumeMessage[], done: boolean }
 
 export class RabbitEventSource {
   private connection: ChannelModel | undefined
   private channel: Channel | undefined
   private buffer: ConsumeMessage[] = []
+  /** When the oldest buffered message arrived: its batching window ends windowMs later. */
+  private bufferSince = 0
   private windowTimer: NodeJS.Timeout | undefined
   private inFlight = new Set<Promise<void>>()
+  private pendingAcks: Batch[] = []
   private closed = false
   private closing: Promise<void> | undefined
   private reconnectTimer: NodeJS.Timeout | undefined
   private consumerTag: string | undefined
   private readonly concurrency: number
+  /** Backoff sleeps, cut short by close() so shutdown never waits out a retry delay. */
+  private sleepers = new Set<() => void>()
 
   constructor(private readonly options: EventSourceOptions) {
-    this.concurrency = options.concurrency ?? 1
+    this.concurrency = Math.max(1, options.concurrency ?? 1)
   }
 
   /** Connects and starts consuming; rejects if the first connection fails (so start-up can say why). */
@@ -49,25 +61,39 @@ export class RabbitEventSource {
     await this.connectOnce()
   }
 
+  /** True while a channel is consuming. */
+  get connected(): boolean {
+    return this.channel !== undefined
+  }
+
+  /** Batches being invoked (or retried) right now. */
+  get batchesInFlight(): number {
+    return this.inFlight.size
+  }
+
   private async connectOnce(): Promise<void> {
     const connection = await connect(this.options.url, { timeout: 3000 })
     try {
+      connection.on('error', () => {}) // 'close' follows and drives the reconnect
       const channel = await connection.createChannel()
-      await assertQueues(channel, [this.options.queue])
-      // Enough prefetch for every in-flight batch plus the one filling.
-      await channel.prefetch(this.options.batchSize * (this.concurrency + 1))
-      connection.on('error', () => {})
       channel.on('error', () => {})
+      await assertQueues(channel, [this.options.queue])
+      await channel.prefetch(this.options.prefetch ?? this.options.batchSize * (this.concurrency + 1))
+      if (this.closed) throw new Error('closed while connecting')
       const lost = () => this.lost(channel)
       connection.on('close', lost)
       channel.on('close', lost)
       this.connection = connection
       this.channel = channel
+      this.pendingAcks = []
       const { consumerTag } = await channel.consume(this.options.queue, message => {
         if (message) this.receive(channel, message)
       }, { noAck: false })
       this.consumerTag = consumerTag
+      this.options.onConnected?.({ queue: this.options.queue })
     } catch (error) {
+      if (this.channel && this.connection === connection) this.channel = undefined
+      if (this.connection === connection) this.connection = undefined
       await connection.close().catch(() => {})
       throw error
     }
@@ -79,15 +105,17 @@ export class RabbitEventSource {
     this.consumerTag = undefined
     this.connection?.close().catch(() => {})
     this.connection = undefined
-    // Buffered messages belong to the dead channel; the broker redelivers them.
+    // Buffered and in-flight messages belong to the dead channel; the broker redelivers them.
     this.buffer = []
+    this.pendingAcks = []
     clearTimeout(this.windowTimer)
+    this.windowTimer = undefined
     if (!this.closed) this.scheduleReconnect(1)
   }
 
   private scheduleReconnect(attempt: number): void {
     const delay = this.backoff(attempt)
-    this.options.onError?.(new Error('connection to RabbitMQ lost'), { queue: this.options.queue, attempt, retryInMs: delay })
+    this.options.onError?.(new Error('connection to RabbitMQ lost'), { queue: this.options.queue, kind: 'connection', attempt, retryInMs: delay })
     this.reconnectTimer = setTimeout(() => {
       this.connectOnce().catch(() => {
         if (!this.closed) this.scheduleReconnect(attempt + 1)
@@ -102,37 +130,63 @@ export class RabbitEventSource {
     return Math.round(base / 2 + Math.random() * base / 2) // jitter: consumers do not retry in lockstep
   }
 
-  private receive(channel: Channel, message: ConsumeMessage): void {
-    if (channel !== this.channel) return
-    this.buffer.push(message)
-    this.pump()
+  private sleep(ms: number): Promise<void> {
+    return new Promise(resolve => {
+      const wake = () => {
+        clearTimeout(timer)
+        this.sleepers.delete(wake)
+        resolve()
+      }
+      const timer = setTimeout(wake, ms)
+      this.sleepers.add(wake)
+    })
   }
 
-  /** Starts batches while there is capacity: full batches at once, a partial one when its window ends. */
+  private receive(channel: Channel, message: ConsumeMessage): void {
+    if (channel !== this.channel || this.closed) return
+    if (this.buffer.length === 0) this.bufferSince = Date.now()
+    this.buffer.push(message)
+    if (this.buffer.length >= this.options.batchSize) this.pump()
+    else if (!this.windowTimer) this.armWindow()
+  }
+
+  private armWindow(): void {
+    const remaining = Math.max(0, this.bufferSince + this.options.windowMs - Date.now())
+    this.windowTimer = setTimeout(() => {
+      this.windowTimer = undefined
+      this.pump()
+    }, remaining)
+  }
+
+  /**
+   * Starts batches while there is capacity: full batches at once, a partial one
+   * once its window has passed (even if it passed while every slot was busy).
+   */
   private pump(): void {
-    while (this.inFlight.size < this.concurrency && this.buffer.length >= this.options.batchSize) {
+    if (this.closed) return
+    while (this.inFlight.size < this.concurrency && this.buffer.length > 0) {
+      const full = this.buffer.length >= this.options.batchSize
+      if (!full && Date.now() - this.bufferSince < this.options.windowMs) break
       this.dispatch(this.buffer.splice(0, this.options.batchSize))
+      this.bufferSince = Date.now()
     }
-    if (this.buffer.length > 0 && !this.windowTimer && this.inFlight.size < this.concurrency) {
-      this.windowTimer = setTimeout(() => {
-        this.windowTimer = undefined
-        if (this.buffer.length > 0 && this.inFlight.size < this.concurrency) this.dispatch(this.buffer.splice(0, this.options.batchSize))
-        this.pump()
-      }, this.options.windowMs)
-    }
+    if (this.buffer.length > 0 && !this.windowTimer && this.inFlight.size < this.concurrency) this.armWindow()
   }
 
   private dispatch(messages: ConsumeMessage[]): void {
     const channel = this.channel
     if (!channel) return
-    const run = this.runBatch(channel, messages).finally(() => {
+    const batch: Batch = { messages, done: false }
+    this.pendingAcks.push(batch)
+    const run = this.runBatch(channel, batch).finally(() => {
       this.inFlight.delete(run)
-      if (!this.closed) this.pump()
+      this.pump()
     })
     this.inFlight.add(run)
   }
 
-  private async runBatch(channel: Channel, messages: ConsumeMessage[]): Promise<void> {
+  private async runBatch(channel: Channel, batch: Batch): Promise<void> {
+    const { messages } = batch
     const event = buildRmqEvent(this.options.queue, messages.map(m => ({ content: m.content, properties: m.properties, redelivered: m.fields.redelivered })))
     for (let attempt = 1; ; attempt++) {
       const started = Date.now()
@@ -143,28 +197,60 @@ export class RabbitEventSource {
       } catch (error) {
         // The channel died meanwhile: its messages are back in the queue; stop holding them.
         if (channel !== this.channel) return
-        const retryInMs = this.backoff(attempt)
-        this.options.onError?.(error, { queue: this.options.queue, attempt, retryInMs })
-        await new Promise(resolve => setTimeout(resolve, retryInMs))
-        if (channel !== this.channel) return
+        // Shutting down: give up without acknowledging; the broker redelivers when the channel closes.
+        const retryInMs = this.closed ? 0 : this.backoff(attempt)
+        this.options.onError?.(error, { queue: this.options.queue, kind: 'invoke', attempt, retryInMs })
+        if (this.closed) return
+        await this.sleep(retryInMs)
+        if (channel !== this.channel || this.closed) return
       }
     }
+    batch.done = true
+    this.ackFinished(channel)
+  }
+
+  /**
+   * Acknowledges, with one frame, every batch finished in delivery order.
+   * Batches are cut from the buffer in delivery order, so the delivery tags of
+   * the finished prefix are exactly those at or below its last message's tag.
+   */
+  private ackFinished(channel: Channel): void {
+    if (channel !== this.channel) return
+    let last: ConsumeMessage | undefined
+    while (this.pendingAcks.length > 0 && this.pendingAcks[0]!.done) {
+      const batch = this.pendingAcks.shift()!
+      last = batch.messages[batch.messages.length - 1]
+    }
+    if (!last) return
     try {
-      for (const message of messages) channel.ack(message)
+      channel.ack(last, true)
     } catch {
       // Channel closed after the batch applied: the messages are redelivered and re-apply as no-ops.
     }
   }
 
-  /** Idempotent. Stops consuming, finishes (and acknowledges) the batches in flight, then disconnects. */
+  /**
+   * Idempotent. Stops consuming, lets the batches in flight finish their current
+   * attempt (acknowledging those that succeed, abandoning those that fail: they
+   * return to the queue), then disconnects.
+   */
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.closed = true
       clearTimeout(this.reconnectTimer)
       clearTimeout(this.windowTimer)
+      for (const wake of [...this.sleepers]) wake()
       const channel = this.channel
       if (channel && this.consumerTag) await channel.cancel(this.consumerTag).catch(() => {})
+      this.buffer = []
       await Promise.allSettled([...this.inFlight])
+      // A batch abandoned above blocks the cumulative ack of later ones that did apply: ack those one by one.
+      if (channel && channel === this.channel) {
+        for (const batch of this.pendingAcks.filter(b => b.done)) {
+          try { for (const message of batch.messages) channel.ack(message) } catch { break }
+        }
+      }
+      this.pendingAcks = []
       this.channel = undefined
       await channel?.close().catch(() => {})
       await this.connection?.close().catch(() => {})

@@ -1,0 +1,77 @@
+/**
+ * CLI entry of the consumer host: `node --import tsx platform/consumer-host-main.ts`.
+ *
+ * Environment (besides the service URLs and queue names of src/shared/config.ts):
+ *   KVARC_CONSUMER_CONCURRENCY  batches in flight per consumer (default 2)
+ *   KVARC_CONSUMER_PREFETCH     messages outstanding per consumer (default batch × (concurrency + 1))
+ *   KVARC_CONSUMER_BATCH        overrides app.arc's batch size (tuning only)
+ *   KVARC_CONSUMERS             comma-separated function names to run (default all)
+ *   KVARC_METRICS_PORT          serve /health, /ready, /metrics there (0 = any free port; unset = none)
+ *   KVARC_HOST_NAME             label in metrics and logs
+ * SIGTERM / SIGINT: finish the batches in flight, acknowledge them, close, exit 0.
+ */
+import { loadConfig } from '../src/shared/config.js'
+import { getLogger } from '../src/shared/log.js'
+import { BackingServiceError, prepareBackingServices } from './backing-services.js'
+import { startConsumerHost } from './consumer-host.js'
+
+/** Platform settings the shared config module does not know; a bad value fails here, with its name. */
+function optionalInt(name: string, min: number, max: number): number | undefined {
+  const raw = process.env[name]
+  if (raw === undefined || raw === '') return undefined
+  const value = Number(raw)
+  if (!Number.isInteger(value) || value < min || value > max) {
+    console.error(`kvarc consumer host: ${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`)
+    process.exit(2)
+  }
+  return value
+}
+
+async function main(): Promise<void> {
+  let config
+  try {
+    config = loadConfig(process.env)
+  } catch (error) {
+    console.error(`kvarc consumer host: ${(error as Error).message}`)
+    process.exit(2)
+  }
+  const name = process.env.KVARC_HOST_NAME || 'consumer'
+  const concurrency = optionalInt('KVARC_CONSUMER_CONCURRENCY', 1, 64) ?? 2
+  const prefetch = optionalInt('KVARC_CONSUMER_PREFETCH', 1, 65535)
+  const batchSize = optionalInt('KVARC_CONSUMER_BATCH', 1, 10000)
+  const metricsPort = optionalInt('KVARC_METRICS_PORT', 0, 65535)
+  const only = process.env.KVARC_CONSUMERS ? process.env.KVARC_CONSUMERS.split(',').map(s => s.trim()).filter(Boolean) : undefined
+  const log = getLogger(config.logLevel)
+
+  try {
+    await prepareBackingServices(config)
+  } catch (error) {
+    console.error(`kvarc consumer host ${name}: ${(error as Error).message}`)
+    process.exit(error instanceof BackingServiceError ? 3 : 1)
+  }
+
+  const host = await startConsumerHost({ cwd: process.cwd(), config, concurrency, prefetch, batchSize, only, metricsPort, name, logger: log })
+  const queues = host.consumers.map(c => `${c.queue} (${c.name}, batch ${c.batch}, window ${c.windowMs} ms)`).join(', ')
+  console.log(`kvarc consumer host ${name} consuming ${queues}, concurrency ${concurrency}${host.url ? `; metrics on ${host.url}/metrics` : ''}`)
+
+  let stopping = false
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      // A second signal means "now": the unacknowledged messages return to the queue.
+      process.exit(130)
+    }
+    stopping = true
+    log.info({ signal }, 'finishing batches in flight, then closing')
+    host.close().then(() => process.exit(0), error => {
+      console.error(`kvarc consumer host ${name}: close failed: ${(error as Error).message}`)
+      process.exit(1)
+    })
+  }
+  process.on('SIGTERM', stop)
+  process.on('SIGINT', stop)
+}
+
+main().catch(error => {
+  console.error(`kvarc consumer host: ${(error as Error).stack ?? error}`)
+  process.exit(1)
+})
