@@ -47,18 +47,21 @@ beforeEach(async () => {
   page = await context.newPage()
   await page.goto(system.url + '/')
   // Every status change, in order, so a test can see "queued" even when "applied" follows within milliseconds.
-  await page.evaluate(() => {
-    const log: Record<string, string[]> = {}
-    ;(window as unknown as { statusLog: typeof log }).statusLog = log
-    for (const element of document.querySelectorAll<HTMLElement>('[role=status]')) {
-      log[element.id] = []
-      new MutationObserver(() => { log[element.id]!.push(`${element.dataset.state}: ${element.textContent}`) })
+  // Browser-side code is a string: the test's TypeScript program has no DOM types.
+  await page.evaluate(`
+    window.statusLog = {}
+    for (const element of document.querySelectorAll('[role=status]')) {
+      const log = window.statusLog[element.id] = []
+      new MutationObserver(() => log.push(element.dataset.state + ': ' + element.textContent))
         .observe(element, { attributes: true, childList: true, characterData: true, subtree: true })
     }
-  })
+  `)
 })
 
-const statusLog = (id: string) => page.evaluate(name => (window as unknown as { statusLog: Record<string, string[]> }).statusLog[name] ?? [], id)
+/** Evaluates a browser-side expression. */
+const inPage = <T>(expression: string) => page.evaluate(expression) as Promise<T>
+const statusLog = (id: string) => inPage<string[]>(`window.statusLog[${JSON.stringify(id)}] ?? []`)
+const focusedId = () => inPage<string | undefined>('document.activeElement?.id')
 
 async function waitState(id: string, state: string): Promise<string> {
   await page.locator(`#${id}[data-state="${state}"]`).waitFor()
@@ -120,7 +123,7 @@ describe('the form at /', () => {
     expect(await page.locator('#get-source').textContent()).toBe('redis')
     expect(await page.locator('#get-version').textContent()).toBe(version)
     expect(await page.locator('#get-value b').count()).toBe(0)
-    expect(await page.evaluate(() => (window as unknown as { hacked?: number }).hacked)).toBeUndefined()
+    expect(await inPage('window.hacked')).toBeUndefined()
 
     // With the cache entry gone, the read comes from the record.
     const redis = new Redis(system.iso.env.REDIS_URL!)
@@ -210,12 +213,12 @@ describe('the form at /', () => {
 
   it('works with the keyboard alone: Tab to move, Enter and Ctrl+Enter to submit', async () => {
     await page.keyboard.press('Tab')
-    expect(await page.evaluate(() => document.activeElement?.id)).toBe('put-key')
+    expect(await focusedId()).toBe('put-key')
     // The focused control shows a visible outline.
-    expect(await page.evaluate(() => getComputedStyle(document.activeElement!).outlineStyle)).not.toBe('none')
+    expect(await inPage<string>('getComputedStyle(document.activeElement).outlineStyle')).not.toBe('none')
     await page.keyboard.type('form:keys')
     await page.keyboard.press('Tab')
-    expect(await page.evaluate(() => document.activeElement?.id)).toBe('put-value')
+    expect(await focusedId()).toBe('put-value')
     await page.keyboard.type('typed')
     await page.keyboard.press('Enter') // a newline in the value, not a submit
     await page.keyboard.type('by keys')
@@ -224,7 +227,7 @@ describe('the form at /', () => {
 
     await page.keyboard.press('Tab') // the Put button
     await page.keyboard.press('Tab')
-    expect(await page.evaluate(() => document.activeElement?.id)).toBe('get-key')
+    expect(await focusedId()).toBe('get-key')
     await page.keyboard.type('form:keys')
     await page.keyboard.press('Enter')
     await waitState('get-status', 'found')

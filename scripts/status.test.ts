@@ -1,0 +1,159 @@
+/**
+ * `npm run status` against isolated real services: counts from PostgreSQL and
+ * RabbitMQ, hosts that are absent shown as down (no stack trace), and live
+ * rates from a real warm HTTP host's /metrics.
+ */
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+import { connect } from 'amqplib'
+import pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createMetrics } from '../platform/metrics.js'
+import { prepareBackingServices } from '../platform/backing-services.js'
+import { startHttpHost, type HttpHost } from '../platform/http-host.js'
+import { deadLetterQueueName } from '../src/shared/queue.js'
+import { freePort } from '../test/browser/system.js'
+import { isolate, type Isolated } from '../test/support/isolated.js'
+import { collectStatus, parsePrometheus, renderStatus } from './status.js'
+
+const run = promisify(execFile)
+
+let iso: Isolated
+let host: HttpHost | undefined
+
+beforeAll(async () => {
+  iso = await isolate('status')
+  // The functions read their config from the environment on first call.
+  Object.assign(process.env, iso.env)
+  await prepareBackingServices(iso.config)
+
+  // Prepare: three live keys and one tombstone in the record, two dead letters.
+  const db = new pg.Client({ connectionString: iso.config.databaseUrl })
+  await db.connect()
+  try {
+    await db.query(`INSERT INTO kv_store (key, value, version, deleted) VALUES
+      ('a', '1', 10, false), ('b', '2', 11, false), ('c', '3', 12, false), ('gone', NULL, 13, true)`)
+  } finally {
+    await db.end()
+  }
+  const connection = await connect(iso.config.amqpUrl)
+  try {
+    const channel = await connection.createConfirmChannel()
+    for (const body of ['{"poison":1}', '{"poison":2}']) channel.sendToQueue(deadLetterQueueName(iso.config.addQueue), Buffer.from(body), { persistent: true })
+    await channel.waitForConfirms()
+  } finally {
+    await connection.close()
+  }
+})
+
+afterAll(async () => {
+  await host?.close()
+  await iso?.cleanup()
+})
+
+describe('npm run status', () => {
+  it('shows absent hosts as down, and the store and queues from the services', async () => {
+    const [front, other] = [`http://127.0.0.1:${await freePort()}`, `http://127.0.0.1:${await freePort()}`]
+
+    const report = await collectStatus({ url: front, hosts: [other], config: iso.config, sampleMs: 100 })
+
+    expect(report.ok).toBe(false)
+    expect(report.hosts.map(h => [h.url, h.role, h.ok, h.error])).toEqual([
+      [front, 'front', false, 'connection refused'],
+      [other, 'host', false, 'connection refused'],
+    ])
+    expect(report.services.postgres).toMatchObject({ ok: true, keys: 3, tombstones: 1 })
+    expect(report.services.redis.ok).toBe(true)
+    expect(report.services.rabbitmq.ok).toBe(true)
+    expect(report.services.rabbitmq.queues.map(q => [q.name, q.messages])).toEqual([
+      [iso.config.addQueue, 0], [deadLetterQueueName(iso.config.addQueue), 2],
+      [iso.config.delQueue, 0], [deadLetterQueueName(iso.config.delQueue), 0],
+    ])
+    expect(report.deadLetters).toBe(2)
+    expect(report.traffic.sources).toEqual([])
+    expect(report.traffic.cacheHitRatio).toBeNull()
+
+    const text = renderStatus(report)
+    expect(text).toContain(`DOWN  ${front}  connection refused`)
+    expect(text).toContain(`DOWN  ${other}  connection refused`)
+    expect(text).toMatch(/keys {12}3\n/)
+    expect(text).toMatch(/tombstones {6}1\n/)
+    expect(text).toMatch(/dead letters {4}2\n/)
+    expect(text).toContain('unknown: no host answered GET /metrics')
+  })
+
+  it('runs as a command: plain words and --json, no stack trace, when everything is down', async () => {
+    const env = {
+      ...process.env,
+      ...iso.env,
+      DATABASE_URL: `postgres://postgres@127.0.0.1:${await freePort()}/kv`,
+      REDIS_URL: `redis://127.0.0.1:${await freePort()}`,
+      AMQP_URL: `amqp://guest:guest@127.0.0.1:${await freePort()}`,
+      KVARC_URL: `http://127.0.0.1:${await freePort()}`,
+      NO_COLOR: '1',
+    }
+    const plain = await run(process.execPath, ['--import', 'tsx', 'scripts/status.ts'], { env, timeout: 30_000 })
+    expect(plain.stdout).toContain('something is down')
+    expect(plain.stdout).toMatch(/DOWN {2}PostgreSQL .* connection refused/)
+    expect(plain.stdout).toMatch(/DOWN {2}Redis .* connection refused/)
+    expect(plain.stdout).toMatch(/DOWN {2}RabbitMQ .* connection refused/)
+    expect(plain.stdout).toContain('keys            unknown (PostgreSQL is down)')
+    expect(plain.stdout).not.toMatch(/^\s+at /m)
+    expect(plain.stderr).toBe('')
+
+    const json = await run(process.execPath, ['--import', 'tsx', 'scripts/status.ts', '--json'], { env, timeout: 30_000 })
+    const report = JSON.parse(json.stdout) as { ok: boolean, services: Record<string, { ok: boolean, url: string }>, deadLetters: number | null }
+    expect(report.ok).toBe(false)
+    expect(Object.values(report.services).map(s => s.ok)).toEqual([false, false, false])
+    expect(report.services.rabbitmq!.url).not.toContain('guest:guest')
+    expect(report.deadLetters).toBeNull()
+  })
+
+  it('reads cache hit ratio and rates from a running host\'s /metrics', async () => {
+    const [getApi, putApi] = await Promise.all([import('../src/http/get-api/index.js'), import('../src/http/put-api/index.js')])
+    host = await startHttpHost({
+      config: iso.config,
+      port: 0,
+      hostName: 'status-test',
+      functions: [
+        { name: 'get-api', method: 'GET', path: '/api', timeoutMs: 15_000, handler: getApi.handler as never },
+        { name: 'put-api', method: 'PUT', path: '/api', timeoutMs: 15_000, handler: putApi.handler as never },
+      ],
+    })
+    // Act: a miss then two hits on key "a" (the record has it; the first read fills the cache).
+    for (let i = 0; i < 3; i++) expect((await fetch(`${host.url}/api?key=a`)).status).toBe(200)
+
+    // Requests keep flowing while the status samples, so the rate has something to measure.
+    let sampling = true
+    const traffic = (async () => {
+      for (let i = 0; sampling && i < 500; i++) await fetch(`${host!.url}/api?key=b`).then(r => r.arrayBuffer())
+    })()
+    const report = await collectStatus({ url: host.url, hosts: [host.url], config: iso.config, sampleMs: 500 })
+    sampling = false
+    await traffic
+
+    expect(report.hosts.map(h => [h.role, h.ok, h.name])).toEqual([['front', true, 'status-test'], ['host', true, 'status-test']])
+    expect(report.traffic.sources).toEqual([host.url])
+    expect(report.traffic.cacheMisses).toBeGreaterThanOrEqual(1)
+    expect(report.traffic.cacheHits).toBeGreaterThanOrEqual(2)
+    expect(report.traffic.cacheHitRatio).toBeGreaterThan(0)
+    expect(report.traffic.cacheHitRatio).toBeLessThan(1)
+    expect(report.traffic.requestsPerSecond).toBeGreaterThan(0)
+    expect(report.traffic.appliedPerSecond).toBe(0)
+    expect(renderStatus(report)).toMatch(/up {4}http:\/\/127\.0\.0\.1:\d+ +status-test, up \d+s/)
+  })
+
+  it('sums prom-client counters across labels', async () => {
+    const metrics = createMetrics({ host: 'h1' })
+    metrics.writes.inc({ consumer: 'add-key', outcome: 'applied' }, 7)
+    metrics.writes.inc({ consumer: 'del-key', outcome: 'applied' }, 3)
+    metrics.writes.inc({ consumer: 'add-key', outcome: 'skipped' }, 5)
+    metrics.cacheReads.inc({ source: 'redis' }, 9)
+
+    const samples = parsePrometheus(await metrics.registry.metrics())
+
+    const applied = samples.filter(s => s.name === 'kvarc_consumer_writes_total' && s.labels.outcome === 'applied')
+    expect(applied.map(s => [s.labels.consumer, s.labels.host, s.value])).toEqual([['add-key', 'h1', 7], ['del-key', 'h1', 3]])
+    expect(samples.find(s => s.name === 'kvarc_cache_reads_total')?.value).toBe(9)
+  })
+})
