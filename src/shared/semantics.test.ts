@@ -80,6 +80,7 @@ describe('tombstones', () => {
     await puts([writeMessage('lazarus', 'one', v1)])
     await dels([writeMessage('lazarus', null, v2)])
     await puts([writeMessage('lazarus', 'three', v3)])
+    expect(bodyOf(await get('lazarus'))).toEqual({ data: { key: 'lazarus', value: 'three' }, source: 'postgres', version: v3.toString() })
     expect(bodyOf(await get('lazarus'))).toEqual({ data: { key: 'lazarus', value: 'three' }, source: 'redis', version: v3.toString() })
   })
 })
@@ -88,7 +89,7 @@ describe('order-free apply (property)', () => {
   interface Op { key: string, deleted: boolean, value: string }
   let run = 0
 
-  it('any permutation, split into batches, with duplicates and either consumer first, ends in the same state in PostgreSQL and Redis', async () => {
+  it('any permutation, split into batches, with duplicates, reads between batches and either consumer first, ends in the same state in PostgreSQL and Redis', async () => {
     const op = fc.record({
       key: fc.constantFrom('a', 'b', 'c', 'd'),
       deleted: fc.boolean(),
@@ -100,10 +101,12 @@ describe('order-free apply (property)', () => {
       cutAfter: fc.array(fc.boolean(), { minLength: ops.length, maxLength: ops.length }),
       duplicate: fc.array(fc.boolean(), { minLength: ops.length, maxLength: ops.length }),
       deletesFirst: fc.array(fc.boolean(), { minLength: ops.length, maxLength: ops.length }),
+      // After a batch, a reader may GET one key (caching a value, or a negative entry).
+      readAfter: fc.array(fc.option(fc.constantFrom('a', 'b', 'c', 'd'), { nil: undefined }), { minLength: ops.length, maxLength: ops.length }),
       parallel: fc.boolean(),
     }))
 
-    await fc.assert(fc.asyncProperty(scenario, async ({ ops, order, cutAfter, duplicate, deletesFirst, parallel }) => {
+    await fc.assert(fc.asyncProperty(scenario, async ({ ops, order, cutAfter, duplicate, deletesFirst, readAfter, parallel }) => {
       const ns = `p${++run}/`
       // Versions in acceptance order: op i was accepted before op i+1.
       const base = version()
@@ -120,6 +123,8 @@ describe('order-free apply (property)', () => {
         if (deletesFirst[index]) calls.reverse()
         if (parallel) await Promise.all(calls.map(call => call()))
         else for (const call of calls) await call()
+        const read = readAfter[index]
+        if (read !== undefined) expect([200, 404]).toContain((await get(ns + read)).statusCode)
       }
       for (const [position, i] of order.entries()) {
         batch.push(messages[i]!)
@@ -135,7 +140,16 @@ describe('order-free apply (property)', () => {
         .map(([key, { op: o, version: v }]) => ({ key, value: o.deleted ? null : o.value, version: v.toString(), deleted: o.deleted }))
       expect((await allRows(db)).filter(r => r.key.startsWith(ns))).toEqual(expectedRows)
       for (const row of expectedRows) {
-        expect(await cachedEntry(redis, iso.config.cachePrefix, row.key)).toEqual({ ver: row.version, del: row.deleted ? '1' : '0', val: row.value ?? '' })
+        // The cache holds the newest version: as a value/negative entry where a reader cached the key, else as a marker.
+        const entry = await cachedEntry(redis, iso.config.cachePrefix, row.key)
+        expect(entry?.ver).toBe(row.version)
+        if (entry?.del !== 'm') expect(entry).toEqual({ ver: row.version, del: row.deleted ? '1' : '0', val: row.value ?? '' })
+        // And every reader, from whichever source, sees the newest write.
+        for (let i = 0; i < 2; i++) {
+          const answer = await get(row.key)
+          if (row.deleted) expect(answer.statusCode).toBe(404)
+          else expect(bodyOf(answer)).toMatchObject({ data: { key: row.key, value: row.value }, version: row.version })
+        }
       }
     }), { numRuns: 40 })
   }, 60_000)
@@ -153,7 +167,9 @@ describe('cache coherence', () => {
     await puts([writeMessage('race', 'new', v2)])
     // ...then the reader's fill arrives, late: it is rejected.
     expect(await cacheSetIfNewer(cache, cacheOptions, 'race', stale!)).toBe(0)
-    expect(await cacheGet(cache, cacheOptions.prefix, 'race')).toEqual({ value: 'new', version: v2.toString(), deleted: false })
+    // The consumer left a marker of v2: a miss, and the next reader fills v2.
+    expect(await cacheGet(cache, cacheOptions.prefix, 'race')).toBeUndefined()
+    expect(bodyOf(await get('race'))).toEqual({ data: { key: 'race', value: 'new' }, source: 'postgres', version: v2.toString() })
     expect(bodyOf(await get('race'))).toEqual({ data: { key: 'race', value: 'new' }, source: 'redis', version: v2.toString() })
   })
 
@@ -161,6 +177,7 @@ describe('cache coherence', () => {
     const v = version()
     await puts([writeMessage('appeared', 'here', v)])
     expect(await cacheSetIfNewer(cache, cacheOptions, 'appeared', { value: null, version: ABSENT_VERSION, deleted: true })).toBe(0)
+    expect(bodyOf(await get('appeared'))).toMatchObject({ data: { value: 'here' }, source: 'postgres' })
     expect(bodyOf(await get('appeared'))).toMatchObject({ data: { value: 'here' }, source: 'redis' })
   })
 

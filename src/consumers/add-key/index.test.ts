@@ -1,6 +1,7 @@
 /**
  * The add-key consumer with real `aws:rmq` events: a batch applies to
- * PostgreSQL and Redis, newest version wins, redelivery is harmless, poison goes
+ * PostgreSQL, and to Redis write-around (a cached entry is refreshed, an uncached
+ * key gets only a version marker), newest version wins, redelivery is harmless, poison goes
  * to `<queue>.dlq` with its reason while the rest of the batch applies, and the
  * tombstone horizon drops writes too old to trust.
  */
@@ -55,7 +56,7 @@ beforeEach(() => {
 })
 
 describe('add-key: a batch', () => {
-  it('applies every write to PostgreSQL and the cache, and reports it', async () => {
+  it('applies every write to PostgreSQL, leaves version markers in the cache, and reports it', async () => {
     const writes = [[`${ns}a`, '1'], [`${ns}b`, 'two'], [`${ns}c`, '']] as const
     const versions = writes.map(() => version())
     const result = await consume(writes.map(([k, v], i) => writeMessage(k, v, versions[i]!)))
@@ -63,9 +64,21 @@ describe('add-key: a batch', () => {
     const rows = (await allRows(db)).filter(r => r.key.startsWith(ns))
     expect(rows).toEqual(writes.map(([key, value], i) => ({ key, value, version: versions[i]!.toString(), deleted: false })))
     for (const [i, [key, value]] of writes.entries()) {
-      expect(await cachedEntry(redis, iso.config.cachePrefix, key)).toEqual({ ver: versions[i]!.toString(), del: '0', val: value })
-      expect(await redis.ttl(iso.config.cachePrefix + key)).toBeGreaterThan(0)
+      expect(await cachedEntry(redis, iso.config.cachePrefix, key), value).toEqual({ ver: versions[i]!.toString(), del: 'm', val: '' })
+      const ttl = await redis.ttl(iso.config.cachePrefix + key)
+      expect(ttl).toBeGreaterThan(0)
+      expect(ttl).toBeLessThanOrEqual(iso.config.negativeTtlSeconds)
     }
+  })
+
+  it('refreshes in place the entries readers cached (values and negative entries)', async () => {
+    const [old, v1, v2] = [version(), version(), version()]
+    await redis.hset(iso.config.cachePrefix + `${ns}read`, 'ver', old.toString(), 'del', '0', 'val', 'stale')
+    await redis.hset(iso.config.cachePrefix + `${ns}missing`, 'ver', '0', 'del', '1', 'val', '')
+    await consume([writeMessage(`${ns}read`, 'fresh', v1), writeMessage(`${ns}missing`, 'now here', v2)])
+    expect(await cachedEntry(redis, iso.config.cachePrefix, `${ns}read`)).toEqual({ ver: v1.toString(), del: '0', val: 'fresh' })
+    expect(await cachedEntry(redis, iso.config.cachePrefix, `${ns}missing`)).toEqual({ ver: v2.toString(), del: '0', val: 'now here' })
+    expect(await redis.ttl(iso.config.cachePrefix + `${ns}read`)).toBeGreaterThan(iso.config.negativeTtlSeconds)
   })
 
   it('keeps only the newest version of a key, whatever its position in the batch', async () => {
@@ -73,12 +86,14 @@ describe('add-key: a batch', () => {
     const result = await consume([writeMessage(`${ns}k`, 'middle', v2), writeMessage(`${ns}k`, 'newest', v3), writeMessage(`${ns}k`, 'oldest', v1)])
     expect(result).toEqual({ received: 3, applied: 1, skipped: 2, deadLettered: 0 })
     expect(await row(`${ns}k`)).toEqual({ value: 'newest', version: v3.toString(), deleted: false })
-    expect(await cachedEntry(redis, iso.config.cachePrefix, `${ns}k`)).toEqual({ ver: v3.toString(), del: '0', val: 'newest' })
+    expect(await cachedEntry(redis, iso.config.cachePrefix, `${ns}k`)).toEqual({ ver: v3.toString(), del: 'm', val: '' })
   })
 
   it('an older write after a newer one changes nothing, in PostgreSQL or the cache', async () => {
     const [old, newer] = [version(), version()]
     await consume([writeMessage(`${ns}k`, 'new', newer)])
+    // A reader cached the newer value.
+    await redis.hset(iso.config.cachePrefix + `${ns}k`, 'del', '0', 'val', 'new')
     const result = await consume([writeMessage(`${ns}k`, 'old', old)])
     expect(result).toEqual({ received: 1, applied: 0, skipped: 1, deadLettered: 0 })
     expect(await row(`${ns}k`)).toEqual({ value: 'new', version: newer.toString(), deleted: false })
@@ -95,11 +110,11 @@ describe('add-key: a batch', () => {
   })
 
   it('a redelivered batch repairs a cache that missed the first apply', async () => {
-    const v = version()
-    const message = writeMessage(`${ns}r`, 'R', v)
-    await consume([message])
-    await redis.del(iso.config.cachePrefix + `${ns}r`)
-    await consume([{ ...message, redelivered: true }])
+    const [old, v] = [version(), version()]
+    // A reader cached an older value; the first apply's cache update was lost (Redis blipped).
+    await applyWrites(db, [{ key: `${ns}r`, value: 'R', version: v, deleted: false }], 0n)
+    await redis.hset(iso.config.cachePrefix + `${ns}r`, 'ver', old.toString(), 'del', '0', 'val', 'old')
+    await consume([{ ...writeMessage(`${ns}r`, 'R', v), redelivered: true }])
     expect(await cachedEntry(redis, iso.config.cachePrefix, `${ns}r`)).toEqual({ ver: v.toString(), del: '0', val: 'R' })
   })
 

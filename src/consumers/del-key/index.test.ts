@@ -1,6 +1,6 @@
 /**
  * The del-key consumer with real `aws:rmq` events: deletes leave tombstones in
- * PostgreSQL and short negative entries in Redis, older deletes change nothing,
+ * PostgreSQL and short negative entries (or version markers) in Redis, older deletes change nothing,
  * redelivery is harmless, poison goes to `<queue>.dlq` with its reason.
  */
 import { connect } from 'amqplib'
@@ -48,10 +48,13 @@ beforeEach(() => {
 })
 
 describe('del-key: a batch', () => {
-  it('turns live rows into tombstones and caches short negative entries', async () => {
+  it('turns live rows into tombstones; a cached value becomes a negative entry, an uncached key a marker', async () => {
     const [p1, p2] = [version(), version()]
     await applyWrites(db, [{ key: `${ns}a`, value: 'A', version: p1, deleted: false }, { key: `${ns}b`, value: 'B', version: p2, deleted: false }], 0n)
     const [d1, d2] = [version(), version()]
+    // A reader cached a's value; b was never read.
+    await redis.hset(iso.config.cachePrefix + `${ns}a`, 'ver', p1.toString(), 'del', '0', 'val', 'A')
+    await redis.expire(iso.config.cachePrefix + `${ns}a`, 300)
 
     const result = await consume([writeMessage(`${ns}a`, null, d1), writeMessage(`${ns}b`, null, d2)])
 
@@ -60,8 +63,8 @@ describe('del-key: a batch', () => {
       { key: `${ns}a`, value: null, version: d1.toString(), deleted: true },
       { key: `${ns}b`, value: null, version: d2.toString(), deleted: true },
     ])
-    for (const [key, v] of [[`${ns}a`, d1], [`${ns}b`, d2]] as const) {
-      expect(await cachedEntry(redis, iso.config.cachePrefix, key)).toEqual({ ver: v.toString(), del: '1', val: '' })
+    for (const [key, v, del] of [[`${ns}a`, d1, '1'], [`${ns}b`, d2, 'm']] as const) {
+      expect(await cachedEntry(redis, iso.config.cachePrefix, key)).toEqual({ ver: v.toString(), del, val: '' })
       const ttl = await redis.ttl(iso.config.cachePrefix + key)
       expect(ttl).toBeGreaterThan(0)
       expect(ttl).toBeLessThanOrEqual(iso.config.negativeTtlSeconds)

@@ -7,7 +7,7 @@ import type pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { httpEvent, isolate, type Isolated } from '../../../test/support/isolated.js'
 import { bodyOf, cachedEntry } from '../../../test/support/kv.js'
-import { cacheSetIfNewer, createRedis } from '../../shared/cache.js'
+import { cacheApply, createRedis } from '../../shared/cache.js'
 import { openDatabase } from '../../shared/postgres.js'
 import { applyWrites } from '../../shared/store.js'
 import { versionAtMillis } from '../../shared/version.js'
@@ -116,8 +116,9 @@ describe('GET /api 404', () => {
     // What the consumer does after applying the write: the entry's version 0 is older, so it is replaced.
     const cache = createRedis(iso.env.REDIS_URL!)
     try {
-      const set = await cacheSetIfNewer(cache, { prefix: iso.config.cachePrefix, ttlSeconds: 60, negativeTtlSeconds: 5 }, 'late', { value: 'arrived', version: v, deleted: false })
-      expect(set).toBe(1)
+      // 1: the cached negative entry was refreshed in place (not merely marked).
+      const applied = await cacheApply(cache, { prefix: iso.config.cachePrefix, ttlSeconds: 60, negativeTtlSeconds: 5 }, 'late', { value: 'arrived', version: v, deleted: false })
+      expect(applied).toBe(1)
     } finally {
       cache.disconnect()
     }
@@ -150,5 +151,23 @@ describe('GET /api 422', () => {
   it('a key of exactly 4096 bytes is valid (404, not 422)', async () => {
     const result = await get(`key=${'%C3%A9'.repeat(2048)}`)
     expect(result.statusCode).toBe(404)
+  })
+})
+
+describe('GET /api after a consumer left a version marker', () => {
+  it('a marker is a miss: the first read fills from PostgreSQL, the next is served by Redis', async () => {
+    const v = await put('marked', 'value')
+    await redis.hset(iso.config.cachePrefix + 'marked', 'ver', v, 'del', 'm', 'val', '')
+    expect(bodyOf(await get('key=marked'))).toEqual({ data: { key: 'marked', value: 'value' }, source: 'postgres', version: v })
+    expect(bodyOf(await get('key=marked'))).toEqual({ data: { key: 'marked', value: 'value' }, source: 'redis', version: v })
+  })
+
+  it('a marker newer than the row a reader saw is not overwritten by its fill', async () => {
+    const v = await put('ahead', 'old row')
+    const newer = (BigInt(v) + 1024n).toString()
+    await redis.hset(iso.config.cachePrefix + 'ahead', 'ver', newer, 'del', 'm', 'val', '')
+    // PostgreSQL still holds the older row (the consumer's update is "in flight" here): the answer is the row, the marker stays.
+    expect(bodyOf(await get('key=ahead'))).toMatchObject({ source: 'postgres', version: v })
+    expect(await cachedEntry(redis, iso.config.cachePrefix, 'ahead')).toEqual({ ver: newer, del: 'm', val: '' })
   })
 })
