@@ -115,7 +115,7 @@ describe('the form at /', () => {
     const value = 'line one\n  <b>not bold</b> <img src=x onerror="window.hacked=1">\nünïcødé ✓ 漢字 "quotes" \\ back'
     const version = await putThroughForm('form:get', value)
 
-    // The consumer filled the cache: a read now comes from redis.
+    // The page's own polling read filled the cache: this read comes from redis.
     await page.fill('#get-key', 'form:get')
     await page.click('#get-form button[type=submit]')
     await waitState('get-status', 'found')
