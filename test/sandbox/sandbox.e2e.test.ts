@@ -1,0 +1,163 @@
+/**
+ * End to end through `arc sandbox`, started by this test on free ports with its
+ * own database, queues and cache prefix: real HTTP in, the project's plugins
+ * building the bundles and feeding the consumers from RabbitMQ, real answers out.
+ * Walks the original system's curl session, then bad input, Unicode and poison.
+ */
+import { connect } from 'amqplib'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { eventually, isolate, type Isolated } from '../support/isolated.js'
+import { takeMessages } from '../support/kv.js'
+import { deadLetterQueueName, REASON_HEADER } from '../../src/shared/queue.js'
+import { startSandbox, type Sandbox } from './sandbox.js'
+
+let iso: Isolated
+let sandbox: Sandbox
+
+interface Answer { status: number, type: string, body: Record<string, unknown>, headers: Headers }
+
+async function call(method: string, path: string, body?: string): Promise<Answer> {
+  const response = await fetch(sandbox.url + path, {
+    method,
+    ...(body === undefined ? {} : { body, headers: { 'content-type': 'application/json' } }),
+    signal: AbortSignal.timeout(15_000),
+  })
+  const text = await response.text()
+  let parsed: Record<string, unknown>
+  try {
+    parsed = JSON.parse(text) as Record<string, unknown>
+  } catch {
+    throw new Error(`${method} ${path} answered ${response.status} with a body that is not JSON: ${text.slice(0, 300)}`)
+  }
+  return { status: response.status, type: response.headers.get('content-type') ?? '', body: parsed, headers: response.headers }
+}
+
+const q = encodeURIComponent
+
+/** Lists keys until `key` is present (applied) or absent, bounded; /api/all never touches the cache. */
+async function waitListed(key: string, present: boolean) {
+  await eventually(async () => {
+    const page = await call('GET', `/api/all?prefix=${q(key)}&limit=10`)
+    const listed = (page.body.data as { key: string }[]).some(row => row.key === key)
+    return listed === present
+  }, `${key} to be ${present ? 'applied' : 'deleted'}`, 20_000)
+}
+
+beforeAll(async () => {
+  iso = await isolate('sbx')
+  sandbox = await startSandbox(iso.env)
+}, 90_000)
+
+afterAll(async () => {
+  const ended = await sandbox?.stop()
+  await iso?.cleanup()
+  // Stopping is part of the contract: SIGINT ends sandbox (and its plugins) without a SIGKILL.
+  expect(ended?.killed).toBe(false)
+}, 30_000)
+
+describe('arc sandbox, end to end', () => {
+  it('serves the form at /', async () => {
+    const response = await fetch(`${sandbox.url}/`, { signal: AbortSignal.timeout(10_000) })
+    expect(response.status).toBe(200)
+    expect(response.headers.get('content-type')).toMatch(/text\/html/)
+    expect(await response.text()).toMatch(/<form|<html/i)
+  })
+
+  it('PUT → queued → GET from postgres → GET from redis → DELETE → 404 → list', async () => {
+    // PUT answers queued, with a version.
+    const put = await call('PUT', '/api', JSON.stringify({ key: 'minha_chave', value: '123' }))
+    expect(put.status).toBe(200)
+    expect(put.type).toMatch(/^application\/json/)
+    expect(put.body).toEqual({ status: 'queued', version: expect.stringMatching(/^[1-9][0-9]*$/) })
+
+    // The sandbox event source delivers it to add-key; the first read comes from PostgreSQL, the next from Redis.
+    await waitListed('minha_chave', true)
+    const first = await call('GET', '/api?key=minha_chave')
+    expect(first.status).toBe(200)
+    expect(first.body).toEqual({ data: { key: 'minha_chave', value: '123' }, source: 'postgres', version: put.body.version })
+    const second = await call('GET', '/api?key=minha_chave')
+    expect(second.body).toEqual({ data: { key: 'minha_chave', value: '123' }, source: 'redis', version: put.body.version })
+
+    // DELETE answers queued; once applied the key is 404, from the cache the consumer refreshed.
+    const del = await call('DELETE', '/api?key=minha_chave')
+    expect(del.status).toBe(200)
+    expect(del.body).toEqual({ status: 'queued', version: expect.stringMatching(/^[1-9][0-9]*$/) })
+    expect(BigInt(del.body.version as string) > BigInt(put.body.version as string)).toBe(true)
+    const gone = await eventually(async () => {
+      const answer = await call('GET', '/api?key=minha_chave')
+      return answer.status === 404 ? answer : undefined
+    }, 'minha_chave to be deleted', 20_000)
+    expect(gone.body).toEqual({ detail: 'key not found' })
+    expect(gone.type).toMatch(/^application\/json/)
+
+    // The list no longer holds it.
+    const list = await call('GET', '/api/all')
+    expect(list.status).toBe(200)
+    expect((list.body.data as { key: string }[]).map(r => r.key)).not.toContain('minha_chave')
+    expect(list.body).toHaveProperty('next')
+  })
+
+  it('a malformed JSON body is a 422 JSON answer, not an HTML 500', async () => {
+    const response = await fetch(`${sandbox.url}/api`, { method: 'PUT', body: '{"key": "a", "value": ', headers: { 'content-type': 'application/json' }, signal: AbortSignal.timeout(10_000) })
+    expect(response.status).toBe(422)
+    expect(response.headers.get('content-type')).toMatch(/^application\/json/)
+    expect(await response.json()).toEqual({ detail: 'request body is not valid JSON' })
+  })
+
+  it('other bad input is 4xx JSON through sandbox too', async () => {
+    const cases: [string, string, string | undefined, number][] = [
+      ['PUT', '/api', undefined, 422],
+      ['PUT', '/api', '[]', 422],
+      ['PUT', '/api', '{"key":1,"value":"v"}', 422],
+      ['PUT', '/api', '{"key":"k","value":"\\ud800"}', 422],
+      ['PUT', '/api', JSON.stringify({ key: 'k', value: 'x'.repeat(1024 * 1024 + 1) }), 413],
+      ['GET', '/api', undefined, 422],
+      ['GET', '/api?key=%E0%A4%A', undefined, 422],
+      ['DELETE', '/api?key=', undefined, 422],
+      ['GET', '/api/all?limit=0', undefined, 422],
+      ['GET', '/api/all?cursor=!!', undefined, 422],
+    ]
+    for (const [method, path, body, status] of cases) {
+      const answer = await call(method, path, body)
+      expect(answer.status, `${method} ${path}`).toBe(status)
+      expect(answer.type, `${method} ${path}`).toMatch(/^application\/json/)
+      expect(typeof answer.body.detail, `${method} ${path}`).toBe('string')
+    }
+  })
+
+  it('a Unicode key and value round-trip exactly through the URL, the queue and both stores', async () => {
+    const key = 'clé "😀" \\ 中文 שלום'
+    const value = 'välue "quoted" \\ 👨‍👩‍👧 e\u0301'
+    const put = await call('PUT', '/api', JSON.stringify({ key, value }))
+    expect(put.status).toBe(200)
+    await waitListed(key, true)
+    for (const source of ['postgres', 'redis']) {
+      expect((await call('GET', `/api?key=${q(key)}`)).body).toEqual({ data: { key, value }, source, version: put.body.version })
+    }
+  })
+
+  it('a poison message on the queue goes to the dead-letter queue with its reason; the consumer goes on', async () => {
+    // Prepare: a message only a broken publisher would send, straight onto the sandbox's add queue.
+    const connection = await connect(iso.env.AMQP_URL!)
+    try {
+      const channel = await connection.createConfirmChannel()
+      channel.sendToQueue(iso.config.addQueue, Buffer.from('{"key":"poison","value":"v","version":"not-a-version"}'), { persistent: true, messageId: 'poison-1' })
+      await channel.waitForConfirms()
+    } finally {
+      await connection.close()
+    }
+    // Assess: it is dead-lettered once, with the reason...
+    const dead = await eventually(async () => {
+      const messages = await takeMessages(iso.env.AMQP_URL!, deadLetterQueueName(iso.config.addQueue))
+      return messages.length ? messages : undefined
+    }, 'the poison message to be dead-lettered', 20_000)
+    expect(dead).toHaveLength(1)
+    expect(dead[0]!.properties.messageId).toBe('poison-1')
+    expect(String(dead[0]!.properties.headers?.[REASON_HEADER])).toMatch(/version/)
+    // ...and later writes still apply.
+    const put = await call('PUT', '/api', JSON.stringify({ key: 'after-poison', value: 'ok' }))
+    expect(put.status).toBe(200)
+    await waitListed('after-poison', true)
+    expect((await call('GET', '/api?key=after-poison')).body).toMatchObject({ data: { value: 'ok' } })
+  })
+})

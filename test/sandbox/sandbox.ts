@@ -1,0 +1,88 @@
+/**
+ * Runs `arc sandbox` for the end-to-end tests: on free ports (its HTTP port and
+ * its internal _arc port, which a second sandbox on the machine would otherwise
+ * collide with), with an isolated environment passed to the functions by the
+ * project's service-env plugin. `stop()` sends SIGINT to the process group
+ * sandbox leads and reports how it ended.
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { createServer } from 'node:net'
+
+/** A port that was free a moment ago (the OS picks it). */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.unref()
+    server.on('error', reject)
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address()
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))))
+    })
+  })
+}
+
+export interface Sandbox {
+  url: string
+  port: number
+  output(): string
+  /** SIGINT to the group; SIGKILL after `graceMs`. Resolves with how the process ended. */
+  stop(graceMs?: number): Promise<{ code: number | null, signal: NodeJS.Signals | null, killed: boolean }>
+}
+
+export async function startSandbox(env: Record<string, string>, options: { timeoutMs?: number } = {}): Promise<Sandbox> {
+  const port = await freePort()
+  let internal = await freePort()
+  while (internal === port) internal = await freePort()
+  const lines: string[] = []
+  const child = spawn(process.execPath, ['node_modules/@architect/architect/src/index.js', 'sandbox', '--port', String(port)], {
+    cwd: process.cwd(),
+    env: { ...process.env, ...env, PORT: String(port), ARC_INTERNAL_PORT: String(internal) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    // Its own process group, so one signal reaches sandbox and the function processes it spawns.
+    detached: true,
+  })
+  const keep = (chunk: Buffer) => { lines.push(chunk.toString()); if (lines.length > 400) lines.shift() }
+  child.stdout?.on('data', keep)
+  child.stderr?.on('data', keep)
+  const exited = new Promise<{ code: number | null, signal: NodeJS.Signals | null }>(resolve => child.once('exit', (code, signal) => resolve({ code, signal })))
+  const url = `http://127.0.0.1:${port}`
+  let stopping: ReturnType<Sandbox['stop']> | undefined
+  const sandbox: Sandbox = {
+    url,
+    port,
+    output: () => lines.join(''),
+    stop: (graceMs = 10_000) => (stopping ??= stopChild(child, exited, graceMs)),
+  }
+  try {
+    await waitReady(url, child, sandbox.output, options.timeoutMs ?? 60_000)
+  } catch (error) {
+    await sandbox.stop(2000)
+    throw error
+  }
+  return sandbox
+}
+
+async function waitReady(url: string, child: ChildProcess, output: () => string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (let attempt = 0; attempt < 1000 && Date.now() < deadline; attempt++) {
+    if (child.exitCode !== null) throw new Error(`sandbox exited with ${child.exitCode}:\n${output()}`)
+    // Ready means the functions answer, not only the static files: /api/all reaches PostgreSQL.
+    const ok = await fetch(`${url}/api/all?limit=1`, { signal: AbortSignal.timeout(5000) }).then(r => r.status === 200, () => false)
+    if (ok) return
+    await new Promise(resolve => setTimeout(resolve, 200))
+  }
+  throw new Error(`sandbox did not become ready at ${url} within ${timeoutMs} ms:\n${output()}`)
+}
+
+async function stopChild(child: ChildProcess, exited: Promise<{ code: number | null, signal: NodeJS.Signals | null }>, graceMs: number) {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return { ...(await exited), killed: false }
+  try { process.kill(-child.pid, 'SIGINT') } catch { /* already gone */ }
+  let killed = false
+  const timer = setTimeout(() => {
+    killed = true
+    try { process.kill(-child.pid!, 'SIGKILL') } catch { /* gone */ }
+  }, graceMs)
+  const result = await exited
+  clearTimeout(timer)
+  return { ...result, killed }
+}
