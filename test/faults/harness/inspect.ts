@@ -40,9 +40,12 @@ export async function readCache(redisUrl: string, cachePrefix: string, keys: Ite
     const out = new Map<string, CacheHash>()
     for (let i = 0; i < list.length; i += 1000) {
       const chunk = list.slice(i, i + 1000)
-      const hashes = await Promise.all(chunk.map(k => redis.hgetall(cachePrefix + k)))
+      const [hashes, ttls] = await Promise.all([
+        Promise.all(chunk.map(k => redis.hgetall(cachePrefix + k))),
+        Promise.all(chunk.map(k => redis.pttl(cachePrefix + k))),
+      ])
       hashes.forEach((hash, j) => {
-        if (hash.ver !== undefined) out.set(chunk[j] as string, { ver: hash.ver, del: hash.del ?? '', val: hash.val ?? '' })
+        if (hash.ver !== undefined) out.set(chunk[j] as string, { ver: hash.ver, del: hash.del ?? '', val: hash.val ?? '', ttlMs: ttls[j] as number })
       })
     }
     return out

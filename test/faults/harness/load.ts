@@ -48,12 +48,17 @@ export interface LoadOptions {
   pauseMs?: number
   /** After a failed write a client backs off this long (a polite client; also keeps 503 storms bounded). */
   backoffMs?: number
+  /** Clients doing GET /api?key on the same keys (fills and hits race the consumers' cache updates). */
+  readers?: number
   /** Distinguishes this run's values from any other's. */
   runId: string
   random?: () => number
 }
 
 export interface LoadCounts { sent: number, acknowledged: number, unknown: number, rejected: number }
+
+/** GET outcomes: found/not found by source, and failures (a 5xx or no answer). */
+export interface ReadCounts { redis: number, postgres: number, notFound: number, failed: number, failures: string[] }
 
 const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms))
 
@@ -62,6 +67,7 @@ const UNICODE = ['', 'é', '漢字', '🙂', 'Ω≈ç']
 
 export class LoadRun {
   readonly records: WriteRecord[] = []
+  readonly reads: ReadCounts = { redis: 0, postgres: 0, notFound: 0, failed: 0, failures: [] }
   private readonly agent: http.Agent
   private readonly base: URL
   private running = false
@@ -69,7 +75,7 @@ export class LoadRun {
   private sent = 0
 
   constructor(private readonly options: LoadOptions) {
-    this.agent = keepAliveAgent(options.clients)
+    this.agent = keepAliveAgent(options.clients + (options.readers ?? 0))
     this.base = new URL(options.url)
   }
 
@@ -77,6 +83,7 @@ export class LoadRun {
     if (this.running) return
     this.running = true
     for (let client = 0; client < this.options.clients; client++) this.loops.push(this.loop(client))
+    for (let reader = 0; reader < (this.options.readers ?? 0); reader++) this.loops.push(this.readLoop())
   }
 
   /** Stops issuing new writes and waits for the ones in flight to answer (each is bounded by timeoutMs). */
@@ -114,6 +121,25 @@ export class LoadRun {
       this.records.push(record)
       if (record.status !== 200) await sleep(this.options.backoffMs ?? 50)
       else if (this.options.pauseMs) await sleep(this.options.pauseMs)
+    }
+  }
+
+  private async readLoop(): Promise<void> {
+    const random = this.options.random ?? Math.random
+    while (this.running && !this.done) {
+      const key = this.options.keys[Math.floor(random() * this.options.keys.length)] as string
+      const answer = await request(this.base, { agent: this.agent, method: 'GET', path: `/api?key=${encodeURIComponent(key)}`, timeoutMs: this.options.timeoutMs })
+      if (answer.status === 404) this.reads.notFound++
+      else if (answer.status === 200) {
+        const source = (JSON.parse(answer.body) as { source?: string }).source
+        if (source === 'redis') this.reads.redis++
+        else this.reads.postgres++
+      } else {
+        this.reads.failed++
+        if (this.reads.failures.length < 5) this.reads.failures.push(`${answer.status} ${answer.error ?? answer.body.slice(0, 120)}`)
+        await sleep(this.options.backoffMs ?? 50)
+      }
+      await sleep(this.options.pauseMs ?? 0)
     }
   }
 

@@ -16,8 +16,12 @@ import { outcomeOf, type WriteRecord } from './load.js'
 import { versionMillis } from '../../../src/shared/version.js'
 
 export interface StoredRow { value: string | null, version: string, deleted: boolean }
-/** The raw cache hash, as cache.ts writes it. */
-export interface CacheHash { ver: string, del: string, val: string }
+/**
+ * The raw cache hash, as cache.ts writes it: `del` is '0' (a value), '1' (a
+ * negative entry) or 'm' (a marker: the record holds `ver`, the value is not
+ * cached). `ttlMs` is Redis's PTTL (-1: no expiry).
+ */
+export interface CacheHash { ver: string, del: string, val: string, ttlMs?: number }
 
 export interface Verdict {
   keys: number
@@ -107,9 +111,13 @@ export function verify(records: readonly WriteRecord[], rows: ReadonlyMap<string
     const entry = cache.get(key)
     if (entry) {
       verdict.cacheEntries++
-      const stale = row
-        ? entry.ver !== row.version || (entry.del === '1') !== row.deleted || (!row.deleted && entry.val !== row.value)
-        : entry.del !== '1'
+      // Every entry must expire: the TTL is what bounds staleness if Redis ever missed an update.
+      const noTtl = entry.ttlMs === -1
+      let stale: boolean
+      if (entry.del === 'm') stale = !row || entry.ver !== row.version
+      else if (!row) stale = entry.del !== '1'
+      else stale = entry.ver !== row.version || (entry.del === '1') !== row.deleted || (!row.deleted && entry.val !== row.value)
+      stale ||= noTtl
       if (stale) {
         verdict.staleCache++
         problem(`stale cache: key ${JSON.stringify(key)} cached ${JSON.stringify(entry)} but the record holds ${row ? JSON.stringify(row) : 'no row'}`)
