@@ -1,0 +1,164 @@
+/**
+ * compose/nginx.conf, run by the real nginx in front of two stand-in hosts:
+ * the compose service names become 127.0.0.1 ports, nothing else changes.
+ * Checks what the stack relies on nginx for: both hosts get traffic, bodies up
+ * to the limit pass, larger ones get kvarc's JSON 413, no host gives a JSON 503,
+ * the hosts' own answers pass through, and the static form is served.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, type Server } from 'node:http'
+import { createServer as createTcpServer, type AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { MAX_BODY_BYTES } from '../../src/shared/limits.js'
+import { ROOT } from './project-copy.js'
+
+let dir: string
+let nginx: ChildProcess | undefined
+let base: string
+const hosts: { server: Server, port: number, seen: { method: string, url: string, bytes: number }[] }[] = []
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createTcpServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as AddressInfo
+      probe.close(() => resolve(port))
+    }).on('error', reject)
+  })
+}
+
+/** A stand-in HTTP host: records each request; /api/missing answers like get-api does for a missing key. */
+async function startHost(name: string) {
+  const seen: { method: string, url: string, bytes: number }[] = []
+  const server = createServer((req, res) => {
+    let bytes = 0
+    req.on('data', chunk => { bytes += chunk.length })
+    req.on('end', () => {
+      seen.push({ method: req.method!, url: req.url!, bytes })
+      const missing = req.url!.startsWith('/api/missing')
+      res.writeHead(missing ? 404 : 200, { 'content-type': 'application/json' })
+      res.end(JSON.stringify(missing ? { detail: 'key not found' } : { host: name, bytes }))
+    })
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  return { server, port: (server.address() as AddressInfo).port, seen }
+}
+
+async function waitForNginx(url: string): Promise<void> {
+  // Bounded: 100 tries, 50 ms apart.
+  for (let i = 0; i < 100; i++) {
+    if (nginx?.exitCode !== null) throw new Error(`nginx exited: ${readFileSync(join(dir, 'error.log'), 'utf8')}`)
+    try {
+      await fetch(url)
+      return
+    } catch {
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
+  }
+  throw new Error('nginx did not start listening within 5 s')
+}
+
+beforeAll(async () => {
+  const probe = spawnSync('nginx', ['-v'], { encoding: 'utf8' })
+  if (probe.error) throw new Error(`nginx is required to test compose/nginx.conf (${probe.error.message}); on Debian: apt-get install -y nginx`)
+
+  // Prepare: two hosts, a static folder, and compose/nginx.conf with only its addresses changed.
+  hosts.push(await startHost('a'), await startHost('b'))
+  dir = mkdtempSync(join(tmpdir(), 'kvarc-nginx-'))
+  mkdirSync(join(dir, 'html'))
+  writeFileSync(join(dir, 'html', 'index.html'), '<!doctype html><title>kvarc</title>')
+  const port = await freePort()
+  const site = readFileSync(join(ROOT, 'compose', 'nginx.conf'), 'utf8')
+    .replace('server platform-a:8080', `server 127.0.0.1:${hosts[0]!.port}`)
+    .replace('server platform-b:8080', `server 127.0.0.1:${hosts[1]!.port}`)
+    .replace('listen 8080;', `listen 127.0.0.1:${port};`)
+    .replace('root /usr/share/nginx/html;', `root ${join(dir, 'html')};`)
+  expect(site).not.toMatch(/platform-[ab]|8080|\/usr\/share/)
+  writeFileSync(join(dir, 'site.conf'), site)
+  writeFileSync(join(dir, 'nginx.conf'), [
+    // Root here (the machine's tests run as root): workers must read the temp folder.
+    ...(process.getuid?.() === 0 ? ['user root;'] : []),
+    'worker_processes 1;',
+    `pid ${join(dir, 'nginx.pid')};`,
+    `error_log ${join(dir, 'error.log')} warn;`,
+    'events { worker_connections 256; }',
+    'http {',
+    '  include /etc/nginx/mime.types;',
+    '  access_log off;',
+    `  client_body_temp_path ${join(dir, 'body')};`,
+    `  proxy_temp_path ${join(dir, 'proxy')};`,
+    `  include ${join(dir, 'site.conf')};`,
+    '}',
+  ].join('\n'))
+  nginx = spawn('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'], { stdio: 'ignore' })
+  base = `http://127.0.0.1:${port}`
+  await waitForNginx(`${base}/`)
+}, 30_000)
+
+afterAll(async () => {
+  if (nginx && nginx.exitCode === null) {
+    const exited = new Promise(resolve => nginx!.once('exit', resolve))
+    nginx.kill('SIGTERM')
+    await exited
+  }
+  for (const { server } of hosts) if (server.listening) await new Promise(resolve => server.close(resolve))
+  if (dir) rmSync(dir, { recursive: true, force: true })
+})
+
+describe('compose/nginx.conf', () => {
+  it('balances /api over both hosts', async () => {
+    // Act
+    const answers = []
+    for (let i = 0; i < 10; i++) answers.push(await (await fetch(`${base}/api?key=k${i}`)).json() as { host: string })
+    // Assess
+    expect(new Set(answers.map(a => a.host))).toEqual(new Set(['a', 'b']))
+    expect(hosts.flatMap(h => h.seen).filter(s => s.url.startsWith('/api?key=k'))).toHaveLength(10)
+  })
+
+  it('passes a body just under the limit to a host in full', async () => {
+    const body = 'x'.repeat(MAX_BODY_BYTES - 1024)
+    const response = await fetch(`${base}/api`, { method: 'PUT', body, headers: { 'content-type': 'application/json' } })
+    expect(response.status).toBe(200)
+    expect((await response.json() as { bytes: number }).bytes).toBe(body.length)
+  })
+
+  it('refuses a body over the limit with a JSON 413, before any host sees it', async () => {
+    const before = hosts.flatMap(h => h.seen).length
+    const response = await fetch(`${base}/api`, { method: 'PUT', body: 'x'.repeat(MAX_BODY_BYTES + 1024), headers: { 'content-type': 'application/json' } })
+    expect(response.status).toBe(413)
+    expect(response.headers.get('content-type')).toBe('application/json')
+    expect((await response.json() as { detail: string }).detail).toMatch(/too large/)
+    expect(hosts.flatMap(h => h.seen).length).toBe(before)
+  })
+
+  it("passes a host's own error answer through unchanged", async () => {
+    const response = await fetch(`${base}/api/missing?key=nope`)
+    expect(response.status).toBe(404)
+    expect(await response.json()).toEqual({ detail: 'key not found' })
+  })
+
+  it('serves the static form, and a JSON 404 for a file that is not there', async () => {
+    const page = await fetch(`${base}/`)
+    expect(page.status).toBe(200)
+    expect(await page.text()).toContain('<title>kvarc</title>')
+    const missing = await fetch(`${base}/nope.html`)
+    expect(missing.status).toBe(404)
+    expect(await missing.json()).toEqual({ detail: 'not found' })
+  })
+
+  it('answers a JSON 503 with Retry-After when no host is up', async () => {
+    // Prepare: both hosts gone.
+    for (const { server } of hosts) {
+      server.closeAllConnections()
+      await new Promise(resolve => server.close(resolve))
+    }
+    // Act
+    const response = await fetch(`${base}/api?key=k`)
+    // Assess
+    expect(response.status).toBe(503)
+    expect(response.headers.get('retry-after')).toBe('1')
+    expect((await response.json() as { detail: string }).detail).toMatch(/no kvarc host/)
+  })
+})
