@@ -1,0 +1,224 @@
+/**
+ * What a bench run found, as data (the JSON file), as markdown (stdout) and as
+ * progress lines while it runs (stderr). Pure formatting, no I/O besides the
+ * progress writer, so it is cheap to test.
+ */
+import type { LoadResult, Scenario } from './load.js'
+import type { SideName } from './sides.js'
+
+export interface ProcessRss { name: string, pid: number, comm: string, cmd: string, kib: number | undefined }
+
+export interface ScenarioResult {
+  side: SideName
+  scenario: Scenario
+  load: LoadResult
+  /** CPU seconds each top-level process (with its children) used during the measured run. */
+  cpu: Record<string, number>
+  rssBefore: ProcessRss[]
+  rssAfter: ProcessRss[]
+  /** Anything the reader needs to interpret the row (e.g. how many GET-miss answers really came from PostgreSQL). */
+  note?: string
+}
+
+export interface DrainResult {
+  messages: number
+  publishSeconds: number
+  publishRate: number
+  /** From starting the consumer to the first applied row: process start-up, not drain speed. */
+  startupSeconds: number
+  /** From the first applied row to the last: what the consumer path sustains. */
+  drainSeconds: number
+  writesPerSecond: number
+  rowsApplied: number
+}
+
+export interface LagResult {
+  targetRate: number
+  achievedRate: number
+  probes: number
+  p50Ms: number
+  p99Ms: number
+  maxMs: number
+  /** Probes whose value never became visible within the bound. */
+  lost: number
+  non2xx: number
+}
+
+export interface Target { name: string, value: number | undefined, target: number, unit: string, comparison: '>=' | '<=' }
+
+export interface BenchReport {
+  startedAt: string
+  finishedAt: string
+  machine: { cpus: number, loadavg: number[], node: string }
+  options: Record<string, unknown>
+  generator: string
+  scenarios: ScenarioResult[]
+  drain?: DrainResult
+  lag?: LagResult
+  targets: Target[]
+  errors: string[]
+}
+
+function fixed(value: number | undefined, digits = 0): string {
+  if (value === undefined || !Number.isFinite(value)) return '—'
+  return value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits })
+}
+
+function mib(kib: number | undefined): string {
+  return kib === undefined ? '—' : (kib / 1024).toFixed(1)
+}
+
+export function rpsOf(report: Pick<BenchReport, 'scenarios'>, side: SideName, scenario: Scenario): number | undefined {
+  return report.scenarios.find(s => s.side === side && s.scenario === scenario)?.load.rps
+}
+
+/** The issue's targets, from a run's figures. */
+export function targets(report: Pick<BenchReport, 'scenarios' | 'drain' | 'lag'>): Target[] {
+  const ratio = (scenario: Scenario) => {
+    const kvarc = rpsOf(report, 'kvarc', scenario)
+    const base = rpsOf(report, 'baseline', scenario)
+    return kvarc !== undefined && base ? kvarc / base : undefined
+  }
+  return [
+    { name: 'GET hit kvarc/baseline', value: ratio('get-hit'), target: 0.8, unit: '×', comparison: '>=' },
+    { name: 'PUT kvarc/baseline', value: ratio('put'), target: 0.8, unit: '×', comparison: '>=' },
+    { name: 'drain', value: report.drain?.writesPerSecond, target: 50_000, unit: 'writes/s', comparison: '>=' },
+    { name: 'visibility lag p99', value: report.lag?.p99Ms, target: 250, unit: 'ms', comparison: '<=' },
+  ]
+}
+
+export function meets(target: Target): boolean | undefined {
+  if (target.value === undefined) return undefined
+  return target.comparison === '>=' ? target.value >= target.target : target.value <= target.target
+}
+
+export function scenarioTable(results: ScenarioResult[]): string {
+  const lines = [
+    '| scenario | side | req/s | p50 ms | p99 ms | non-2xx | errors | requests | note |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---|',
+  ]
+  for (const r of results) {
+    lines.push(`| ${r.scenario} | ${r.side} | ${fixed(r.load.rps)} | ${fixed(r.load.p50Ms, 2)} | ${fixed(r.load.p99Ms, 2)} | ${fixed(r.load.non2xx)} | ${fixed(r.load.errors)} | ${fixed(r.load.requests)} | ${r.note ?? ''} |`)
+  }
+  return lines.join('\n')
+}
+
+/** Per side and process: RSS before the side's first scenario and after its last, and the peak seen. */
+export function rssTable(results: ScenarioResult[]): string {
+  const lines = ['| side | process | pid | RSS before MiB | RSS after MiB | peak MiB |', '|---|---|---:|---:|---:|---:|']
+  const sides = [...new Set(results.map(r => r.side))]
+  for (const side of sides) {
+    const runs = results.filter(r => r.side === side)
+    const seen = new Map<number, { name: string, before?: number, after?: number, peak: number }>()
+    for (const run of runs) {
+      for (const p of run.rssBefore) {
+        const entry = seen.get(p.pid) ?? { name: p.name, before: p.kib, peak: 0 }
+        entry.peak = Math.max(entry.peak, p.kib ?? 0)
+        seen.set(p.pid, entry)
+      }
+      for (const p of run.rssAfter) {
+        const entry = seen.get(p.pid) ?? { name: p.name, peak: 0 }
+        entry.after = p.kib
+        entry.peak = Math.max(entry.peak, p.kib ?? 0)
+        seen.set(p.pid, entry)
+      }
+    }
+    for (const [pid, e] of seen) lines.push(`| ${side} | ${e.name} | ${pid} | ${mib(e.before)} | ${mib(e.after)} | ${mib(e.peak)} |`)
+  }
+  return lines.join('\n')
+}
+
+export function targetLines(list: Target[]): string {
+  return list.map(t => {
+    const ok = meets(t)
+    const shown = t.unit === '×' ? `${fixed(t.value, 2)}×` : `${fixed(t.value, t.unit === 'ms' ? 1 : 0)} ${t.unit}`
+    const goal = t.unit === '×' ? `${t.target}×` : `${fixed(t.target)} ${t.unit}`
+    return `- ${t.name}: ${shown} (target ${t.comparison} ${goal}) ${ok === undefined ? 'NOT MEASURED' : ok ? 'MET' : 'MISSED'}`
+  }).join('\n')
+}
+
+export function markdown(report: BenchReport): string {
+  const parts = [
+    `# kvarc bench ${report.startedAt}`,
+    '',
+    `${report.machine.cpus} CPUs, load average at start ${report.machine.loadavg.map(l => l.toFixed(2)).join(' ')}, node ${report.machine.node}; generator: ${report.generator}`,
+    `options: ${JSON.stringify(report.options)}`,
+    '',
+    '## Scenarios (through nginx)',
+    '',
+    scenarioTable(report.scenarios),
+    '',
+    '## CPU seconds per process during each measured run',
+    '',
+    cpuTable(report.scenarios),
+    '',
+    '## Resident memory (VmRSS)',
+    '',
+    rssTable(report.scenarios),
+    '',
+  ]
+  if (report.drain) {
+    const d = report.drain
+    parts.push('## Drain', '',
+      `${fixed(d.messages)} writes published with confirms in ${d.publishSeconds.toFixed(2)} s (${fixed(d.publishRate)}/s) while the consumer host was stopped; ` +
+      `consumer start-up ${d.startupSeconds.toFixed(2)} s, then ${fixed(d.rowsApplied)} rows applied in ${d.drainSeconds.toFixed(2)} s: **${fixed(d.writesPerSecond)} writes/s**`, '')
+  }
+  if (report.lag) {
+    const l = report.lag
+    parts.push('## Visibility lag (PUT acknowledged → GET returns it)', '',
+      `at ${fixed(l.achievedRate)} PUT/s (target ${fixed(l.targetRate)}, half the measured PUT maximum): ${fixed(l.probes)} probes, ` +
+      `p50 ${l.p50Ms.toFixed(1)} ms, p99 ${l.p99Ms.toFixed(1)} ms, max ${l.maxMs.toFixed(1)} ms, never visible ${l.lost}, non-2xx ${l.non2xx}`, '')
+  }
+  if (report.errors.length) parts.push('## Errors', '', ...report.errors.map(e => `- ${e}`), '')
+  parts.push('## kvarc / baseline and targets', '', ratioLines(report), targetLines(report.targets), '')
+  return parts.join('\n')
+}
+
+function cpuTable(results: ScenarioResult[]): string {
+  const lines = ['| scenario | side | CPU s per process (incl. children) | µs CPU per request |', '|---|---|---|---:|']
+  for (const r of results) {
+    const total = Object.values(r.cpu).reduce((a, b) => a + b, 0)
+    const per = r.load.requests ? (total * 1e6) / r.load.requests : undefined
+    lines.push(`| ${r.scenario} | ${r.side} | ${Object.entries(r.cpu).map(([n, s]) => `${n} ${s.toFixed(2)}`).join(', ')} | ${fixed(per)} |`)
+  }
+  return lines.join('\n')
+}
+
+/** kvarc/baseline for every scenario both sides ran. */
+export function ratioLines(report: Pick<BenchReport, 'scenarios'>): string {
+  const scenarios = [...new Set(report.scenarios.map(s => s.scenario))]
+  const lines: string[] = []
+  for (const scenario of scenarios) {
+    const kvarc = rpsOf(report, 'kvarc', scenario)
+    const base = rpsOf(report, 'baseline', scenario)
+    if (kvarc === undefined || !base) continue
+    lines.push(`- ${scenario}: ${fixed(kvarc)} / ${fixed(base)} req/s = ${(kvarc / base).toFixed(2)}×`)
+  }
+  return lines.join('\n')
+}
+
+/** Progress on stderr: a line rewritten in place on a terminal, plain lines otherwise. */
+export class Progress {
+  private live = false
+  private readonly start: number
+  constructor(private readonly out: Pick<NodeJS.WriteStream, 'write' | 'isTTY'> = process.stderr, private readonly clock: () => number = Date.now) {
+    this.start = clock()
+  }
+
+  private stamp(): string {
+    return `[${((this.clock() - this.start) / 1000).toFixed(0).padStart(4)} s]`
+  }
+
+  line(text: string): void {
+    if (this.live) this.out.write('\r\x1b[K')
+    this.live = false
+    this.out.write(`${this.stamp()} ${text}\n`)
+  }
+
+  /** A status that changes often (a countdown): rewritten on a TTY, skipped otherwise. */
+  status(text: string): void {
+    if (!this.out.isTTY) return
+    this.out.write(`\r\x1b[K${this.stamp()} ${text}`)
+    this.live = true
+  }
+}

@@ -1,0 +1,314 @@
+/**
+ * `npm run bench`: kvarc against a minimal baseline (and, briefly, arc sandbox)
+ * on this machine, each behind nginx, driven by the same load generator (wrk).
+ * Markdown on stdout, progress on stderr, JSON in bench/results/.
+ *
+ *   --duration S          measured seconds per scenario and side (default 10)
+ *   --warmup S            unmeasured seconds before each (default 2)
+ *   --connections N       wrk connections (default 64)
+ *   --threads N           wrk threads (default 1: leaves the cores to the system under test)
+ *   --scenarios a,b       of get-hit,get-miss,put,delete,all,mixed (default all)
+ *   --sides a,b           of kvarc,baseline,sandbox (default all three)
+ *   --skip-sandbox        same as leaving sandbox out of --sides
+ *   --sandbox-duration S  measured seconds per sandbox scenario (default 3)
+ *   --drain-count N       backlog for the drain measurement (default 200000; 0 skips)
+ *   --lag-seconds S       visibility-lag run (default 10; 0 skips)
+ *   --kvarc stack|hosts   the stack (platform/stack.ts) or the bench's own nginx → two hosts (default: stack when present)
+ *   --hit-keys N --miss-keys N --value-bytes N   the data set
+ */
+import { execFileSync } from 'node:child_process'
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { cpus, loadavg } from 'node:os'
+import { join, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import { isolate, type Isolated } from '../test/support/isolated.js'
+import { countCached, prepareData, purgeQueues } from './data.js'
+import { runLoad, SCENARIOS, type LoadResult, type Scenario } from './load.js'
+import { commandLine, cpuSeconds, processTree, rssKiB } from './procs.js'
+import { markdown, Progress, rpsOf, targets, type BenchReport, type ProcessRss, type ScenarioResult } from './report.js'
+import { startBaselineSide, startKvarcHostsSide, startKvarcSide, startSandboxSide, type Side, type SideName } from './sides.js'
+import { measureDrain, measureLag } from './writes.js'
+
+const ROOT = resolve(import.meta.dirname, '..')
+
+function options() {
+  const { values } = parseArgs({
+    options: {
+      duration: { type: 'string', default: '10' },
+      warmup: { type: 'string', default: '2' },
+      connections: { type: 'string', default: '64' },
+      threads: { type: 'string', default: '1' },
+      scenarios: { type: 'string', default: SCENARIOS.join(',') },
+      sides: { type: 'string', default: 'kvarc,baseline,sandbox' },
+      'skip-sandbox': { type: 'boolean', default: false },
+      'sandbox-duration': { type: 'string', default: '3' },
+      'sandbox-connections': { type: 'string', default: '8' },
+      'drain-count': { type: 'string', default: '200000' },
+      'lag-seconds': { type: 'string', default: '10' },
+      kvarc: { type: 'string' },
+      'hit-keys': { type: 'string', default: '10000' },
+      'miss-keys': { type: 'string', default: '300000' },
+      'value-bytes': { type: 'string', default: '64' },
+    },
+  })
+  const num = (name: keyof typeof values, min: number) => {
+    const n = Number(values[name])
+    if (!Number.isFinite(n) || n < min) throw new Error(`--${name} must be a number ≥ ${min}, got ${JSON.stringify(values[name])}`)
+    return n
+  }
+  const scenarios = String(values.scenarios).split(',').map(s => s.trim()).filter(Boolean)
+  for (const s of scenarios) if (!(SCENARIOS as readonly string[]).includes(s)) throw new Error(`unknown scenario ${s}: use ${SCENARIOS.join(', ')}`)
+  const sides = String(values.sides).split(',').map(s => s.trim()).filter(s => s && !(s === 'sandbox' && values['skip-sandbox']))
+  for (const s of sides) if (!['kvarc', 'baseline', 'sandbox'].includes(s)) throw new Error(`unknown side ${s}: use kvarc, baseline, sandbox`)
+  const kvarc = values.kvarc ?? (existsSync(join(ROOT, 'platform/stack.ts')) ? 'stack' : 'hosts')
+  if (kvarc !== 'stack' && kvarc !== 'hosts') throw new Error('--kvarc must be stack or hosts')
+  return {
+    duration: num('duration', 1),
+    warmup: num('warmup', 0),
+    connections: num('connections', 1),
+    threads: num('threads', 1),
+    scenarios: scenarios as Scenario[],
+    sides: sides as SideName[],
+    sandboxDuration: num('sandbox-duration', 1),
+    sandboxConnections: num('sandbox-connections', 1),
+    drainCount: num('drain-count', 0),
+    lagSeconds: num('lag-seconds', 0),
+    kvarc,
+    hitKeys: num('hit-keys', 1),
+    missKeys: num('miss-keys', 1),
+    valueBytes: num('value-bytes', 1),
+  }
+}
+
+type Options = ReturnType<typeof options>
+
+function rssOf(side: Side): ProcessRss[] {
+  const out: ProcessRss[] = []
+  for (const top of side.processes()) {
+    for (const p of processTree(top.pid)) {
+      out.push({ name: p.pid === top.pid ? top.name : `${top.name}/${p.comm}`, pid: p.pid, comm: p.comm, cmd: commandLine(p.pid), kib: rssKiB(p.pid) })
+    }
+  }
+  return out
+}
+
+function cpuOf(side: Side): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const top of side.processes()) out[top.name] = processTree(top.pid).reduce((sum, p) => sum + (cpuSeconds(p.pid) ?? 0), 0)
+  return out
+}
+
+/** Key ranges: GET-miss reads [0, 80 %) when measured and the top 20 % during warm-up, so measured reads never hit a warmed key. */
+function keyRange(scenario: Scenario, opts: Options, warmup: boolean): { base: number, span: number } {
+  if (scenario === 'get-miss') {
+    const measured = Math.floor(opts.missKeys * 0.8)
+    return warmup ? { base: measured, span: opts.missKeys - measured } : { base: 0, span: measured }
+  }
+  if (scenario === 'put' || scenario === 'delete') return { base: 0, span: 100_000 }
+  return { base: 0, span: opts.hitKeys }
+}
+
+async function waitForQueuesEmpty(iso: Isolated, timeoutMs: number): Promise<number> {
+  const { connect } = await import('amqplib')
+  const started = Date.now()
+  const connection = await connect(iso.config.amqpUrl)
+  try {
+    const channel = await connection.createChannel()
+    for (;;) {
+      let depth = 0
+      for (const queue of [iso.config.addQueue, iso.config.delQueue]) depth += (await channel.checkQueue(queue)).messageCount
+      if (depth === 0 || Date.now() - started > timeoutMs) return depth
+      await new Promise(resolve => setTimeout(resolve, 200))
+    }
+  } finally {
+    await connection.close().catch(() => {})
+  }
+}
+
+async function runScenario(side: Side, iso: Isolated, scenario: Scenario, opts: Options, progress: Progress): Promise<ScenarioResult> {
+  const sandbox = side.name === 'sandbox'
+  const duration = sandbox ? opts.sandboxDuration : opts.duration
+  const connections = sandbox ? opts.sandboxConnections : opts.connections
+  const common = { url: side.url, scenario, connections, threads: opts.threads, valueBytes: opts.valueBytes }
+  if (opts.warmup > 0) {
+    progress.line(`${side.name} ${scenario}: warm-up ${opts.warmup} s`)
+    await runLoad({ ...common, ...keyRange(scenario, opts, true), durationSeconds: opts.warmup })
+  }
+  const missBefore = scenario === 'get-miss' ? await countCached(iso.config, 'miss-') : 0
+  const rssBefore = rssOf(side)
+  const cpuBefore = cpuOf(side)
+  progress.line(`${side.name} ${scenario}: ${duration} s, ${connections} connections`)
+  const started = Date.now()
+  const ticker = setInterval(() => progress.status(`${side.name} ${scenario}: ${Math.max(0, duration - (Date.now() - started) / 1000).toFixed(0)} s left`), 500)
+  let load: LoadResult
+  try {
+    load = await runLoad({ ...common, ...keyRange(scenario, opts, false), durationSeconds: duration })
+  } finally {
+    clearInterval(ticker)
+  }
+  const cpuAfter = cpuOf(side)
+  const rssAfter = rssOf(side)
+  const cpu: Record<string, number> = {}
+  for (const [name, seconds] of Object.entries(cpuAfter)) cpu[name] = seconds - (cpuBefore[name] ?? 0)
+  let note: string | undefined
+  if (scenario === 'get-miss') {
+    const fills = (await countCached(iso.config, 'miss-')) - missBefore
+    note = `${load.requests ? ((100 * Math.min(fills, load.requests)) / load.requests).toFixed(0) : 0} % of answers read PostgreSQL (${fills.toLocaleString('en-US')} cache fills)`
+  }
+  if (scenario === 'put' || scenario === 'delete' || scenario === 'mixed') {
+    if (side.name === 'kvarc') {
+      // The consumer applies the scenario's writes after wrk stops; the next run must not compete with it.
+      const waitStarted = Date.now()
+      const left = await waitForQueuesEmpty(iso, 60_000)
+      note = `queue empty ${((Date.now() - waitStarted) / 1000).toFixed(1)} s after the run${left ? ` (${left} still queued)` : ''}`
+    } else {
+      await purgeQueues(iso.config)
+    }
+  }
+  progress.line(`${side.name} ${scenario}: ${Math.round(load.rps).toLocaleString('en-US')} req/s, p50 ${load.p50Ms.toFixed(2)} ms, p99 ${load.p99Ms.toFixed(2)} ms, non-2xx ${load.non2xx}, errors ${load.errors}`)
+  return { side: side.name, scenario, load, cpu, rssBefore, rssAfter, note }
+}
+
+async function main(): Promise<void> {
+  const opts = options()
+  const progress = new Progress()
+  for (const tool of ['wrk', 'nginx']) {
+    try { execFileSync('which', [tool], { stdio: 'ignore' }) } catch { throw new Error(`${tool} is not installed: apt-get install -y ${tool}`) }
+  }
+  const report: BenchReport = {
+    startedAt: new Date().toISOString(),
+    finishedAt: '',
+    machine: { cpus: cpus().length, loadavg: loadavg(), node: process.version },
+    options: opts,
+    generator: `wrk ${opts.threads} thread(s), ${opts.connections} connections, ${opts.warmup} s warm-up, ${opts.duration} s measured`,
+    scenarios: [],
+    targets: [],
+    errors: [],
+  }
+  const isolated = new Map<SideName, Isolated>()
+  const sides = new Map<SideName, Side>()
+  let closing: Promise<void> | undefined
+  const closeEverything = () => {
+    closing ??= (async () => {
+      await Promise.all([...sides.values()].map(s => s.close().catch(error => report.errors.push(`closing ${s.name}: ${(error as Error).message}`))))
+      await Promise.all([...isolated.values()].map(i => i.cleanup().catch(error => report.errors.push(`cleanup ${i.id}: ${(error as Error).message}`))))
+    })()
+    return closing
+  }
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      progress.line(`${signal}: stopping what the bench started`)
+      void closeEverything().finally(() => process.exit(130))
+    })
+  }
+
+  try {
+    const dataSet = { hitKeys: opts.hitKeys, missKeys: opts.missKeys, valueBytes: opts.valueBytes }
+    const fast = opts.sides.filter(s => s !== 'sandbox')
+    for (const name of fast) {
+      const iso = await isolate(`bench_${name}`)
+      isolated.set(name, iso)
+      progress.line(`${name}: preparing ${opts.hitKeys.toLocaleString('en-US')} cached and ${opts.missKeys.toLocaleString('en-US')} uncached rows in ${iso.id}`)
+      await prepareData(iso.config, dataSet)
+      progress.line(`${name}: starting`)
+      try {
+        const env = { ...iso.env, LOG_LEVEL: 'warn' }
+        const side = name === 'baseline' ? await startBaselineSide(env)
+          : opts.kvarc === 'stack' ? await startKvarcSide(env) : await startKvarcHostsSide(env)
+        sides.set(name, side)
+        progress.line(`${name}: ${side.url} (${side.processes().map(p => `${p.name} ${p.pid}`).join(', ')})`)
+      } catch (error) {
+        report.errors.push(`${name} did not start: ${(error as Error).message}`)
+        progress.line(`${name} did not start: ${(error as Error).message}`)
+      }
+    }
+
+    // Scenario by scenario, the sides back to back: the machine's background load drifts less between them.
+    for (const scenario of opts.scenarios) {
+      for (const name of fast) {
+        const side = sides.get(name)
+        if (!side) continue
+        try {
+          report.scenarios.push(await runScenario(side, isolated.get(name)!, scenario, opts, progress))
+        } catch (error) {
+          report.errors.push(`${name} ${scenario}: ${(error as Error).message}`)
+          progress.line(`${name} ${scenario} failed: ${(error as Error).message}`)
+        }
+      }
+    }
+
+    const kvarc = sides.get('kvarc')
+    const kvarcIso = isolated.get('kvarc')
+    if (kvarc && kvarcIso && opts.lagSeconds > 0) {
+      const putMax = rpsOf(report, 'kvarc', 'put')
+      if (putMax) {
+        const rate = Math.max(1, Math.round(putMax / 2))
+        progress.line(`kvarc visibility lag: ${opts.lagSeconds} s at ${rate} PUT/s (half of ${Math.round(putMax)})`)
+        try {
+          report.lag = await measureLag(kvarc.url, { rate, seconds: opts.lagSeconds, probesPerSecond: 20, pollMs: 5, valueBytes: opts.valueBytes })
+          progress.line(`kvarc visibility lag: p50 ${report.lag.p50Ms.toFixed(1)} ms, p99 ${report.lag.p99Ms.toFixed(1)} ms at ${Math.round(report.lag.achievedRate)} PUT/s`)
+          await waitForQueuesEmpty(kvarcIso, 60_000)
+        } catch (error) {
+          report.errors.push(`lag: ${(error as Error).message}`)
+        }
+      } else {
+        report.errors.push('lag: not measured, it needs the kvarc PUT scenario for its rate')
+      }
+    }
+    if (kvarc?.stopConsumer && kvarc.startConsumer && kvarcIso && opts.drainCount > 0) {
+      try {
+        report.drain = await measureDrain(kvarcIso.config, { stopConsumer: () => kvarc.stopConsumer!(), startConsumer: () => kvarc.startConsumer!() },
+          { count: opts.drainCount, valueBytes: opts.valueBytes, timeoutMs: 300_000 },
+          (text, live) => live ? progress.status(text) : progress.line(text))
+        progress.line(`drain: ${Math.round(report.drain.writesPerSecond).toLocaleString('en-US')} writes/s (${report.drain.rowsApplied} rows in ${report.drain.drainSeconds.toFixed(2)} s)`)
+      } catch (error) {
+        report.errors.push(`drain: ${(error as Error).message}`)
+        progress.line(`drain failed: ${(error as Error).message}`)
+      }
+    }
+
+    // Sandbox last and alone: its per-request processes would disturb the others' figures.
+    if (opts.sides.includes('sandbox')) {
+      for (const name of fast) {
+        await sides.get(name)?.close().catch(() => {})
+        sides.delete(name)
+      }
+      const iso = await isolate('bench_sandbox')
+      isolated.set('sandbox', iso)
+      progress.line(`sandbox: preparing data in ${iso.id}`)
+      await prepareData(iso.config, { ...dataSet, missKeys: Math.min(opts.missKeys, 20_000) })
+      progress.line('sandbox: starting two arc sandbox instances (each builds the bundles)')
+      try {
+        const side = await startSandboxSide({ ...iso.env, LOG_LEVEL: 'warn' })
+        sides.set('sandbox', side)
+        for (const scenario of opts.scenarios) {
+          try {
+            report.scenarios.push(await runScenario(side, iso, scenario, { ...opts, warmup: Math.min(opts.warmup, 1), missKeys: 20_000 }, progress))
+          } catch (error) {
+            report.errors.push(`sandbox ${scenario}: ${(error as Error).message}`)
+          }
+        }
+      } catch (error) {
+        report.errors.push(`sandbox did not start: ${(error as Error).message}`)
+        progress.line(`sandbox did not start: ${(error as Error).message}`)
+      }
+    }
+  } finally {
+    progress.line('stopping and cleaning up')
+    await closeEverything()
+  }
+
+  report.finishedAt = new Date().toISOString()
+  report.targets = targets(report)
+  const dir = join(ROOT, 'bench/results')
+  mkdirSync(dir, { recursive: true })
+  const file = join(dir, `${report.startedAt.replace(/[:.]/g, '-')}.json`)
+  writeFileSync(file, JSON.stringify(report, null, 2) + '\n')
+  process.stdout.write(markdown(report))
+  process.stdout.write(`\nJSON: ${file}\n`)
+}
+
+main().catch(error => {
+  process.stderr.write(`bench failed: ${(error as Error).stack ?? error}\n`)
+  process.exit(1)
+})

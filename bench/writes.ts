@@ -1,0 +1,207 @@
+/**
+ * The write path end to end: how fast a backlog is applied to PostgreSQL
+ * (drain), and how long an acknowledged PUT takes to become readable
+ * (visibility lag) under a steady PUT load.
+ */
+import { connect } from 'amqplib'
+import { Agent, request } from 'node:http'
+import type { Config } from '../src/shared/config.js'
+import { encodeWrite } from '../src/shared/messages.js'
+import { openDatabase } from '../src/shared/postgres.js'
+import { VersionClock } from '../src/shared/version.js'
+import type { DrainResult, LagResult } from './report.js'
+
+const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms))
+
+/**
+ * Publishes `count` PUT messages (keys drain-<i>) with a confirm channel, in
+ * kvarc's message format, onto the add queue. The caller has stopped the
+ * consumer, so they pile up.
+ */
+export async function publishBacklog(config: Config, count: number, valueBytes: number, onProgress?: (done: number) => void): Promise<number> {
+  const connection = await connect(config.amqpUrl)
+  try {
+    const channel = await connection.createConfirmChannel()
+    // Writer id 1023: the top of the range, which a short-lived stack is unlikely to have drawn.
+    const clock = new VersionClock(1023)
+    const value = 'd'.repeat(valueBytes)
+    const started = performance.now()
+    const window = 5000
+    for (let start = 0; start < count; start += window) {
+      for (let i = start; i < Math.min(start + window, count); i++) {
+        channel.publish('', config.addQueue, encodeWrite(`drain-${i}`, value, clock.next()), { persistent: true, contentType: 'application/json' })
+      }
+      await channel.waitForConfirms()
+      onProgress?.(Math.min(start + window, count))
+    }
+    return (performance.now() - started) / 1000
+  } finally {
+    await connection.close().catch(() => {})
+  }
+}
+
+export interface DrainControl {
+  stopConsumer(): Promise<void>
+  startConsumer(): Promise<void>
+}
+
+/** Ready messages on a queue (unacknowledged ones excluded). */
+async function queueDepth(config: Config, queue: string): Promise<number> {
+  const connection = await connect(config.amqpUrl)
+  try {
+    return (await (await connection.createChannel()).checkQueue(queue)).messageCount
+  } finally {
+    await connection.close().catch(() => {})
+  }
+}
+
+/**
+ * Stops the consumer, publishes the backlog, starts the consumer and times
+ * first applied row → all `count` rows present. Row counting is a range scan
+ * on the primary key, polled sparingly while the queue still holds messages
+ * (it competes with the consumer for PostgreSQL) and often once it is empty.
+ */
+export async function measureDrain(config: Config, control: DrainControl, options: { count: number, valueBytes: number, timeoutMs: number }, progress: (text: string, live?: boolean) => void): Promise<DrainResult> {
+  await control.stopConsumer()
+  const db = await openDatabase(config.databaseUrl, 1)
+  try {
+    const drainRows = async () => Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM kv_store WHERE key >= 'drain-' AND key < 'drain.'`)).rows[0]!.n)
+    const already = await drainRows()
+    if (already > 0) throw new Error(`the bench database already holds ${already} drain rows`)
+    progress(`drain: publishing ${options.count.toLocaleString('en-US')} writes with confirms, consumer stopped`)
+    const publishSeconds = await publishBacklog(config, options.count, options.valueBytes, done => progress(`drain: published ${done.toLocaleString('en-US')}`, true))
+    progress(`drain: published in ${publishSeconds.toFixed(2)} s; starting the consumer`)
+
+    const t0 = performance.now()
+    const deadline = Date.now() + options.timeoutMs
+    await control.startConsumer()
+    let first: number | undefined
+    while (first === undefined) {
+      if (Date.now() > deadline) throw new Error('drain: no row was applied before the timeout')
+      const { rowCount } = await db.query(`SELECT 1 FROM kv_store WHERE key >= 'drain-' AND key < 'drain.' LIMIT 1`)
+      if (rowCount) first = performance.now()
+      else await sleep(10)
+    }
+    let rows = 0
+    let last = first
+    for (;;) {
+      if (Date.now() > deadline) throw new Error(`drain: only ${rows} of ${options.count} rows applied before the timeout`)
+      const depth = await queueDepth(config, config.addQueue)
+      if (depth > 0) {
+        progress(`drain: ${depth.toLocaleString('en-US')} messages still queued`, true)
+        await sleep(100)
+        continue
+      }
+      rows = await drainRows()
+      last = performance.now()
+      if (rows >= options.count) break
+      await sleep(20)
+    }
+    const drainSeconds = (last - first) / 1000
+    return {
+      messages: options.count,
+      publishSeconds,
+      publishRate: options.count / publishSeconds,
+      startupSeconds: (first - t0) / 1000,
+      drainSeconds,
+      writesPerSecond: rows / drainSeconds,
+      rowsApplied: rows,
+    }
+  } finally {
+    await db.end().catch(() => {})
+  }
+}
+
+interface Answer { status: number, body: string }
+
+function call(agent: Agent, base: URL, method: string, path: string, body?: string): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = request({ agent, host: base.hostname, port: base.port, method, path, headers: body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {} }, res => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }))
+      res.on('error', reject)
+    })
+    req.setTimeout(10_000, () => req.destroy(new Error('timeout')))
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!
+}
+
+/**
+ * Open-loop PUT load at `rate` per second (keys lagload-<i>), and `probesPerSecond`
+ * of those PUTs are probes: after the probe's 200, GET its key (every `pollMs`,
+ * backing off to a tenth of the time waited) until the probe's value comes back.
+ * Lag = that GET's answer time − the PUT's answer time.
+ */
+export async function measureLag(url: string, options: { rate: number, seconds: number, probesPerSecond: number, pollMs: number, valueBytes: number }): Promise<LagResult> {
+  const base = new URL(url)
+  const agent = new Agent({ keepAlive: true, maxSockets: 64 })
+  const lags: number[] = []
+  let lost = 0
+  let non2xx = 0
+  let sent = 0
+  let acked = 0
+  let outstanding = 0
+  const value = 'l'.repeat(options.valueBytes)
+  const probes: Promise<void>[] = []
+
+  const probe = async (n: number) => {
+    const key = `lagprobe-${n}`
+    const expected = `probe-${n}-${Date.now()}`
+    const put = await call(agent, base, 'PUT', '/api', JSON.stringify({ key, value: expected })).catch(() => undefined)
+    if (!put || put.status !== 200) { non2xx++; return }
+    const ackedAt = performance.now()
+    const giveUp = ackedAt + 5000
+    while (performance.now() < giveUp) {
+      const got = await call(agent, base, 'GET', `/api?key=${key}`).catch(() => undefined)
+      if (got?.status === 200 && (JSON.parse(got.body) as { data?: { value?: string } }).data?.value === expected) {
+        lags.push(performance.now() - ackedAt)
+        return
+      }
+      // Polls every pollMs at first, then every tenth of the time waited: resolution stays
+      // within 10 % while a slow system is not buried under the probes' own GETs.
+      await sleep(Math.max(options.pollMs, (performance.now() - ackedAt) / 10))
+    }
+    lost++
+  }
+
+  const started = performance.now()
+  const end = started + options.seconds * 1000
+  let probesSent = 0
+  while (performance.now() < end) {
+    const elapsed = (performance.now() - started) / 1000
+    // Open loop: what is due by now goes out now, bounded so a stalled system cannot grow the backlog without limit.
+    const due = Math.floor(elapsed * options.rate) - sent
+    for (let i = 0; i < due && outstanding < 2000; i++) {
+      sent++
+      outstanding++
+      call(agent, base, 'PUT', '/api', `{"key":"lagload-${sent % 100_000}","value":"${value}"}`)
+        .then(a => { if (a.status === 200) acked++; else non2xx++ }, () => { non2xx++ })
+        .finally(() => { outstanding-- })
+    }
+    const probesDue = Math.floor(elapsed * options.probesPerSecond) - probesSent
+    for (let i = 0; i < probesDue; i++) probes.push(probe(probesSent++))
+    await sleep(5)
+  }
+  const seconds = (performance.now() - started) / 1000
+  await Promise.all(probes)
+  for (let i = 0; i < 500 && outstanding > 0; i++) await sleep(20)
+  agent.destroy()
+  lags.sort((a, b) => a - b)
+  return {
+    targetRate: options.rate,
+    achievedRate: acked / seconds,
+    probes: lags.length + lost,
+    p50Ms: percentile(lags, 50),
+    p99Ms: percentile(lags, 99),
+    maxMs: lags.length ? lags[lags.length - 1]! : NaN,
+    lost,
+    non2xx,
+  }
+}
