@@ -480,7 +480,7 @@ export async function startHttpHost(options: HttpHostOptions = {}): Promise<Http
   const hostName = options.hostName ?? `host-${address.port}`
   metricsLabels.host = hostName
   metrics.registry.setDefaultLabels({ host: hostName })
-  operator = new Operator({ config, metrics, hostName, checkTimeoutMs: options.checkTimeoutMs })
+  operator = new Operator({ config, metrics, hostName, checkTimeoutMs: options.checkTimeoutMs, inFlight: () => active - 1 })
   const shutdownTimeoutMs = options.shutdownTimeoutMs ?? 20_000
 
   let closed: Promise<void> | undefined

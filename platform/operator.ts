@@ -24,6 +24,8 @@ export interface OperatorOptions {
   hostName: string
   /** Bound of each readiness / depth check. */
   checkTimeoutMs?: number
+  /** Requests the host is answering besides the probe itself: what a drain is waiting for. */
+  inFlight?: () => number
 }
 
 export interface CheckResult {
@@ -76,6 +78,7 @@ export class Operator {
   private readonly config: Config
   private readonly metrics: Metrics
   private readonly timeoutMs: number
+  private readonly inFlight: () => number
   private readonly startedAt = Date.now()
   private pool: pg.Pool | undefined
   private redis: Redis | undefined
@@ -88,6 +91,7 @@ export class Operator {
     this.metrics = options.metrics
     this.hostName = options.hostName
     this.timeoutMs = options.checkTimeoutMs ?? 1000
+    this.inFlight = options.inFlight ?? (() => 0)
   }
 
   /** The queues whose depth is reported: the write queues and their dead-letter queues. */
@@ -103,6 +107,7 @@ export class Operator {
       machine: hostname(),
       pid: process.pid,
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
+      inFlight: this.inFlight(),
     })
   }
 
