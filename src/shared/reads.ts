@@ -4,6 +4,7 @@
  * Redis is unreachable, reads are served from PostgreSQL and nothing is filled.
  */
 import { ABSENT_VERSION, cacheGet, cacheSetIfNewer, type CacheClient, type CacheOptions } from './cache.js'
+import { ServiceUnavailableError } from './errors.js'
 import type { Queryable } from './postgres.js'
 import { readKey } from './store.js'
 
@@ -21,7 +22,13 @@ export async function readThrough(deps: ReadDeps, key: string): Promise<ReadResu
   } catch {
     redisUp = false
   }
-  const row = await readKey(await deps.db(), key)
+  let row: Awaited<ReturnType<typeof readKey>>
+  try {
+    row = await readKey(await deps.db(), key)
+  } catch (error) {
+    // A database that is down is transient: say so (503, Retry-After), not "internal error".
+    throw new ServiceUnavailableError('the database is unavailable; retry shortly', { cause: error })
+  }
   const entry = row ?? { value: null, version: ABSENT_VERSION, deleted: true }
   if (redisUp) {
     // A failed fill only costs the next reader a miss.

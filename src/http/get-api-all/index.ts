@@ -1,6 +1,6 @@
 /** GET /api/all?prefix=&limit=&cursor= — one bounded page of live keys, in byte order. */
 import { getConfig } from '../../shared/config.js'
-import { ValidationError } from '../../shared/errors.js'
+import { ServiceUnavailableError, ValidationError } from '../../shared/errors.js'
 import { json, parseQuery, withHttpErrors, type HttpEvent } from '../../shared/http.js'
 import { lazy } from '../../shared/lazy.js'
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../shared/limits.js'
@@ -24,7 +24,12 @@ export const handler = withHttpErrors(async (event: HttpEvent) => {
   const after = cursor === undefined ? '' : decodeCursor(cursor)
 
   db ??= lazy(() => openDatabase(getConfig().databaseUrl))
-  const page = await listKeys(await db(), { prefix, after, limit })
+  let page: Awaited<ReturnType<typeof listKeys>>
+  try {
+    page = await listKeys(await db(), { prefix, after, limit })
+  } catch (error) {
+    throw new ServiceUnavailableError('the database is unavailable; retry shortly', { cause: error })
+  }
   const last = page.rows[page.rows.length - 1]
   return json(200, { data: page.rows, next: page.more && last ? encodeCursor(last.key) : null })
 })
