@@ -155,6 +155,41 @@ describe('order-free apply (property)', () => {
   }, 60_000)
 })
 
+describe('scale-out: consumers of the same queue in parallel', () => {
+  it('concurrent batches over the same keys in different orders neither deadlock nor lose the newest write', async () => {
+    const keys = Array.from({ length: 300 }, (_, i) => `par/${String(i).padStart(3, '0')}`)
+    const base = version()
+    next += 4n * 300n * 1024n
+    // Four consumers, each holding one version of every key, in its own random order (a deterministic shuffle).
+    const batches = [0, 1, 2, 3].map(c => {
+      const order = keys.map((key, i) => ({ key, i, sort: (i * 7919 + c * 104729) % 997 }))
+      order.sort((a, b) => a.sort - b.sort)
+      return order.map(({ key, i }) => writeMessage(key, `c${c}`, base + BigInt((i * 4 + ((i + c) % 4)) * 1024)))
+    })
+    for (let round = 0; round < 3; round++) {
+      const results = await Promise.all(batches.map(batch => puts(batch)))
+      expect(results.reduce((n, r) => n + r.received, 0)).toBe(4 * keys.length)
+    }
+    // The newest version of key i came from consumer c with (i + c) % 4 === 3.
+    const rows = (await allRows(db)).filter(r => r.key.startsWith('par/'))
+    expect(rows).toHaveLength(keys.length)
+    for (const [i, row] of rows.entries()) {
+      const c = (3 - (i % 4) + 4) % 4
+      expect(row).toEqual({ key: keys[i], value: `c${c}`, version: (base + BigInt((i * 4 + 3) * 1024)).toString(), deleted: false })
+    }
+  })
+})
+
+describe('keys', () => {
+  it('keys that differ only in case, whitespace or normalization are distinct', async () => {
+    const keys = ['Key', 'key', 'KEY', 'key ', ' key', 'ke\u0301y', 'k\u00e9y', 'k\u00e9y\u200b']
+    const v = version()
+    await puts(keys.map((key, i) => writeMessage(key, `v${i}`, v + BigInt(i) * 1024n)))
+    next += BigInt(keys.length) * 1024n
+    for (const [i, key] of keys.entries()) expect(bodyOf(await get(key)), JSON.stringify(key)).toMatchObject({ data: { key, value: `v${i}` } })
+  })
+})
+
 describe('cache coherence', () => {
   it('a slow reader cannot overwrite a newer entry with the older row it read', async () => {
     const [v1, v2] = [version(), version()]

@@ -113,6 +113,7 @@ describe('arc sandbox, end to end', () => {
       ['PUT', '/api', JSON.stringify({ key: 'k', value: 'x'.repeat(1024 * 1024 + 1) }), 413],
       ['GET', '/api', undefined, 422],
       ['GET', '/api?key=%E0%A4%A', undefined, 422],
+      ['GET', '/api?key=a&key=b', undefined, 422],
       ['DELETE', '/api?key=', undefined, 422],
       ['GET', '/api/all?limit=0', undefined, 422],
       ['GET', '/api/all?cursor=!!', undefined, 422],

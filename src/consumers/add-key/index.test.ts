@@ -118,6 +118,15 @@ describe('add-key: a batch', () => {
     expect(await cachedEntry(redis, iso.config.cachePrefix, `${ns}r`)).toEqual({ ver: v.toString(), del: '0', val: 'R' })
   })
 
+  it('applies a batch larger than the declared batch size (1000 keys) in one invocation', async () => {
+    const base = version()
+    next += 1000n * 1024n
+    const messages = Array.from({ length: 1000 }, (_, i) => writeMessage(`${ns}${String(i).padStart(4, '0')}`, `v${i}`, base + BigInt(i) * 1024n))
+    expect(await consume(messages)).toEqual({ received: 1000, applied: 1000, skipped: 0, deadLettered: 0 })
+    const { rows } = await db.query<{ n: string }>('SELECT count(*) AS n FROM kv_store WHERE key LIKE $1', [`${ns}%`])
+    expect(rows[0]!.n).toBe('1000')
+  })
+
   it('an empty batch is a no-op', async () => {
     expect(await consume([])).toEqual({ received: 0, applied: 0, skipped: 0, deadLettered: 0 })
   })

@@ -110,6 +110,11 @@ describe('GET /api/all', () => {
     expect((await walk({ prefix: 'no-such-prefix' })).keys).toEqual([])
   })
 
+  it('a prefix ending just below the surrogate range still bounds correctly', async () => {
+    await write([['\ud7ff', '1'], ['\ud7ffz', '2'], ['\ue000', '3'], ['\ud7fe', '4']])
+    expect((await walk({ prefix: '\ud7ff' })).keys).toEqual(['\ud7ff', '\ud7ffz'])
+  })
+
   it('prefix and cursor together page within the prefix', async () => {
     const { keys } = await walk({ prefix: 'bulk/00', limit: '3' })
     expect(keys).toEqual(Array.from({ length: 100 }, (_, i) => `bulk/${String(i).padStart(4, '0')}`))
