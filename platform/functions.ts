@@ -46,6 +46,7 @@ function bundleOf(lambda: InvLambda): string {
 
 export async function readAppFunctions(cwd: string): Promise<AppFunctions> {
   const { inv } = await inventory({ cwd })
+  releaseArchitectSigint()
   // `get /*` is sandbox's static-asset proxy, not a function: the hosts (or nginx) serve public/ themselves.
   const http = ((inv.http ?? []) as InvLambda[]).filter(l => !l.arcStaticAssetProxy).map(l => ({
     name: l.name,
@@ -62,6 +63,18 @@ export async function readAppFunctions(cwd: string): Promise<AppFunctions> {
   })
   const staticDir = join(cwd, (inv.static?.folder as string | undefined) ?? 'public')
   return { cwd, http, consumers, staticDir }
+}
+
+/**
+ * @architect/utils (loaded by inventory) adds a SIGINT listener that calls
+ * process.exit() to restore a CLI's cursor. In a host that exit would skip the
+ * graceful shutdown (drain requests, finish and acknowledge the batch), so the
+ * hosts' own SIGINT handlers must be the only ones.
+ */
+export function releaseArchitectSigint(): void {
+  for (const listener of process.listeners('SIGINT')) {
+    if (listener.name === '_arcRestoreCursor') process.off('SIGINT', listener)
+  }
 }
 
 /** Loads a bundle once and returns its `handler`; fails clearly when the build is missing. */
