@@ -86,7 +86,11 @@ export function createRedis(url: string): Redis & CacheClient {
   })
   // Queue commands only until the first connection is up (a cold start's first request must not
   // fail); after that, a command on a dead link fails at once instead of waiting behind it.
-  redis.once('ready', () => { redis.options.enableOfflineQueue = false })
+  // The same once the first attempt has failed: otherwise a function cold-started while Redis is
+  // down waits out every reconnect backoff on each read (seconds) instead of falling back at once.
+  const failFast = () => { redis.options.enableOfflineQueue = false }
+  redis.once('ready', failFast)
+  redis.once('error', failFast)
   redis.on('error', () => {}) // reconnection is automatic; callers see the failed commands
   redis.defineCommand('kvarcFill', { numberOfKeys: 1, lua: FILL_IF_NEWER })
   redis.defineCommand('kvarcApply', { numberOfKeys: 1, lua: APPLY_IF_NEWER })
