@@ -1,0 +1,360 @@
+/**
+ * The whole system on one machine, as child processes: nginx in front of two
+ * warm HTTP hosts, and the consumer host. Backing services are checked and
+ * prepared (database, schema, queues) before any host starts. Every child runs
+ * in its own process group and is tracked, so `close()` (and `npm start`'s
+ * Ctrl-C) stops all of it, grandchildren included. Where nginx is not
+ * installed, one HTTP host serves API and public/ on the port itself.
+ *
+ * @example
+ *   const stack = await startStack({ port: 8080 })
+ *   await stack.kill('http-1', 'SIGKILL'); await stack.start('http-1')
+ *   await stack.close()
+ */
+import { spawn, type ChildProcess } from 'node:child_process'
+import { accessSync, chmodSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { delimiter, join } from 'node:path'
+import { loadConfig } from '../src/shared/config.js'
+import { MAX_BODY_BYTES } from '../src/shared/limits.js'
+import { prepareBackingServices } from './backing-services.js'
+
+export interface StackOptions {
+  /** Project root (app.arc, build/, public/, nginx/). Default: the current directory. */
+  cwd?: string
+  /** Where the stack answers; 0 picks a free port. */
+  port: number
+  /** Address nginx (or the lone host) listens on. Default 127.0.0.1. */
+  listenHost?: string
+  /** Merged over process.env for the config and every child: service URLs, queue names, LOG_LEVEL... */
+  env?: Record<string, string | undefined>
+  /** HTTP hosts behind nginx. Default 2. */
+  httpHosts?: number
+  /** 'auto' (default): use nginx when installed. false: one host directly on the port. */
+  nginx?: 'auto' | boolean
+  /** The nginx binary; default: looked up on PATH, /usr/sbin, /usr/local/sbin, /usr/local/nginx/sbin. */
+  nginxBinary?: string
+  nginxWorkers?: number | 'auto'
+  /** Log every request in nginx's access log (in its temp prefix). Default off: it costs throughput. */
+  accessLog?: boolean
+  /** Consumer batches in flight per queue (KVARC_CONSUMER_CONCURRENCY). */
+  consumerConcurrency?: number
+  /** Every line a child prints, as it prints it. Default: kept (last lines) for error messages only. */
+  onOutput?: (name: string, line: string) => void
+  /** Bound on each child's start-up. Default 30 s. */
+  readyTimeoutMs?: number
+  /** Bound on each child's graceful stop before SIGKILL. Default 25 s. */
+  stopTimeoutMs?: number
+}
+
+export type Role = 'nginx' | 'http' | 'consumer'
+
+export interface StackProcess {
+  name: string
+  role: Role
+  pid: number | undefined
+  running: boolean
+  /** Where it listens (the consumer host: its /health, /ready, /metrics). */
+  url: string
+}
+
+export interface Stack {
+  /** Where clients go: nginx, or the lone host. */
+  url: string
+  nginx: boolean
+  /** Lines worth telling the person who started the stack (e.g. how to install nginx). */
+  notices: string[]
+  processes(): StackProcess[]
+  /** Signals one child's process group and waits until it has exited. */
+  kill(name: string, signal?: NodeJS.Signals): Promise<void>
+  /** Starts a stopped child again, on the same port, and waits until it is ready. */
+  start(name: string): Promise<void>
+  /** Idempotent: nginx first (no new requests), then the HTTP hosts (draining), then the consumer host (finishing its batches). */
+  close(): Promise<void>
+}
+
+export class StackStartError extends Error {
+  override name = 'StackStartError'
+}
+
+/** A free TCP port on 127.0.0.1 (the OS's pick; the short race until the child binds it is accepted). */
+export function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer()
+    server.unref()
+    server.once('error', reject)
+    server.listen(0, host, () => {
+      const { port } = server.address() as { port: number }
+      server.close(() => resolve(port))
+    })
+  })
+}
+
+/** The nginx binary, or undefined when it is not installed. */
+export function findNginx(explicit?: string): string | undefined {
+  const candidates = explicit ? [explicit] : [
+    ...(process.env.PATH ?? '').split(delimiter).filter(Boolean).map(dir => join(dir, 'nginx')),
+    '/usr/sbin/nginx', '/usr/local/sbin/nginx', '/usr/local/nginx/sbin/nginx',
+  ]
+  for (const file of candidates) {
+    try {
+      accessSync(file, constants.X_OK)
+      return file
+    } catch { /* next candidate */ }
+  }
+  return undefined
+}
+
+export interface NginxConfigValues {
+  prefix: string
+  listen: string
+  upstreams: readonly number[]
+  publicDir: string
+  accessLog: boolean
+  workers: number | 'auto'
+}
+
+/** Fills nginx/kvarc.conf.template; every placeholder must be known, so a template typo fails here, not in nginx. */
+export function renderNginxConfig(template: string, values: NginxConfigValues): string {
+  const vars: Record<string, string> = {
+    PREFIX: values.prefix,
+    LISTEN: values.listen,
+    PUBLIC_DIR: values.publicDir,
+    MAX_BODY_BYTES: String(MAX_BODY_BYTES),
+    ACCESS_LOG: values.accessLog ? `${values.prefix}/access.log` : 'off',
+    WORKER_PROCESSES: String(values.workers),
+    // One failure takes a host out for 2 s: a killed host costs one retried request, not one per request.
+    UPSTREAM_SERVERS: values.upstreams.map(port => `    server 127.0.0.1:${port} max_fails=1 fail_timeout=2s;`).join('\n'),
+  }
+  return template.replace(/\{\{([A-Z_]+)\}\}/g, (_, name: string) => {
+    const value = vars[name]
+    if (value === undefined) throw new Error(`nginx template: unknown placeholder {{${name}}}`)
+    return value
+  })
+}
+
+interface ChildSpec {
+  name: string
+  role: Role
+  command: string
+  args: string[]
+  env: Record<string, string | undefined>
+  /** GET until 200: the child is ready. */
+  readyUrl: string
+  url: string
+  /** How to ask it to stop gracefully. */
+  stopSignal: NodeJS.Signals
+}
+
+const TAIL_LINES = 40
+
+class ManagedChild {
+  private proc: ChildProcess | undefined
+  private exit: Promise<void> = Promise.resolve()
+  private tail: string[] = []
+
+  constructor(readonly spec: ChildSpec, private readonly cwd: string, private readonly onOutput?: (name: string, line: string) => void) {}
+
+  get pid(): number | undefined { return this.proc?.pid }
+  get running(): boolean { return this.proc !== undefined }
+
+  private record(line: string): void {
+    this.tail.push(line)
+    if (this.tail.length > TAIL_LINES) this.tail.shift()
+    this.onOutput?.(this.spec.name, line)
+  }
+
+  async start(readyTimeoutMs: number): Promise<void> {
+    if (this.proc) return
+    this.tail = []
+    // detached: its own process group, so one signal reaches the child and anything it spawned,
+    // and a Ctrl-C in the terminal reaches only the parent, which then stops the children in order.
+    const proc = spawn(this.spec.command, this.spec.args, { cwd: this.cwd, env: this.spec.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
+    this.proc = proc
+    for (const stream of [proc.stdout, proc.stderr]) {
+      let partial = ''
+      stream?.setEncoding('utf8')
+      stream?.on('data', (chunk: string) => {
+        const lines = (partial + chunk).split('\n')
+        partial = lines.pop() ?? ''
+        for (const line of lines) if (line) this.record(line)
+      })
+    }
+    this.exit = new Promise(resolve => {
+      proc.once('exit', (code, signal) => {
+        if (this.proc === proc) this.proc = undefined
+        this.record(`exited (${signal ?? `code ${code}`})`)
+        resolve()
+      })
+      proc.once('error', error => {
+        if (this.proc === proc) this.proc = undefined
+        this.record(`failed to start: ${error.message}`)
+        resolve()
+      })
+    })
+    try {
+      await this.waitReady(proc, readyTimeoutMs)
+    } catch (error) {
+      await this.stop('SIGKILL', 1000)
+      throw error
+    }
+  }
+
+  private async waitReady(proc: ChildProcess, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs
+    let exited = false
+    void this.exit.then(() => { exited = true })
+    for (let delay = 25; ; delay = Math.min(delay * 2, 250)) {
+      if (exited || this.proc !== proc) throw new StackStartError(`${this.spec.name} exited while starting:\n  ${this.tail.join('\n  ')}`)
+      try {
+        const response = await fetch(this.spec.readyUrl, { signal: AbortSignal.timeout(2000) })
+        await response.arrayBuffer()
+        if (response.status === 200) return
+      } catch { /* not listening yet */ }
+      if (Date.now() > deadline) throw new StackStartError(`${this.spec.name} was not ready at ${this.spec.readyUrl} within ${timeoutMs} ms:\n  ${this.tail.join('\n  ')}`)
+      await new Promise(resolve => setTimeout(resolve, delay))
+    }
+  }
+
+  /** Signals the process group; waits for the exit, escalating to SIGKILL after timeoutMs. */
+  async stop(signal: NodeJS.Signals, timeoutMs: number): Promise<void> {
+    const proc = this.proc
+    if (!proc?.pid) return this.exit
+    signalGroup(proc.pid, signal)
+    let timer: NodeJS.Timeout | undefined
+    const escalate = new Promise<void>(resolve => {
+      timer = setTimeout(() => {
+        if (proc.pid) signalGroup(proc.pid, 'SIGKILL')
+        resolve()
+      }, timeoutMs)
+    })
+    await Promise.race([this.exit, escalate])
+    clearTimeout(timer)
+    await this.exit
+    // The leader is gone; make sure nothing it started lingers in its group.
+    if (proc.pid) signalGroup(proc.pid, 'SIGKILL')
+  }
+}
+
+function signalGroup(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(-pid, signal)
+  } catch {
+    // ESRCH: the group is already gone.
+  }
+}
+
+/**
+ * Prepares the backing services, then starts the HTTP hosts, the consumer host
+ * and nginx, each ready before it returns. Throws a BackingServiceError (which
+ * service, where, how to start it) or a StackStartError (which child, its last
+ * output); whatever had started is stopped again.
+ */
+export async function startStack(options: StackOptions): Promise<Stack> {
+  const cwd = options.cwd ?? process.cwd()
+  const baseEnv: Record<string, string | undefined> = { ...process.env, ...options.env }
+  const config = loadConfig(baseEnv)
+  await prepareBackingServices(config)
+
+  const listenHost = options.listenHost ?? '127.0.0.1'
+  const port = options.port === 0 ? await freePort(listenHost) : options.port
+  const nginxBinary = options.nginx === false ? undefined : findNginx(options.nginxBinary)
+  if (options.nginx === true && !nginxBinary) throw new StackStartError('nginx is not installed (apt-get install -y nginx), or pass nginxBinary')
+  const useNginx = nginxBinary !== undefined
+  const notices = useNginx ? [] : ['nginx is not installed: one HTTP host serves the API and public/ directly; for nginx in front of two hosts: apt-get install -y nginx']
+  const tsx = (entry: string) => ({ command: process.execPath, args: ['--import', 'tsx', join(cwd, entry)] })
+
+  const specs: ChildSpec[] = []
+  const hostCount = useNginx ? Math.max(1, options.httpHosts ?? 2) : 1
+  const hostPorts: number[] = []
+  for (let i = 1; i <= hostCount; i++) {
+    const hostPort = useNginx ? await freePort() : port
+    hostPorts.push(hostPort)
+    const address = useNginx ? '127.0.0.1' : listenHost
+    const local = `http://127.0.0.1:${hostPort}`
+    specs.push({
+      name: `http-${i}`, role: 'http', ...tsx('platform/http-host-main.ts'),
+      env: { ...baseEnv, PORT: String(hostPort), HOST: address, KVARC_HOST_NAME: `http-${i}`, KVARC_SERVE_STATIC: useNginx ? '0' : '1' },
+      readyUrl: `${local}/ready`, url: `http://${address}:${hostPort}`, stopSignal: 'SIGTERM',
+    })
+  }
+  const metricsPort = await freePort()
+  specs.push({
+    name: 'consumer', role: 'consumer', ...tsx('platform/consumer-host-main.ts'),
+    env: {
+      ...baseEnv, KVARC_HOST_NAME: 'consumer', KVARC_METRICS_PORT: String(metricsPort),
+      ...(options.consumerConcurrency ? { KVARC_CONSUMER_CONCURRENCY: String(options.consumerConcurrency) } : {}),
+    },
+    readyUrl: `http://127.0.0.1:${metricsPort}/ready`, url: `http://127.0.0.1:${metricsPort}`, stopSignal: 'SIGTERM',
+  })
+
+  let prefix: string | undefined
+  if (nginxBinary) {
+    prefix = mkdtempSync(join(tmpdir(), 'kvarc-nginx-'))
+    // nginx's workers drop root privileges (to nobody): they must be able to reach the temp paths here.
+    chmodSync(prefix, 0o755)
+    const template = readFileSync(join(cwd, 'nginx', 'kvarc.conf.template'), 'utf8')
+    const listen = listenHost === '0.0.0.0' ? String(port) : `${listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${port}`
+    writeFileSync(join(prefix, 'nginx.conf'), renderNginxConfig(template, {
+      prefix, listen, upstreams: hostPorts, publicDir: join(cwd, 'public'),
+      accessLog: options.accessLog ?? false, workers: options.nginxWorkers ?? 'auto',
+    }))
+    specs.push({
+      name: 'nginx', role: 'nginx', command: nginxBinary,
+      // -e: the error log nginx opens before it has read the config, otherwise /var/log/nginx (root only).
+      args: ['-p', prefix, '-c', join(prefix, 'nginx.conf'), '-e', join(prefix, 'error.log')],
+      env: baseEnv, readyUrl: `http://127.0.0.1:${port}/health`, url: `http://${listenHost}:${port}`,
+      // SIGQUIT: graceful (finish the requests in progress); SIGTERM would drop them.
+      stopSignal: 'SIGQUIT',
+    })
+  }
+
+  const children = new Map(specs.map(spec => [spec.name, new ManagedChild(spec, cwd, options.onOutput)]))
+  const readyTimeoutMs = options.readyTimeoutMs ?? 30_000
+  const stopTimeoutMs = options.stopTimeoutMs ?? 25_000
+  const byRole = (role: Role) => [...children.values()].filter(c => c.spec.role === role)
+
+  let closing: Promise<void> | undefined
+  const close = () => {
+    closing ??= (async () => {
+      const stopAll = (list: ManagedChild[]) => Promise.allSettled(list.map(c => c.stop(c.spec.stopSignal, stopTimeoutMs)))
+      await stopAll(byRole('nginx'))
+      await stopAll(byRole('http'))
+      await stopAll(byRole('consumer'))
+      if (prefix) rmSync(prefix, { recursive: true, force: true })
+    })()
+    return closing
+  }
+
+  try {
+    // Hosts start together (each loads its bundles); nginx last, so its first request finds them up.
+    await Promise.all([...byRole('http'), ...byRole('consumer')].map(c => c.start(readyTimeoutMs)))
+    await Promise.all(byRole('nginx').map(c => c.start(readyTimeoutMs)))
+  } catch (error) {
+    await close()
+    throw error
+  }
+
+  const child = (name: string) => {
+    const found = children.get(name)
+    if (!found) throw new Error(`no process named ${name} in this stack (there are: ${[...children.keys()].join(', ')})`)
+    return found
+  }
+
+  return {
+    url: `http://${listenHost === '0.0.0.0' ? '127.0.0.1' : listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${port}`,
+    nginx: useNginx,
+    notices,
+    processes: () => [...children.values()].map(c => ({ name: c.spec.name, role: c.spec.role, pid: c.pid, running: c.running, url: c.spec.url })),
+    kill: async (name, signal = 'SIGTERM') => {
+      const target = child(name)
+      await target.stop(signal, stopTimeoutMs)
+    },
+    start: async name => {
+      if (closing) throw new Error('the stack is closing')
+      await child(name).start(readyTimeoutMs)
+    },
+    close,
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * `npm start`: the whole system on this machine. Builds the bundles when they
+ * are missing or older than the sources, prepares PostgreSQL / Redis / RabbitMQ
+ * (clear non-zero exit naming the one that is unreachable), starts nginx on
+ * PORT (default 8080) in front of two warm HTTP hosts plus the consumer host,
+ * and stops all of it on one Ctrl-C or SIGTERM.
+ *
+ *   PORT                        where the stack answers (default 8080)
+ *   KVARC_LISTEN_HOST           address it listens on (default 127.0.0.1; 0.0.0.0 for every interface)
+ *   KVARC_HTTP_HOSTS            HTTP hosts behind nginx (default 2)
+ *   KVARC_CONSUMER_CONCURRENCY  consumer batches in flight per queue
+ *   KVARC_NGINX=0               run without nginx even when it is installed
+ *   KVARC_NGINX_ACCESS_LOG=1    log every request (in nginx's temp prefix)
+ */
+import { spawnSync } from 'node:child_process'
+import { readdirSync, statSync } from 'node:fs'
+import { dirname, join, relative } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { loadConfig } from '../src/shared/config.js'
+import { BackingServiceError, redactUrl } from './backing-services.js'
+import { readAppFunctions } from './functions.js'
+import { startStack, StackStartError, type Stack } from './stack.js'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+
+/** Newest modification time under `dir` of files ending in one of `extensions`. */
+function newestMtime(dir: string, extensions: readonly string[]): number {
+  let newest = 0
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name)
+    if (entry.isDirectory()) newest = Math.max(newest, newestMtime(path, extensions))
+    else if (extensions.some(ext => entry.name.endsWith(ext)) && !entry.name.endsWith('.test.ts')) newest = Math.max(newest, statSync(path).mtimeMs)
+  }
+  return newest
+}
+
+/** Why the bundles must be (re)built, or undefined when they are current. */
+async function staleReason(): Promise<string | undefined> {
+  const app = await readAppFunctions(root)
+  const bundles = [...app.http, ...app.consumers].map(f => f.file)
+  let oldest = Infinity
+  for (const file of bundles) {
+    try {
+      oldest = Math.min(oldest, statSync(file).mtimeMs)
+    } catch {
+      return `${relative(root, file)} is missing`
+    }
+  }
+  const sources = Math.max(newestMtime(join(root, 'src'), ['.ts', '.mjs', '.js']), statSync(join(root, 'app.arc')).mtimeMs)
+  return sources > oldest ? 'sources changed since the last build' : undefined
+}
+
+function flag(name: string): boolean {
+  const value = process.env[name]
+  return value === '1' || value === 'true'
+}
+
+function positiveInt(name: string): number | undefined {
+  const raw = process.env[name]
+  if (raw === undefined || raw === '') return undefined
+  const value = Number(raw)
+  if (!Number.isInteger(value) || value < 1 || value > 64) {
+    console.error(`kvarc: ${name} must be an integer from 1 to 64, got ${JSON.stringify(raw)}`)
+    process.exit(2)
+  }
+  return value
+}
+
+async function main(): Promise<void> {
+  let config
+  try {
+    config = loadConfig(process.env)
+  } catch (error) {
+    console.error(`kvarc: ${(error as Error).message}`)
+    process.exit(2)
+  }
+
+  const stale = await staleReason()
+  if (stale) {
+    console.log(`kvarc: building the functions (${stale})`)
+    const build = spawnSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'inherit' })
+    if (build.status !== 0) {
+      console.error('kvarc: npm run build failed; see above')
+      process.exit(1)
+    }
+  }
+
+  let stack: Stack | undefined
+  let stopping = false
+  // Signals that arrive while starting wait for the start to settle, then stop what started.
+  const stop = (signal: NodeJS.Signals) => {
+    if (stopping) {
+      console.error(`kvarc: ${signal} again, killing everything now`)
+      for (const p of stack?.processes() ?? []) if (p.pid) { try { process.kill(-p.pid, 'SIGKILL') } catch { /* gone */ } }
+      process.exit(130)
+    }
+    stopping = true
+    console.log(`\nkvarc: ${signal}: stopping (nginx, then the HTTP hosts draining requests, then the consumer host finishing its batch)`)
+    if (stack) void shutdown(stack)
+  }
+  const shutdown = (running: Stack) => running.close().then(() => {
+    console.log('kvarc: stopped')
+    process.exit(0)
+  })
+  process.on('SIGINT', stop)
+  process.on('SIGTERM', stop)
+
+  try {
+    stack = await startStack({
+      cwd: root,
+      port: config.port,
+      listenHost: process.env.KVARC_LISTEN_HOST || '127.0.0.1',
+      nginx: process.env.KVARC_NGINX === '0' ? false : 'auto',
+      httpHosts: positiveInt('KVARC_HTTP_HOSTS'),
+      consumerConcurrency: positiveInt('KVARC_CONSUMER_CONCURRENCY'),
+      accessLog: flag('KVARC_NGINX_ACCESS_LOG'),
+      // Children log warnings and errors only (LOG_LEVEL, default warn): show them, labelled.
+      // Their start-up lines are summed up in the table below.
+      onOutput: (name, line) => { if (!/^kvarc (http|consumer) host \S+ (listening|consuming)/.test(line)) process.stdout.write(`[${name}] ${line}\n`) },
+    })
+  } catch (error) {
+    if (error instanceof BackingServiceError || error instanceof StackStartError) {
+      console.error(`\nkvarc: ${error.message}\n`)
+      process.exit(1)
+    }
+    throw error
+  }
+  if (stopping) return void shutdown(stack) // a signal came while starting
+
+  for (const notice of stack.notices) console.log(`kvarc: ${notice}`)
+  console.log(`\nkvarc is running at ${stack.url}/  (API: ${stack.url}/api, form: ${stack.url}/)`)
+  for (const p of stack.processes()) console.log(`  ${p.name.padEnd(9)} ${p.role.padEnd(9)} pid ${String(p.pid).padEnd(8)} ${p.url}`)
+  console.log(`  PostgreSQL ${redactUrl(config.databaseUrl)} · Redis ${redactUrl(config.redisUrl)} · RabbitMQ ${redactUrl(config.amqpUrl)} (queues ${config.addQueue}, ${config.delQueue})`)
+  console.log('Ctrl-C stops everything.\n')
+}
+
+main().catch(error => {
+  console.error(`kvarc: ${(error as Error).stack ?? error}`)
+  process.exit(1)
+})
