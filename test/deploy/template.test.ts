@@ -164,6 +164,12 @@ describe('deploy template: configuration', () => {
     expect(production.Resources.PutApiHTTPLambda!.Properties.Environment.Variables.ARC_ENV).toBe('production')
   })
 
+  it("bakes none of the deployer's local service URLs into the template", () => {
+    // The service-env plugin passes the shell's URLs to sandbox only; a deploy must never carry them.
+    const text = JSON.stringify(staging)
+    expect(text).not.toMatch(/127\.0\.0\.1|localhost|postgres:\/\/|redis:\/\/|amqps?:\/\//)
+  })
+
   it('references only parameters, resources and pseudo parameters that exist', () => {
     const known = new Set([...Object.keys(staging.Parameters), ...Object.keys(staging.Resources), 'AWS::StackName', 'AWS::Region', 'AWS::AccountId', 'AWS::Partition', 'AWS::URLSuffix'])
     const dangling = [...referencedNames({ Resources: staging.Resources, Outputs: staging.Outputs })].filter(name => !known.has(name))
