@@ -1,0 +1,204 @@
+/**
+ * The consumer host against the real services, in its own database and queues.
+ * PostgreSQL is reached through a TCP proxy the test controls (forward, refuse,
+ * or slow), so an outage and a slow batch are produced without touching the
+ * shared server.
+ */
+import { connect, type ChannelModel, type ConfirmChannel } from 'amqplib'
+import { dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net'
+import type pg from 'pg'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { encodeWrite } from '../src/shared/messages.js'
+import { openDatabase } from '../src/shared/postgres.js'
+import { deadLetterQueueName } from '../src/shared/queue.js'
+import { VersionClock } from '../src/shared/version.js'
+import { eventually, isolate, type Isolated } from '../test/support/isolated.js'
+import { startConsumerHost, type ConsumerHost } from './consumer-host.js'
+import type { Metrics } from './metrics.js'
+
+const ROOT = dirname(dirname(fileURLToPath(import.meta.url)))
+
+type Mode = 'forward' | 'refuse' | 'slow'
+
+/** A TCP proxy to PostgreSQL: 'refuse' drops every connection (an outage), 'slow' delays each client chunk. */
+async function startDbProxy(target: URL) {
+  let mode: Mode = 'forward'
+  let delayMs = 0
+  const open = new Set<Socket>()
+  const server: Server = createServer(client => {
+    if (mode === 'refuse') return void client.destroy()
+    const upstream = tcpConnect(Number(target.port || 5432), target.hostname)
+    open.add(client)
+    open.add(upstream)
+    const drop = () => {
+      client.destroy()
+      upstream.destroy()
+      open.delete(client)
+      open.delete(upstream)
+    }
+    for (const socket of [client, upstream]) {
+      socket.on('error', drop)
+      socket.on('close', drop)
+    }
+    client.on('data', chunk => {
+      // Equal delays fire in order, so the byte stream stays intact.
+      if (mode === 'slow') setTimeout(() => upstream.write(chunk), delayMs)
+      else upstream.write(chunk)
+    })
+    upstream.pipe(client)
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  return {
+    port,
+    set(next: Mode, delay = 0) {
+      mode = next
+      delayMs = delay
+      if (next === 'refuse') for (const socket of open) socket.destroy()
+    },
+    close: () => new Promise<void>(resolve => {
+      for (const socket of open) socket.destroy()
+      server.close(() => resolve())
+    }),
+  }
+}
+
+let iso: Isolated
+let proxy: Awaited<ReturnType<typeof startDbProxy>>
+let db: pg.Pool
+let amqp: ChannelModel
+let publisher: ConfirmChannel
+const clock = new VersionClock(1)
+const hosts: ConsumerHost[] = []
+
+async function start(options: { concurrency?: number } = {}): Promise<ConsumerHost> {
+  const host = await startConsumerHost({ cwd: ROOT, config: iso.config, metricsPort: 0, minBackoffMs: 20, maxBackoffMs: 200, ...options })
+  hosts.push(host)
+  return host
+}
+
+async function publishPuts(prefix: string, count: number): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    publisher.sendToQueue(iso.config.addQueue, encodeWrite(`${prefix}${i}`, `value ${i}`, clock.next()), { persistent: true })
+  }
+  await publisher.waitForConfirms()
+}
+
+async function rowsWithPrefix(prefix: string): Promise<number> {
+  const { rows } = await db.query<{ n: string }>('SELECT count(*) AS n FROM kv_store WHERE key LIKE $1', [`${prefix}%`])
+  return Number(rows[0]!.n)
+}
+
+async function ready(queue: string): Promise<number> {
+  const channel = await amqp.createChannel()
+  try {
+    return (await channel.checkQueue(queue)).messageCount
+  } finally {
+    await channel.close()
+  }
+}
+
+async function counted(metric: Metrics['batches'] | Metrics['writes'], labels: Record<string, string>): Promise<number> {
+  const { values } = await metric.get()
+  return values.filter(v => Object.entries(labels).every(([k, want]) => v.labels[k] === want)).reduce((sum, v) => sum + v.value, 0)
+}
+
+beforeAll(async () => {
+  iso = await isolate('consumerhost')
+  proxy = await startDbProxy(new URL(iso.env.DATABASE_URL))
+  const viaProxy = new URL(iso.env.DATABASE_URL)
+  viaProxy.host = `127.0.0.1:${proxy.port}`
+  // The bundles read their config from the environment on first use; their PostgreSQL is the proxy.
+  Object.assign(process.env, iso.env, { DATABASE_URL: viaProxy.toString() })
+  amqp = await connect(iso.env.AMQP_URL)
+  publisher = await amqp.createConfirmChannel()
+  // A first host prepares database, schema and queues, as the stack does before starting hosts.
+  const first = await start()
+  await first.close()
+  // Direct to PostgreSQL (not through the proxy): what the record holds, whatever the proxy does.
+  db = await openDatabase(iso.env.DATABASE_URL, 2)
+})
+
+afterAll(async () => {
+  await Promise.allSettled(hosts.map(h => h.close()))
+  await db?.end().catch(() => {})
+  await amqp?.close().catch(() => {})
+  await proxy?.close()
+  await iso?.cleanup()
+})
+
+describe('consumer host', () => {
+  it('applies batches from its queue, acknowledges them and dead-letters poison', async () => {
+    // Prepare
+    const host = await start({ concurrency: 2 })
+    publisher.sendToQueue(iso.config.addQueue, Buffer.from('{"key":"bad\\u0000key","value":"x","version":"1"}'), { persistent: true })
+    await publishPuts('apply-', 1200)
+
+    // Act
+    await eventually(async () => (await rowsWithPrefix('apply-')) === 1200, '1200 rows applied', 30_000)
+    await eventually(async () => (await counted(host.metrics.writes, { outcome: 'dead_lettered' })) === 1, 'the poison message dead-lettered')
+    await host.close()
+
+    // Assess: nothing came back to the queue on close, so every message was acknowledged.
+    expect(await ready(iso.config.addQueue)).toBe(0)
+    expect(await ready(deadLetterQueueName(iso.config.addQueue))).toBe(1)
+    expect(await counted(host.metrics.writes, { outcome: 'applied' })).toBe(1200)
+    const { rows } = await db.query('SELECT value FROM kv_store WHERE key = $1', ['apply-7'])
+    expect(rows).toEqual([{ value: 'value 7' }])
+  })
+
+  it('serves /health, /ready and /metrics', async () => {
+    const host = await start()
+    const health = await fetch(`${host.url}/health`)
+    expect(health.status).toBe(200)
+    const readiness = await fetch(`${host.url}/ready`)
+    expect(await readiness.json()).toEqual({ status: 'ready', consuming: [iso.config.addQueue, iso.config.delQueue] })
+    const metrics = await (await fetch(`${host.url}/metrics`)).text()
+    expect(metrics).toContain('kvarc_consumer_batches_total')
+    expect((await fetch(`${host.url}/nope`)).status).toBe(404)
+    await host.close()
+  })
+
+  it('retries a batch while PostgreSQL is unreachable: never acknowledged, never dead-lettered, applied once it is back', async () => {
+    // Prepare: an outage.
+    proxy.set('refuse')
+    const host = await start()
+    await publishPuts('outage-', 50)
+
+    // Act / Assess: it keeps failing and retrying...
+    await eventually(async () => (await counted(host.metrics.batches, { outcome: 'failed' })) >= 3, 'three failed attempts')
+    expect(await rowsWithPrefix('outage-')).toBe(0)
+    // ...and shutting down during the outage gives the messages back instead of acknowledging them.
+    await host.close()
+    expect(await ready(iso.config.addQueue)).toBe(50)
+    expect(await ready(deadLetterQueueName(iso.config.addQueue))).toBe(1) // only the earlier poison
+
+    // A host started during the outage recovers when PostgreSQL returns, without a restart.
+    const recovering = await start()
+    await eventually(async () => (await counted(recovering.metrics.batches, { outcome: 'failed' })) >= 1, 'a failed attempt')
+    proxy.set('forward')
+    await eventually(async () => (await rowsWithPrefix('outage-')) === 50, '50 rows applied after the outage', 20_000)
+    await recovering.close()
+    expect(await ready(iso.config.addQueue)).toBe(0)
+    expect(await ready(deadLetterQueueName(iso.config.addQueue))).toBe(1)
+  })
+
+  it('finishes and acknowledges the batch in flight when closed', async () => {
+    // Prepare: every PostgreSQL round trip takes 300 ms, so a batch is still running when close() is called.
+    proxy.set('slow', 300)
+    const host = await start()
+    await publishPuts('drain-', 200)
+    await eventually(async () => host.consumers.some(c => c.source.batchesInFlight > 0), 'a batch in flight')
+
+    // Act
+    await host.close()
+    proxy.set('forward')
+
+    // Assess: whatever was taken is applied and acknowledged; the rest waits in the queue; nothing is lost or held.
+    const applied = await rowsWithPrefix('drain-')
+    expect(applied).toBeGreaterThan(0)
+    expect(applied + await ready(iso.config.addQueue)).toBe(200)
+  })
+})
