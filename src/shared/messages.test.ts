@@ -1,0 +1,56 @@
+/**
+ * The queue message format: what the API encodes, the consumers decode to the
+ * same write; anything else is a PoisonMessageError with a reason.
+ */
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { PoisonMessageError } from './errors.js'
+import { decodeWrite, encodeWrite } from './messages.js'
+import { collapseWrites, type Write } from './store.js'
+
+const validText = (minLength: number) => fc.string({ unit: 'binary', minLength, maxLength: 40 }).filter(s => !s.includes('\u0000'))
+const validVersion = fc.bigInt({ min: 1n, max: (1n << 63n) - 1n })
+
+describe('encodeWrite / decodeWrite', () => {
+  it('round-trip every valid PUT and DELETE exactly', () => {
+    fc.assert(fc.property(validText(1), validText(0), validVersion, (key, value, version) => {
+      expect(decodeWrite(encodeWrite(key, value, version), 'put')).toEqual({ key, value, version, deleted: false })
+      expect(decodeWrite(encodeWrite(key, null, version), 'delete')).toEqual({ key, value: null, version, deleted: true })
+    }))
+  })
+
+  it('carry the version as a decimal string (JSON numbers lose precision beyond 2^53)', () => {
+    const body = JSON.parse(encodeWrite('k', 'v', (1n << 62n) + 1n).toString())
+    expect(body).toEqual({ key: 'k', value: 'v', version: '4611686018427387905' })
+  })
+
+  it('a PUT message without a value is poison on add_key', () => {
+    expect(() => decodeWrite(encodeWrite('k', null, 5n), 'put')).toThrow(PoisonMessageError)
+  })
+
+  it('never throws anything but PoisonMessageError on arbitrary bytes', () => {
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 64 }), fc.constantFrom('put' as const, 'delete' as const), (bytes, kind) => {
+      try {
+        decodeWrite(bytes, kind)
+      } catch (error) {
+        expect(error).toBeInstanceOf(PoisonMessageError)
+        expect((error as Error).message.length).toBeGreaterThan(0)
+      }
+    }))
+  })
+})
+
+describe('collapseWrites', () => {
+  it('keeps exactly the newest write per key, in any input order', () => {
+    const write = fc.record({ key: fc.constantFrom('a', 'b', 'c'), version: fc.bigInt({ min: 1n, max: 50n }), deleted: fc.boolean() })
+    fc.assert(fc.property(fc.uniqueArray(write, { selector: w => w.version, maxLength: 30 }), fc.func(fc.integer()), (raw, rank) => {
+      const writes: Write[] = raw.map(w => ({ ...w, value: w.deleted ? null : `v${w.version}` }))
+      const shuffled = [...writes].sort((x, y) => rank(x.version) - rank(y.version))
+      const collapsed = collapseWrites(shuffled)
+      const expected = new Map<string, Write>()
+      for (const w of writes) if (!expected.has(w.key) || expected.get(w.key)!.version < w.version) expected.set(w.key, w)
+      expect(new Map(collapsed.map(w => [w.key, w]))).toEqual(expected)
+      expect(collapsed).toHaveLength(expected.size)
+    }))
+  })
+})
