@@ -102,23 +102,23 @@ async function ready(queue: string): Promise<number> {
 
 async function counted(metric: Metrics['batches'] | Metrics['writes'], labels: Record<string, string>): Promise<number> {
   const { values } = await metric.get()
-  return values.filter(v => Object.entries(labels).every(([k, want]) => v.labels[k] === want)).reduce((sum, v) => sum + v.value, 0)
+  return values.filter(v => Object.entries(labels).every(([k, want]) => (v.labels as Record<string, unknown>)[k] === want)).reduce((sum, v) => sum + v.value, 0)
 }
 
 beforeAll(async () => {
   iso = await isolate('consumerhost')
-  proxy = await startDbProxy(new URL(iso.env.DATABASE_URL))
-  const viaProxy = new URL(iso.env.DATABASE_URL)
+  proxy = await startDbProxy(new URL(iso.config.databaseUrl))
+  const viaProxy = new URL(iso.config.databaseUrl)
   viaProxy.host = `127.0.0.1:${proxy.port}`
   // The bundles read their config from the environment on first use; their PostgreSQL is the proxy.
   Object.assign(process.env, iso.env, { DATABASE_URL: viaProxy.toString() })
-  amqp = await connect(iso.env.AMQP_URL)
+  amqp = await connect(iso.config.amqpUrl)
   publisher = await amqp.createConfirmChannel()
   // A first host prepares database, schema and queues, as the stack does before starting hosts.
   const first = await start()
   await first.close()
   // Direct to PostgreSQL (not through the proxy): what the record holds, whatever the proxy does.
-  db = await openDatabase(iso.env.DATABASE_URL, 2)
+  db = await openDatabase(iso.config.databaseUrl, 2)
 })
 
 afterAll(async () => {
