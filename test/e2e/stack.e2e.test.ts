@@ -1,0 +1,145 @@
+/**
+ * The whole stack as `npm start` runs it (nginx → two warm HTTP hosts, plus the
+ * consumer host), started on free ports in its own database, queues and cache
+ * prefix, and used only through nginx.
+ */
+import { dirname } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type pg from 'pg'
+import { MAX_BODY_BYTES } from '../../src/shared/limits.js'
+import { openDatabase } from '../../src/shared/postgres.js'
+import { startStack, type Stack } from '../../platform/stack.js'
+import { eventually, isolate, type Isolated } from '../support/isolated.js'
+
+const ROOT = dirname(dirname(dirname(fileURLToPath(import.meta.url))))
+
+let iso: Isolated
+let stack: Stack
+let db: pg.Pool
+const output: string[] = []
+
+async function call(method: string, path: string, body?: unknown): Promise<{ status: number, json: any, headers: Headers }> {
+  const response = await fetch(`${stack.url}${path}`, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    signal: AbortSignal.timeout(10_000),
+  })
+  const text = await response.text()
+  let json: unknown
+  try { json = JSON.parse(text) } catch { json = text }
+  return { status: response.status, json, headers: response.headers }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+beforeAll(async () => {
+  iso = await isolate('stack')
+  db = await openDatabase(iso.config.databaseUrl, 1)
+  try {
+    stack = await startStack({ cwd: ROOT, port: 0, env: iso.env, nginx: true, onOutput: (name, line) => output.push(`[${name}] ${line}`) })
+  } catch (error) {
+    throw new Error(`stack did not start: ${(error as Error).message}\n${output.join('\n')}`)
+  }
+}, 90_000)
+
+afterAll(async () => {
+  await stack?.close()
+  await db?.end()
+  await iso?.cleanup()
+})
+
+describe('the stack through nginx', () => {
+  it('runs nginx, two HTTP hosts and the consumer host', () => {
+    expect(stack.nginx).toBe(true)
+    expect(stack.processes().map(p => [p.name, p.running])).toEqual([['http-1', true], ['http-2', true], ['consumer', true], ['nginx', true]])
+  })
+
+  it('PUT, GET from postgres then redis, DELETE, 404, list', async () => {
+    // On failure, the children's output says why.
+    expect((await call('PUT', '/api', { key: 'e2e-keep', value: 'stays' })).status, output.join('\n')).toBe(200)
+    const put = await call('PUT', '/api', { key: 'e2e-ключ', value: 'значение ✓' })
+    expect(put.status).toBe(200)
+    expect(put.json).toMatchObject({ status: 'queued' })
+
+    // Watch the record itself: a GET before the consumer applied would cache a miss, and the
+    // consumer would then refresh that entry, so the first successful GET could come from Redis.
+    await eventually(async () => (await db.query('SELECT 1 FROM kv_store WHERE key = $1 AND NOT deleted', ['e2e-ключ'])).rowCount === 1, 'the PUT applied', 15_000)
+    const first = await call('GET', `/api?key=${encodeURIComponent('e2e-ключ')}`)
+    expect(first.json).toEqual({ data: { key: 'e2e-ключ', value: 'значение ✓' }, source: 'postgres', version: put.json.version })
+    const second = await call('GET', `/api?key=${encodeURIComponent('e2e-ключ')}`)
+    expect(second.json).toMatchObject({ data: { value: 'значение ✓' }, source: 'redis' })
+
+    const del = await call('DELETE', `/api?key=${encodeURIComponent('e2e-ключ')}`)
+    expect(del.status).toBe(200)
+    expect(del.json).toMatchObject({ status: 'queued' })
+    const gone = await eventually(async () => {
+      const got = await call('GET', `/api?key=${encodeURIComponent('e2e-ключ')}`)
+      return got.status === 404 ? got : undefined
+    }, 'the DELETE applied', 15_000)
+    expect(gone.json).toEqual({ detail: 'key not found' })
+
+    await eventually(async () => (await call('GET', '/api?key=e2e-keep')).status === 200, 'e2e-keep applied', 15_000)
+    const list = await call('GET', '/api/all')
+    expect(list.status).toBe(200)
+    expect(list.json.data).toEqual([{ key: 'e2e-keep', value: 'stays' }])
+  })
+
+  it('answers a body over the limit with JSON 413 from nginx', async () => {
+    const body = JSON.stringify({ key: 'big', value: 'x'.repeat(MAX_BODY_BYTES) })
+    const answer = await call('PUT', '/api', body)
+    expect(answer.status).toBe(413)
+    expect(answer.headers.get('content-type')).toContain('application/json')
+    expect(answer.json).toEqual({ detail: `request body too large: the limit is ${MAX_BODY_BYTES} bytes` })
+  })
+
+  it('serves the static form and JSON for unknown static paths', async () => {
+    const page = await fetch(`${stack.url}/`)
+    expect(page.status).toBe(200)
+    expect(page.headers.get('content-type')).toContain('text/html')
+    expect(await page.text()).toMatch(/<html/i)
+    const missing = await call('GET', '/no-such-file.txt')
+    expect(missing.status).toBe(404)
+    expect(missing.json).toEqual({ detail: 'not found' })
+  })
+
+  it('routes around an HTTP host killed with SIGKILL, and takes it back after a restart', async () => {
+    await eventually(async () => (await call('GET', '/api?key=e2e-keep')).status === 200, 'e2e-keep readable', 15_000)
+    const victim = stack.processes().find(p => p.name === 'http-1')!
+    await stack.kill('http-1', 'SIGKILL')
+    expect(alive(victim.pid!)).toBe(false)
+
+    const statuses: number[] = []
+    for (let i = 0; i < 40; i++) statuses.push((await call('GET', '/api?key=e2e-keep')).status)
+    expect(statuses.filter(s => s !== 200)).toEqual([])
+
+    await stack.start('http-1')
+    expect(stack.processes().find(p => p.name === 'http-1')?.running).toBe(true)
+    // nginx gives a failed host a 2 s rest (fail_timeout) before sending it traffic again.
+    const hosts = new Set<string>()
+    await eventually(async () => {
+      hosts.add((await call('GET', '/health')).json.host)
+      return hosts.size === 2
+    }, 'both hosts answering', 10_000)
+    expect([...hosts].sort()).toEqual(['http-1', 'http-2'])
+  })
+
+  it('close() stops every process it started', async () => {
+    const pids = stack.processes().map(p => p.pid!)
+    expect(pids.every(alive)).toBe(true)
+    await stack.close()
+    expect(pids.filter(alive)).toEqual([])
+    // nginx's workers live in its process group: nothing may be left there either.
+    const groupsLeft = pids.filter(pid => { try { process.kill(-pid, 0); return true } catch { return false } })
+    expect(groupsLeft).toEqual([])
+    await expect(fetch(stack.url, { signal: AbortSignal.timeout(2000) })).rejects.toThrow()
+  })
+})
