@@ -93,6 +93,8 @@ interface Route {
   info: RouteInfo
   name: string
   handler: Handler
+  /** Declares (event, context, callback): Lambda's callback style. */
+  takesCallback: boolean
   timeoutMs: number
   /** Counter children by status, resolved on first use: no label hashing per request. */
   counts: Map<number, { inc(): void }>
@@ -111,8 +113,24 @@ interface PatternRoute {
 
 type OperatorEndpoint = () => HttpAnswer | Promise<HttpAnswer>
 
-const TIMED_OUT = Symbol('timed out')
-type Outcome = { ok: true, value: unknown } | { ok: false, error: unknown } | typeof TIMED_OUT
+/**
+ * Per-request code avoids creating closures: the hosts run under tsx, whose
+ * esbuild transform names every closure when it is created (a defineProperty
+ * call each), and closures are garbage besides. Promise settlers are captured
+ * by module-level executors, listeners are module-level functions that find
+ * their state on the object they listen to.
+ */
+let capturedResolve: ((value: never) => void) | undefined
+let capturedReject: ((error: unknown) => void) | undefined
+function captureSettlers(resolve: (value: never) => void, reject: (error: unknown) => void): void {
+  capturedResolve = resolve
+  capturedReject = reject
+}
+/** A promise with its settlers, made without a closure. */
+function deferred<T>(): { promise: Promise<T>, resolve: (value: T) => void, reject: (error: unknown) => void } {
+  const promise = new Promise<T>(captureSettlers as (resolve: (value: T) => void, reject: (error: unknown) => void) => void)
+  return { promise, resolve: capturedResolve as (value: T) => void, reject: capturedReject! }
+}
 
 /** A Lambda context: the request id is made only if the function asks for it. */
 class LambdaContext {
@@ -131,59 +149,148 @@ class LambdaContext {
 }
 
 /**
- * Runs a handler the way Lambda's Node runtime does: a returned promise or the
- * callback settles it; a synchronous throw is a failure. Never rejects; a
- * function past its timeout keeps running, but its answer is dropped.
+ * One invocation of a function, settled once: by the function (its promise or
+ * Lambda's callback) or by its timeout. A function past its timeout keeps
+ * running, but whatever it answers later is dropped.
  */
-function invoke(handler: Handler, event: unknown, functionName: string, timeoutMs: number): Promise<Outcome> {
-  return new Promise<Outcome>(resolve => {
-    let settled = false
-    const timer = setTimeout(() => { settled = true; resolve(TIMED_OUT) }, timeoutMs)
-    const settle = (outcome: Outcome) => {
-      if (settled) return
-      settled = true
-      clearTimeout(timer)
-      resolve(outcome)
+class Invocation {
+  settled = false
+  timedOut = false
+  failed = false
+  value: unknown
+  error: unknown
+  readonly done: Promise<void>
+  private readonly resolve: (value: void) => void
+  private readonly timer: NodeJS.Timeout
+
+  constructor(timeoutMs: number) {
+    const { promise, resolve } = deferred<void>()
+    this.done = promise
+    this.resolve = resolve
+    this.timer = setTimeout(invocationTimedOut, timeoutMs, this)
+  }
+
+  succeed(value: unknown): void {
+    if (this.settled) return
+    this.settled = true
+    this.value = value
+    clearTimeout(this.timer)
+    this.resolve()
+  }
+
+  fail(error: unknown): void {
+    if (this.settled) return
+    this.settled = true
+    this.failed = true
+    this.error = error
+    clearTimeout(this.timer)
+    this.resolve()
+  }
+
+  expire(): void {
+    if (this.settled) return
+    this.settled = true
+    this.timedOut = true
+    this.resolve()
+  }
+}
+
+function invocationTimedOut(invocation: Invocation): void {
+  invocation.expire()
+}
+
+async function awaitReturned(invocation: Invocation, returned: PromiseLike<unknown>): Promise<void> {
+  try {
+    invocation.succeed(await returned)
+  } catch (error) {
+    invocation.fail(error)
+  }
+}
+
+/**
+ * Runs a handler the way Lambda's Node runtime does: a returned promise or, for
+ * a handler that declares it, the callback settles it; a synchronous throw is a
+ * failure.
+ */
+function invoke(handler: Handler, takesCallback: boolean, event: unknown, context: LambdaContext, timeoutMs: number): Invocation {
+  const invocation = new Invocation(timeoutMs)
+  try {
+    const returned = takesCallback
+      ? (handler as (e: unknown, c: unknown, cb: (error: unknown, value?: unknown) => void) => unknown)(event, context, (error, value) => {
+          if (error) invocation.fail(error)
+          else invocation.succeed(value)
+        })
+      : handler(event, context)
+    if (returned !== null && typeof returned === 'object' && typeof (returned as PromiseLike<unknown>).then === 'function') {
+      void awaitReturned(invocation, returned as PromiseLike<unknown>)
+    } else if (!takesCallback) {
+      invocation.succeed(returned)
     }
-    const callback = (error: unknown, value?: unknown) => settle(error ? { ok: false, error } : { ok: true, value })
-    try {
-      const returned = (handler as (e: unknown, c: unknown, cb: typeof callback) => unknown)(event, new LambdaContext(functionName, Date.now() + timeoutMs), callback)
-      if (returned && typeof (returned as Promise<unknown>).then === 'function') {
-        (returned as Promise<unknown>).then(value => settle({ ok: true, value }), (error: unknown) => settle({ ok: false, error }))
-      }
-    } catch (error) {
-      settle({ ok: false, error })
-    }
-  })
+  } catch (error) {
+    invocation.fail(error)
+  }
+  return invocation
 }
 
 const TOO_LARGE = Symbol('too large')
+const BODY = Symbol('kvarc body')
+
+interface BodyState {
+  chunks: Buffer[]
+  size: number
+  limit: number
+  expected: number
+  done: boolean
+  resolve: (value: Buffer | typeof TOO_LARGE) => void
+  reject: (error: unknown) => void
+}
+
+type BodyRequest = IncomingMessage & { [BODY]?: BodyState }
+
+function onBodyData(this: BodyRequest, chunk: Buffer): void {
+  const state = this[BODY]!
+  if (state.done) return
+  state.size += chunk.length
+  if (state.size > state.limit) {
+    // Stop holding the body; what still arrives is read and dropped by node.
+    state.done = true
+    state.chunks.length = 0
+    state.resolve(TOO_LARGE)
+    return
+  }
+  state.chunks.push(chunk)
+}
+
+function onBodyEnd(this: BodyRequest): void {
+  const state = this[BODY]!
+  if (state.done) return
+  state.done = true
+  state.resolve(state.chunks.length === 1 ? state.chunks[0]! : Buffer.concat(state.chunks, state.size))
+}
+
+function onBodyError(this: BodyRequest, error: unknown): void {
+  const state = this[BODY]!
+  if (state.done) return
+  state.done = true
+  state.reject(error)
+}
+
+function onBodyClose(this: BodyRequest): void {
+  const state = this[BODY]!
+  if (state.done) return
+  state.done = true
+  state.reject(new Error(`request closed after ${state.size} of ${state.expected} body bytes`))
+}
 
 /** Reads a request body, stopping (and discarding the rest) once it passes `limit`. */
-function readBody(req: IncomingMessage, limit: number, expected: number): Promise<Buffer | typeof TOO_LARGE> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = []
-    let size = 0
-    let done = false
-    req.on('data', (chunk: Buffer) => {
-      if (done) return
-      size += chunk.length
-      if (size > limit) {
-        done = true
-        chunks.length = 0
-        resolve(TOO_LARGE)
-        return
-      }
-      chunks.push(chunk)
-    })
-    req.on('end', () => {
-      if (done) return
-      done = true
-      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size))
-    })
-    req.on('error', error => { if (!done) { done = true; reject(error) } })
-    req.on('close', () => { if (!done) { done = true; reject(new Error(`request closed after ${size} of ${expected} body bytes`)) } })
-  })
+function readBody(req: BodyRequest, limit: number, expected: number): Promise<Buffer | typeof TOO_LARGE> {
+  const { promise, resolve, reject } = deferred<Buffer | typeof TOO_LARGE>()
+  req[BODY] = { chunks: [], size: 0, limit, expected, done: false, resolve, reject }
+  req.on('data', onBodyData)
+  req.on('end', onBodyEnd)
+  req.on('error', onBodyError)
+  req.on('close', onBodyClose)
+  return promise
 }
 
 function seconds(ms: number): string {
@@ -244,6 +351,7 @@ export async function startHttpHost(options: HttpHostOptions = {}): Promise<Http
       info: { routeKey, method },
       name: fn.name,
       handler,
+      takesCallback: handler.length >= 3,
       timeoutMs: fn.timeoutMs,
       counts: new Map(),
       latency: metrics.latency.labels(routeKey),
@@ -410,17 +518,18 @@ export async function startHttpHost(options: HttpHostOptions = {}): Promise<Http
     }
 
     const event = buildHttpEvent(route.info, req, url, body, params)
-    const outcome = await invoke(route.handler, event, route.name, route.timeoutMs)
+    const invocation = invoke(route.handler, route.takesCallback, event, new LambdaContext(route.name, Date.now() + route.timeoutMs), route.timeoutMs)
+    await invocation.done
     let answer: HttpAnswer
-    if (outcome === TIMED_OUT) {
+    if (invocation.timedOut) {
       logger.warn({ route: route.info.routeKey, timeoutMs: route.timeoutMs }, 'function timed out')
       answer = errorAnswer(504, `the function did not answer within ${seconds(route.timeoutMs)}`)
-    } else if (!outcome.ok) {
-      logger.error({ err: outcome.error, route: route.info.routeKey }, 'function failed')
+    } else if (invocation.failed) {
+      logger.error({ err: invocation.error, route: route.info.routeKey }, 'function failed')
       answer = errorAnswer(500, 'internal error')
     } else {
       try {
-        answer = resultToAnswer(outcome.value)
+        answer = resultToAnswer(invocation.value)
       } catch (error) {
         if (!(error instanceof InvalidResultError)) throw error
         logger.error({ err: error, route: route.info.routeKey }, 'function returned an invalid response')
@@ -437,21 +546,32 @@ export async function startHttpHost(options: HttpHostOptions = {}): Promise<Http
     return (declared !== undefined && declared !== '0') || req.headers['transfer-encoding'] !== undefined
   }
 
-  function onRequest(req: IncomingMessage, res: ServerResponse, expectsContinue = false): void {
+  /** Answers one request; never rejects, and counts it in flight until it is answered. */
+  async function serve(req: IncomingMessage, res: ServerResponse, expectsContinue: boolean): Promise<void> {
     const started = performance.now()
     active++
-    handle(req, res, started, expectsContinue).catch((error: unknown) => {
+    try {
+      await handle(req, res, started, expectsContinue)
+    } catch (error) {
       logger.error({ err: error, url: req.url, method: req.method }, 'host failed to answer a request')
       if (!res.headersSent) writeAnswer(res, errorAnswer(500, 'internal error'), true)
       else res.destroy()
-    }).finally(() => {
+    } finally {
       active--
       if (closing) {
         // The answer carried `connection: close`; sockets now idle can go at once.
         server.closeIdleConnections()
         if (active === 0) drained?.()
       }
-    })
+    }
+  }
+
+  function onRequest(req: IncomingMessage, res: ServerResponse): void {
+    void serve(req, res, false)
+  }
+
+  function onCheckContinue(req: IncomingMessage, res: ServerResponse): void {
+    void serve(req, res, true)
   }
 
   const server = createServer({
@@ -461,7 +581,7 @@ export async function startHttpHost(options: HttpHostOptions = {}): Promise<Http
     requestTimeout: 120_000,
   }, onRequest)
   // Answer an oversized or misrouted `Expect: 100-continue` request before the client sends its body.
-  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => onRequest(req, res, true))
+  server.on('checkContinue', onCheckContinue)
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
     if (error.code === 'ECONNRESET' || !socket.writable) { socket.destroy(); return }
     const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400
