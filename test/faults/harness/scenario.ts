@@ -52,8 +52,8 @@ export interface ScenarioOptions {
 }
 
 export const FAST: ScenarioOptions = {
-  clients: 6, readers: 2, keys: 150, deleteRatio: 0.25, warmWrites: 800, afterWrites: 800, pauseMs: 2,
-  requestTimeoutMs: 15_000, phaseTimeoutMs: 45_000, drainTimeoutMs: 60_000,
+  clients: 6, readers: 2, keys: 150, deleteRatio: 0.25, warmWrites: 600, afterWrites: 600, pauseMs: 2,
+  requestTimeoutMs: 10_000, phaseTimeoutMs: 20_000, drainTimeoutMs: 30_000,
 }
 
 export const FULL: ScenarioOptions = {
@@ -75,7 +75,14 @@ export interface ScenarioResult {
   maxWriteMs: number
   deadLetters: number
   reads: ReadCounts
+  /** The failed writes' answers: statuses, how many carried Retry-After, how fast they came. */
+  refusals: { statuses: Record<string, number>, retryAfter: number, p50Ms: number, maxMs: number }
   faultError?: string
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return 0
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number
 }
 
 const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms))
@@ -96,7 +103,7 @@ async function probeRecovery(target: Target, key: string, records: WriteRecord[]
       const sentAt = Date.now()
       const answer = await request(base, { agent, method: 'PUT', path: '/api', body: JSON.stringify({ key, value }), timeoutMs: 15_000 })
       const version = versionOf(answer)
-      records.push({ key, kind: 'put', value, status: answer.status, sentAt, doneAt: Date.now(), ...(version ? { version } : {}) })
+      records.push({ key, kind: 'put', value, status: answer.status, sentAt, doneAt: Date.now(), ...(version ? { version } : {}), ...(answer.error ? { error: answer.error } : {}), ...(answer.retryAfter ? { retryAfter: answer.retryAfter } : {}) })
       if (!version) {
         await sleep(100)
         continue
@@ -146,7 +153,7 @@ export async function runScenario(target: Target, fault: Fault, options: Scenari
       await fault.inject()
       injectedAt = Date.now()
       // Recovery is measured from the moment the fault is in effect, not from when it was asked for.
-      probe = probeRecovery(target, `${prefix}probe`, probeRecords, () => false, options.phaseTimeoutMs * 2)
+      probe = probeRecovery(target, `${prefix}probe`, probeRecords, () => false, options.phaseTimeoutMs + fault.holdMs)
       await sleep(fault.holdMs)
     } catch (error) {
       faultError = `inject: ${(error as Error).message}`
@@ -181,8 +188,19 @@ export async function runScenario(target: Target, fault: Fault, options: Scenari
     maxWriteMs: Math.max(0, ...records.map(r => r.doneAt - r.sentAt)),
     deadLetters: deadLetters.length,
     reads: load.reads,
+    refusals: refusalsOf(failed),
     ...(faultError ? { faultError } : {}),
   }
+}
+
+function refusalsOf(failed: readonly WriteRecord[]): ScenarioResult['refusals'] {
+  const statuses: Record<string, number> = {}
+  for (const r of failed) {
+    const label = r.status === 0 ? (r.error?.startsWith('no answer') ? 'no answer (client deadline)' : r.error ?? 'connection failed') : String(r.status)
+    statuses[label] = (statuses[label] ?? 0) + 1
+  }
+  const ms = failed.map(r => r.doneAt - r.sentAt).sort((a, b) => a - b)
+  return { statuses, retryAfter: failed.filter(r => r.retryAfter !== undefined).length, p50Ms: percentile(ms, 50), maxMs: ms.length ? ms[ms.length - 1] as number : 0 }
 }
 
 /** Passed: nothing lost, resurrected, mismatched or stale; the fault ran; the system recovered; no dead letters. */
@@ -190,16 +208,22 @@ export function passed(result: ScenarioResult): boolean {
   return clean(result.verdict) && !result.faultError && Number.isFinite(result.recoverMs) && result.deadLetters === 0 && result.verdict.rejected === 0
 }
 
+function refusalText(r: ScenarioResult): string {
+  const entries = Object.entries(r.refusals.statuses)
+  if (entries.length === 0) return 'none'
+  return `${entries.map(([s, n]) => `${n}× ${s}`).join(', ')}; Retry-After on ${r.refusals.retryAfter} (${r.refusals.p50Ms} / ${r.refusals.maxMs})`
+}
+
 /** The fault table, markdown. */
 export function faultTable(results: readonly ScenarioResult[]): string {
   const s = (ms: number) => (Number.isFinite(ms) ? (ms / 1000).toFixed(1) : 'never')
   const lines = [
-    '| fault | writes acknowledged | unknown outcome (applied) | writes lost | resurrections | stale cache entries | mismatches | time to recover (s) | writes refused span (s) | slowest write (s) | drain (s) | reads ok / failed |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| fault | writes acknowledged | unknown outcome (applied) | retried by nginx (applied twice) | writes lost | resurrections | stale cache entries | mismatches | time to recover (s) | writes refused span (s) | slowest write (s) | drain (s) | reads ok / failed | refused writes: answers (p50 / max ms) |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ]
   for (const r of results) {
     const v = r.verdict
-    lines.push(`| ${r.fault}${r.faultError ? ' (fault failed: ' + r.faultError + ')' : ''} | ${v.acknowledged} | ${v.unknown} (${v.appliedUnknown}) | ${v.lost} | ${v.resurrections} | ${v.staleCache} | ${v.mismatches} | ${s(r.recoverMs)} | ${s(r.unavailableMs)} | ${s(r.maxWriteMs)} | ${s(r.drainMs)} | ${r.reads.redis + r.reads.postgres + r.reads.notFound} / ${r.reads.failed} |`)
+    lines.push(`| ${r.fault}${r.faultError ? ' (fault failed: ' + r.faultError + ')' : ''} | ${v.acknowledged} | ${v.unknown} (${v.appliedUnknown}) | ${v.appliedDuplicate} | ${v.lost} | ${v.resurrections} | ${v.staleCache} | ${v.mismatches} | ${s(r.recoverMs)} | ${s(r.unavailableMs)} | ${s(r.maxWriteMs)} | ${s(r.drainMs)} | ${r.reads.redis + r.reads.postgres + r.reads.notFound} / ${r.reads.failed} | ${refusalText(r)} |`)
   }
   return lines.join('\n')
 }

@@ -31,6 +31,8 @@ export interface Verdict {
   rejected: number
   /** Keys whose final row came from a write whose answer was not 200 (allowed: it may have been queued). */
   appliedUnknown: number
+  /** Keys whose final row is a second stamping of an acknowledged request (same unique value, another version). */
+  appliedDuplicate: number
   /** Acknowledged writes newer than what the record holds. */
   lost: number
   /** Keys deleted by their newest acknowledged write that are live with no write to explain it. */
@@ -54,7 +56,7 @@ export function verify(records: readonly WriteRecord[], rows: ReadonlyMap<string
     else byKey.set(record.key, [record])
   }
   const verdict: Verdict = {
-    keys: byKey.size, writes: records.length, acknowledged: 0, unknown: 0, rejected: 0, appliedUnknown: 0,
+    keys: byKey.size, writes: records.length, acknowledged: 0, unknown: 0, rejected: 0, appliedUnknown: 0, appliedDuplicate: 0,
     lost: 0, resurrections: 0, mismatches: 0, staleCache: 0, cacheEntries: 0, problems: [],
   }
   const problem = (text: string) => { if (verdict.problems.length < MAX_PROBLEMS) verdict.problems.push(text) }
@@ -89,11 +91,17 @@ export function verify(records: readonly WriteRecord[], rows: ReadonlyMap<string
           problem(`mismatch: key ${JSON.stringify(key)} version ${row.version} holds ${row.deleted ? 'a tombstone' : JSON.stringify(row.value)} but that write was a ${exact.kind}${exact.value === null ? '' : ' of ' + JSON.stringify(exact.value)}`)
         }
       } else {
-        // Not an acknowledged version: it must be an unknown-outcome write of ours, stamped after it was sent.
+        // Not an acknowledged version: an unknown-outcome write of ours, stamped after it was sent; or a
+        // second copy of an acknowledged one (nginx retries an idempotent PUT/DELETE on the other host
+        // when the first died mid-request: the same request, stamped twice).
         const ms = versionMillis(BigInt(row.version))
-        const explained = unknown.some(w => (w.kind === 'delete' ? row.deleted : live && w.value === row.value) && ms >= w.sentAt - 1000)
+        const same = (w: WriteRecord) => (w.kind === 'delete' ? row.deleted : live && w.value === row.value) && ms >= w.sentAt - 1000
+        const explained = unknown.some(same)
+        const duplicate = !explained && acked.some(w => same(w) && ms <= w.doneAt + 1000)
         if (explained) {
           verdict.appliedUnknown++
+        } else if (duplicate) {
+          verdict.appliedDuplicate++
         } else if (live && newest?.kind === 'delete') {
           verdict.resurrections++
           problem(`resurrection: key ${JSON.stringify(key)} was deleted (version ${newest.version}) but is live with ${JSON.stringify(row.value)} version ${row.version}`)
