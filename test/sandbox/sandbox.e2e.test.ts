@@ -40,7 +40,7 @@ async function waitListed(key: string, present: boolean) {
     const page = await call('GET', `/api/all?prefix=${q(key)}&limit=10`)
     const listed = (page.body.data as { key: string }[]).some(row => row.key === key)
     return listed === present
-  }, `${key} to be ${present ? 'applied' : 'deleted'}`, 20_000)
+  }, `${key} to be ${present ? 'applied' : 'deleted'}`, 30_000)
 }
 
 beforeAll(async () => {
@@ -55,7 +55,8 @@ afterAll(async () => {
   expect(ended?.killed).toBe(false)
 }, 30_000)
 
-describe('arc sandbox, end to end', () => {
+// Sandbox runs each invocation in a fresh process: on a loaded two-core machine a walk takes seconds.
+describe('arc sandbox, end to end', { timeout: 60_000 }, () => {
   it('serves the form at /', async () => {
     const response = await fetch(`${sandbox.url}/`, { signal: AbortSignal.timeout(10_000) })
     expect(response.status).toBe(200)
@@ -86,7 +87,7 @@ describe('arc sandbox, end to end', () => {
     const gone = await eventually(async () => {
       const answer = await call('GET', '/api?key=minha_chave')
       return answer.status === 404 ? answer : undefined
-    }, 'minha_chave to be deleted', 20_000)
+    }, 'minha_chave to be deleted', 30_000)
     expect(gone.body).toEqual({ detail: 'key not found' })
     expect(gone.type).toMatch(/^application\/json/)
 
@@ -151,7 +152,7 @@ describe('arc sandbox, end to end', () => {
     const dead = await eventually(async () => {
       const messages = await takeMessages(iso.env.AMQP_URL!, deadLetterQueueName(iso.config.addQueue))
       return messages.length ? messages : undefined
-    }, 'the poison message to be dead-lettered', 20_000)
+    }, 'the poison message to be dead-lettered', 30_000)
     expect(dead).toHaveLength(1)
     expect(dead[0]!.properties.messageId).toBe('poison-1')
     expect(String(dead[0]!.properties.headers?.[REASON_HEADER])).toMatch(/version/)
