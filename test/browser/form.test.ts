@@ -1,9 +1,11 @@
 /**
  * The form at `/` in a real browser (Debian's chromium through playwright-core)
  * against a real kvarc started by this file on free ports, with its own
- * database, queues and cache prefix. Every action end to end: put → queued →
+ * database, queues and cache prefix: the warm stack (nginx serving public/, two
+ * HTTP hosts, the consumer host) for every action end to end — put → queued →
  * applied, get (value, source, version), delete → applied, list with a prefix
- * and "load more", errors in plain words, keyboard only.
+ * and "load more", errors in plain words, keyboard only — and `arc sandbox`
+ * for a put and a get through the same page.
  * Leaves test-output/form.png: the page after a put and a list.
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
@@ -13,7 +15,7 @@ import { Redis } from 'ioredis'
 import { chromium, type BrowserContext, type Page } from 'playwright-core'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { eventually } from '../support/isolated.js'
-import { startSandbox, type RunningSystem } from './system.js'
+import { startSandbox, startStackSystem, type RunningSystem } from './system.js'
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync']
@@ -21,6 +23,7 @@ const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable
 const APPLIED_TIMEOUT_MS = 15_000
 
 let system: RunningSystem
+let sandbox: RunningSystem | undefined
 let context: BrowserContext
 let profile: string
 let page: Page
@@ -28,7 +31,7 @@ let page: Page
 beforeAll(async () => {
   profile = await mkdtemp(join(tmpdir(), 'kvarc-chromium-'))
   const [started, browser] = await Promise.all([
-    startSandbox('browser'),
+    startStackSystem('browser'),
     chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true, viewport: { width: 1100, height: 900 } }),
   ])
   system = started
@@ -39,13 +42,14 @@ beforeAll(async () => {
 afterAll(async () => {
   await context?.close().catch(() => {})
   await system?.stop()
+  await sandbox?.stop()
   if (profile) await rm(profile, { recursive: true, force: true })
 })
 
-beforeEach(async () => {
+async function openPage(url: string): Promise<void> {
   await page?.close()
   page = await context.newPage()
-  await page.goto(system.url + '/')
+  await page.goto(url + '/')
   // Every status change, in order, so a test can see "queued" even when "applied" follows within milliseconds.
   // Browser-side code is a string: the test's TypeScript program has no DOM types.
   await page.evaluate(`
@@ -56,15 +60,22 @@ beforeEach(async () => {
         .observe(element, { attributes: true, childList: true, characterData: true, subtree: true })
     }
   `)
-})
+}
 
 /** Evaluates a browser-side expression. */
 const inPage = <T>(expression: string) => page.evaluate(expression) as Promise<T>
 const statusLog = (id: string) => inPage<string[]>(`window.statusLog[${JSON.stringify(id)}] ?? []`)
 const focusedId = () => inPage<string | undefined>('document.activeElement?.id')
 
+/** Waits for a status line's state; a timeout says what the page and the system showed instead. */
 async function waitState(id: string, state: string): Promise<string> {
-  await page.locator(`#${id}[data-state="${state}"]`).waitFor()
+  try {
+    await page.locator(`#${id}[data-state="${state}"]`).waitFor()
+  } catch (error) {
+    const running = [system, sandbox].filter(s => s && page.url().startsWith(s.url))[0]
+    throw new Error(`#${id} never reached "${state}". Status changes:\n  ${(await statusLog(id)).join('\n  ')}\n` +
+      `System output:\n${running?.output() ?? ''}`, { cause: error })
+  }
   return (await page.locator(`#${id}`).textContent()) ?? ''
 }
 
@@ -79,13 +90,15 @@ async function putThroughForm(key: string, value: string): Promise<string> {
   return version!
 }
 
-async function apiPut(key: string, value: string): Promise<string> {
-  const response = await fetch(`${system.url}/api`, { method: 'PUT', body: JSON.stringify({ key, value }), headers: { 'content-type': 'application/json' } })
+async function apiPut(key: string, value: string, base = system.url): Promise<string> {
+  const response = await fetch(`${base}/api`, { method: 'PUT', body: JSON.stringify({ key, value }), headers: { 'content-type': 'application/json' } })
   expect(response.status).toBe(200)
   return ((await response.json()) as { version: string }).version
 }
 
-describe('the form at /', () => {
+describe('the form at /, served by the stack', () => {
+  beforeEach(() => openPage(system.url))
+
   it('is served with labelled controls and no external resources', async () => {
     const external: string[] = []
     page.on('request', request => { if (!request.url().startsWith(system.url)) external.push(request.url()) })
@@ -256,5 +269,21 @@ describe('the form at /', () => {
     await mkdir('test-output', { recursive: true })
     const png = await page.screenshot({ path: 'test-output/form.png', fullPage: true })
     expect(png.subarray(1, 4).toString()).toBe('PNG')
+  })
+})
+
+describe('the form at /, served by arc sandbox', () => {
+  beforeAll(async () => { sandbox = await startSandbox('browser_sandbox') }, 60_000)
+  beforeEach(() => openPage(sandbox!.url))
+
+  it('puts (queued, then applied) and gets the value with its source and version', async () => {
+    const version = await putThroughForm('sandbox:key', 'from the sandbox\nsecond line')
+    expect((await statusLog('put-status')).some(line => line.startsWith('queued: Queued (version '))).toBe(true)
+    await page.fill('#get-key', 'sandbox:key')
+    await page.keyboard.press('Enter')
+    await waitState('get-status', 'found')
+    expect(await page.locator('#get-value').textContent()).toBe('from the sandbox\nsecond line')
+    expect(['redis', 'postgres']).toContain(await page.locator('#get-source').textContent())
+    expect(await page.locator('#get-version').textContent()).toBe(version)
   })
 })

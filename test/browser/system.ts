@@ -1,17 +1,30 @@
 /**
- * Starts a real kvarc for the browser tests: `arc sandbox` on free ports with an
- * isolated environment (own database, queues, cache prefix), stopped and cleaned
- * up by `stop()`. Sandbox serves the form from public/ at `/` and the functions
- * at /api, with the RabbitMQ event source feeding the consumers.
+ * Starts a real kvarc for the browser tests, on free ports with an isolated
+ * environment (own database, queues, cache prefix); `stop()` stops it and
+ * cleans up. Two ways, both serving the form from public/ at `/`:
+ * - `startStackSystem`: the warm platform (nginx, two HTTP hosts, the consumer host);
+ * - `startSandbox`: `arc sandbox` with the RabbitMQ event source plugin.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { createServer } from 'node:net'
+import { startStack } from '../../platform/stack.js'
 import { isolate, type Isolated } from '../support/isolated.js'
 
 export interface RunningSystem {
   url: string
   iso: Isolated
+  /** The system's last output lines, for failure messages. */
+  output(): string
   stop(): Promise<void>
+}
+
+function tail(max = 60) {
+  const lines: string[] = []
+  return {
+    push(line: string) { lines.push(line); if (lines.length > max) lines.shift() },
+    text: () => lines.join('\n'),
+  }
 }
 
 /** A port that was free a moment ago (the OS picks it). */
@@ -29,6 +42,33 @@ export function freePort(): Promise<number> {
 
 const START_TIMEOUT_MS = 60_000
 
+/** The stack runs the esbuild bundles; `npm test` builds them first, a lone run of this file may not have. */
+async function ensureBundles(): Promise<void> {
+  if (existsSync('build/http/get-api/index.mjs') && existsSync('build/src/consumers/add-key/index.mjs')) return
+  const { default: inventory } = await import('@architect/inventory')
+  // @ts-expect-error: a plain .mjs module without type declarations
+  const { buildFunctions } = await import('../../scripts/build-functions.mjs')
+  const { inv } = await inventory({ cwd: process.cwd() })
+  await buildFunctions(inv)
+}
+
+export async function startStackSystem(label = 'browser'): Promise<RunningSystem> {
+  const iso = await isolate(label)
+  try {
+    await ensureBundles()
+    const output = tail()
+    const stack = await startStack({
+      // Warnings are kept (not printed) for the failure messages of the tests.
+      port: 0, env: { ...iso.env, LOG_LEVEL: 'warn' }, readyTimeoutMs: START_TIMEOUT_MS, stopTimeoutMs: 10_000,
+      onOutput: (name, line) => output.push(`[${name}] ${line}`),
+    })
+    return { url: stack.url, iso, output: output.text, stop: once(() => stack.close().finally(() => iso.cleanup())) }
+  } catch (error) {
+    await iso.cleanup().catch(() => {})
+    throw error
+  }
+}
+
 export async function startSandbox(label = 'browser'): Promise<RunningSystem> {
   const iso = await isolate(label)
   const port = await freePort()
@@ -38,7 +78,7 @@ export async function startSandbox(label = 'browser'): Promise<RunningSystem> {
   const child = spawn(process.execPath, ['node_modules/@architect/architect/src/index.js', 'sandbox', '--port', String(port)], {
     cwd: process.cwd(),
     // Sandbox also binds an internal port (2222 by default) that a second sandbox on this machine would collide with.
-    env: { ...process.env, ...iso.env, PORT: String(port), ARC_INTERNAL_PORT: String(internal), ARC_ENV: 'testing', NODE_ENV: 'testing' },
+    env: { ...process.env, ...iso.env, LOG_LEVEL: 'warn', PORT: String(port), ARC_INTERNAL_PORT: String(internal), ARC_ENV: 'testing', NODE_ENV: 'testing' },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
   })
@@ -53,7 +93,7 @@ export async function startSandbox(label = 'browser'): Promise<RunningSystem> {
     await stop().catch(() => {})
     throw error
   }
-  return { url, iso, stop }
+  return { url, iso, output: () => output.join(''), stop }
 }
 
 async function waitReady(url: string, child: ChildProcess, output: string[]): Promise<void> {
