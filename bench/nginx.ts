@@ -1,50 +1,32 @@
 /**
  * nginx in front of the bench's own servers (the baseline pair, the sandbox
- * pair): the same shape as the stack's — two workers, upstream keep-alive, no
- * access log — so every side pays the same proxy cost.
+ * pair), rendered from the stack's own template (nginx/kvarc.conf.template,
+ * platform/stack.ts) with the stack's defaults: every side pays exactly the
+ * same proxy cost.
  */
-import { mkdirSync, writeFileSync } from 'node:fs'
-import { join } from 'node:path'
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import { renderNginxConfig } from '../platform/stack.js'
 import { startProcess, waitForPort, type Managed } from './procs.js'
 
+const ROOT = resolve(import.meta.dirname, '..')
+
 export function nginxConfig(options: { dir: string, port: number, upstreams: number[] }): string {
-  const { dir, port, upstreams } = options
-  return `worker_processes 2;
-pid ${join(dir, 'nginx.pid')};
-error_log ${join(dir, 'error.log')} warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path ${join(dir, 'body')};
-  proxy_temp_path ${join(dir, 'proxy')};
-  fastcgi_temp_path ${join(dir, 'fastcgi')};
-  uwsgi_temp_path ${join(dir, 'uwsgi')};
-  scgi_temp_path ${join(dir, 'scgi')};
-  client_max_body_size 2m;
-  upstream api {
-${upstreams.map(p => `    server 127.0.0.1:${p};`).join('\n')}
-    keepalive 64;
-  }
-  server {
-    listen 127.0.0.1:${port};
-    keepalive_requests 100000;
-    location /api {
-      proxy_pass http://api;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-    }
-  }
-}
-`
+  const template = readFileSync(join(ROOT, 'nginx/kvarc.conf.template'), 'utf8')
+  return renderNginxConfig(template, {
+    prefix: options.dir, listen: `127.0.0.1:${options.port}`, upstreams: options.upstreams,
+    publicDir: join(ROOT, 'public'), accessLog: false, workers: 'auto',
+  })
 }
 
 /** Starts nginx (foreground, its own prefix dir) and waits until it listens. */
 export async function startNginx(options: { dir: string, port: number, upstreams: number[] }): Promise<Managed> {
   mkdirSync(options.dir, { recursive: true })
+  // nginx's workers drop root privileges (to nobody): they must reach the temp paths.
+  chmodSync(options.dir, 0o755)
   const conf = join(options.dir, 'nginx.conf')
   writeFileSync(conf, nginxConfig(options))
-  const nginx = startProcess('nginx', 'nginx', ['-p', options.dir, '-e', join(options.dir, 'error.log'), '-c', conf, '-g', 'daemon off;'])
+  const nginx = startProcess('nginx', 'nginx', ['-p', options.dir, '-e', join(options.dir, 'error.log'), '-c', conf])
   try {
     await waitForPort(options.port, 10_000, nginx.child)
   } catch (error) {

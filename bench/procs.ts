@@ -145,3 +145,28 @@ export function cpuSeconds(pid: number): number | undefined {
     return undefined
   }
 }
+
+/** CPU seconds of this process's waited-for children (wrk runs as one): cutime + cstime of /proc/self/stat. */
+export function childrenCpuSeconds(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[13]) + Number(fields[14])) / 100
+}
+
+/** Busy CPU seconds of the whole machine so far (all cores), from /proc/stat. */
+export function machineBusySeconds(): number {
+  const [, ...values] = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/)
+  const [user, nice, system, , , irq, softirq, steal] = values.map(Number)
+  return (user! + nice! + system! + irq! + softirq! + steal!) / 100
+}
+
+/** Pids whose command name is one of `names` (e.g. redis-server, beam.smp). */
+export function pidsByComm(names: readonly string[]): number[] {
+  const out: number[] = []
+  for (const entry of readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(entry)) continue
+    const info = readStat(Number(entry))
+    if (info && names.includes(info.comm)) out.push(info.pid)
+  }
+  return out
+}

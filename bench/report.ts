@@ -14,6 +14,8 @@ export interface ScenarioResult {
   load: LoadResult
   /** CPU seconds each top-level process (with its children) used during the measured run. */
   cpu: Record<string, number>
+  /** CPU seconds during the run of PostgreSQL (this side's backends), Redis, RabbitMQ, wrk, and the whole machine ('machine busy'). */
+  services?: Record<string, number>
   rssBefore: ProcessRss[]
   rssAfter: ProcessRss[]
   /** Anything the reader needs to interpret the row (e.g. how many GET-miss answers really came from PostgreSQL). */
@@ -30,6 +32,8 @@ export interface DrainResult {
   drainSeconds: number
   writesPerSecond: number
   rowsApplied: number
+  /** CPU seconds spent from the first applied row to the last, per process or service. */
+  cpu?: Record<string, number>
 }
 
 export interface LagResult {
@@ -148,7 +152,7 @@ export function markdown(report: BenchReport): string {
     '',
     scenarioTable(report.scenarios),
     '',
-    '## CPU seconds per process during each measured run',
+    '## Where the CPU went during each measured run (per request; "other load" is the machine\'s busy time nobody in the bench accounts for)',
     '',
     cpuTable(report.scenarios),
     '',
@@ -162,6 +166,9 @@ export function markdown(report: BenchReport): string {
     parts.push('## Drain', '',
       `${fixed(d.messages)} writes published with confirms in ${d.publishSeconds.toFixed(2)} s (${fixed(d.publishRate)}/s) while the consumer host was stopped; ` +
       `consumer start-up ${d.startupSeconds.toFixed(2)} s, then ${fixed(d.rowsApplied)} rows applied in ${d.drainSeconds.toFixed(2)} s: **${fixed(d.writesPerSecond)} writes/s**`, '')
+    if (d.cpu && Object.keys(d.cpu).length) {
+      parts.push(`CPU while draining, µs per write: ${Object.entries(d.cpu).map(([name, seconds]) => `${name} ${fixed((seconds * 1e6) / d.rowsApplied, 1)}`).join(', ')}`, '')
+    }
   }
   if (report.lag) {
     const l = report.lag
@@ -175,11 +182,20 @@ export function markdown(report: BenchReport): string {
 }
 
 function cpuTable(results: ScenarioResult[]): string {
-  const lines = ['| scenario | side | CPU s per process (incl. children) | µs CPU per request |', '|---|---|---|---:|']
+  const lines = [
+    '| scenario | side | side processes µs/req | PostgreSQL µs/req | Redis µs/req | RabbitMQ µs/req | wrk µs/req | other load µs/req | machine busy | CPU s per process |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---|',
+  ]
   for (const r of results) {
-    const total = Object.values(r.cpu).reduce((a, b) => a + b, 0)
-    const per = r.load.requests ? (total * 1e6) / r.load.requests : undefined
-    lines.push(`| ${r.scenario} | ${r.side} | ${Object.entries(r.cpu).map(([n, s]) => `${n} ${s.toFixed(2)}`).join(', ')} | ${fixed(per)} |`)
+    const n = r.load.requests
+    const per = (seconds: number | undefined) => n && seconds !== undefined ? fixed((seconds * 1e6) / n, 1) : '—'
+    const own = Object.values(r.cpu).reduce((a, b) => a + b, 0)
+    const s = r.services ?? {}
+    const known = own + (s['postgres (own db)'] ?? 0) + (s['redis-server'] ?? 0) + (s.rabbitmq ?? 0) + (s.wrk ?? 0)
+    const busy = s['machine busy']
+    const other = busy === undefined ? undefined : Math.max(0, busy - known)
+    const share = busy === undefined || !r.load.seconds ? '—' : `${fixed((100 * busy) / r.load.seconds, 0)} % of 1 core`
+    lines.push(`| ${r.scenario} | ${r.side} | ${per(own)} | ${per(s['postgres (own db)'])} | ${per(s['redis-server'])} | ${per(s.rabbitmq)} | ${per(s.wrk)} | ${per(other)} | ${share} | ${Object.entries(r.cpu).map(([name, sec]) => `${name} ${sec.toFixed(2)}`).join(', ')} |`)
   }
   return lines.join('\n')
 }

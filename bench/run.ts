@@ -24,7 +24,7 @@ import { parseArgs } from 'node:util'
 import { isolate, type Isolated } from '../test/support/isolated.js'
 import { countCached, prepareData, purgeQueues } from './data.js'
 import { runLoad, SCENARIOS, type LoadResult, type Scenario } from './load.js'
-import { commandLine, cpuSeconds, processTree, rssKiB } from './procs.js'
+import { childrenCpuSeconds, commandLine, cpuSeconds, machineBusySeconds, pidsByComm, processTree, rssKiB } from './procs.js'
 import { markdown, Progress, rpsOf, targets, type BenchReport, type ProcessRss, type ScenarioResult } from './report.js'
 import { startBaselineSide, startKvarcHostsSide, startKvarcSide, startSandboxSide, type Side, type SideName } from './sides.js'
 import { measureDrain, measureLag } from './writes.js'
@@ -98,6 +98,39 @@ function cpuOf(side: Side): Record<string, number> {
   return out
 }
 
+function pick(record: Record<string, number>, pattern: RegExp): Record<string, number> {
+  return Object.fromEntries(Object.entries(record).filter(([name]) => pattern.test(name)))
+}
+
+/** PostgreSQL backends serving the side's own database: their CPU is this side's. */
+async function backendPids(iso: Isolated): Promise<number[]> {
+  const pg = (await import('pg')).default
+  const client = new pg.Client({ connectionString: iso.config.databaseUrl })
+  await client.connect()
+  try {
+    const { rows } = await client.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()')
+    return rows.map(r => r.pid)
+  } finally {
+    await client.end()
+  }
+}
+
+/**
+ * CPU seconds of the shared services and the generator, and the machine's
+ * total: what is left ("other") is load the bench did not cause. Redis and
+ * RabbitMQ are shared with anything else running on the box.
+ */
+async function servicesCpu(iso: Isolated): Promise<Record<string, number>> {
+  const sum = (pids: number[]) => pids.reduce((total, pid) => total + (cpuSeconds(pid) ?? 0), 0)
+  return {
+    'postgres (own db)': sum(await backendPids(iso)),
+    'redis-server': sum(pidsByComm(['redis-server'])),
+    rabbitmq: sum(pidsByComm(['beam.smp'])),
+    wrk: childrenCpuSeconds(),
+    'machine busy': machineBusySeconds(),
+  }
+}
+
 /** Key ranges: GET-miss reads [0, 80 %) when measured and the top 20 % during warm-up, so measured reads never hit a warmed key. */
 function keyRange(scenario: Scenario, opts: Options, warmup: boolean): { base: number, span: number } {
   if (scenario === 'get-miss') {
@@ -137,6 +170,7 @@ async function runScenario(side: Side, iso: Isolated, scenario: Scenario, opts: 
   const missBefore = scenario === 'get-miss' ? await countCached(iso.config, 'miss-') : 0
   const rssBefore = rssOf(side)
   const cpuBefore = cpuOf(side)
+  const servicesBefore = await servicesCpu(iso)
   progress.line(`${side.name} ${scenario}: ${duration} s, ${connections} connections`)
   const started = Date.now()
   const ticker = setInterval(() => progress.status(`${side.name} ${scenario}: ${Math.max(0, duration - (Date.now() - started) / 1000).toFixed(0)} s left`), 500)
@@ -147,9 +181,12 @@ async function runScenario(side: Side, iso: Isolated, scenario: Scenario, opts: 
     clearInterval(ticker)
   }
   const cpuAfter = cpuOf(side)
+  const servicesAfter = await servicesCpu(iso)
   const rssAfter = rssOf(side)
   const cpu: Record<string, number> = {}
   for (const [name, seconds] of Object.entries(cpuAfter)) cpu[name] = seconds - (cpuBefore[name] ?? 0)
+  const services: Record<string, number> = {}
+  for (const [name, seconds] of Object.entries(servicesAfter)) services[name] = seconds - (servicesBefore[name] ?? 0)
   let note: string | undefined
   if (scenario === 'get-miss') {
     const fills = (await countCached(iso.config, 'miss-')) - missBefore
@@ -166,7 +203,7 @@ async function runScenario(side: Side, iso: Isolated, scenario: Scenario, opts: 
     }
   }
   progress.line(`${side.name} ${scenario}: ${Math.round(load.rps).toLocaleString('en-US')} req/s, p50 ${load.p50Ms.toFixed(2)} ms, p99 ${load.p99Ms.toFixed(2)} ms, non-2xx ${load.non2xx}, errors ${load.errors}`)
-  return { side: side.name, scenario, load, cpu, rssBefore, rssAfter, note }
+  return { side: side.name, scenario, load, cpu, services, rssBefore, rssAfter, note }
 }
 
 async function main(): Promise<void> {
@@ -258,7 +295,7 @@ async function main(): Promise<void> {
     if (kvarc?.stopConsumer && kvarc.startConsumer && kvarcIso && opts.drainCount > 0) {
       try {
         report.drain = await measureDrain(kvarcIso.config, { stopConsumer: () => kvarc.stopConsumer!(), startConsumer: () => kvarc.startConsumer!() },
-          { count: opts.drainCount, valueBytes: opts.valueBytes, timeoutMs: 300_000 },
+          { count: opts.drainCount, valueBytes: opts.valueBytes, timeoutMs: 300_000, cpu: async () => ({ ...pick(cpuOf(kvarc), /consumer/i), ...(await servicesCpu(kvarcIso)) }) },
           (text, live) => live ? progress.status(text) : progress.line(text))
         progress.line(`drain: ${Math.round(report.drain.writesPerSecond).toLocaleString('en-US')} writes/s (${report.drain.rowsApplied} rows in ${report.drain.drainSeconds.toFixed(2)} s)`)
       } catch (error) {

@@ -5,10 +5,9 @@
  *   baseline  nginx → two bench/baseline.ts processes
  *   sandbox   nginx → two `arc sandbox` instances
  */
-import { existsSync, mkdtempSync } from 'node:fs'
+import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { pathToFileURL } from 'node:url'
 import { startNginx } from './nginx.js'
 import { freePort, startProcess, waitForPort, type Managed } from './procs.js'
 
@@ -85,38 +84,20 @@ export async function startSandboxSide(env: Record<string, string>): Promise<Sid
   }
 }
 
-/** What the bench uses of platform/stack.ts (written by the platform's owners). */
-interface StackHandle {
-  url: string
-  processes(): { name: string, pid?: number }[] | Promise<{ name: string, pid?: number }[]>
-  kill(name: string, signal?: NodeJS.Signals): unknown
-  start(name: string): unknown
-  close(): Promise<void>
-}
-
-/** kvarc: the stack, started on free ports with the bench's isolated environment. */
+/** kvarc: the stack (platform/stack.ts) as `npm start` runs it, on a free port with the bench's isolated environment. */
 export async function startKvarcSide(env: Record<string, string>): Promise<Side> {
-  const stackFile = join(ROOT, 'platform/stack.ts')
-  if (!existsSync(stackFile)) throw new Error('platform/stack.ts is not there yet: the kvarc side needs the stack')
-  const { startStack } = await import(pathToFileURL(stackFile).href) as { startStack(options: Record<string, unknown>): Promise<StackHandle> }
-  const stack = await startStack({ cwd: ROOT, port: await freePort(), env })
-  let latest: NamedPid[] = []
-  const refresh = async () => {
-    latest = (await stack.processes()).filter((p): p is NamedPid => typeof p.pid === 'number')
-  }
-  await refresh()
-  const consumerNames = () => latest.filter(p => /consumer/i.test(p.name)).map(p => p.name)
+  const { startStack } = await import('../platform/stack.js')
+  const stack = await startStack({ cwd: ROOT, port: 0, env, nginx: true })
+  const consumers = () => stack.processes().filter(p => p.role === 'consumer').map(p => p.name)
   return {
     name: 'kvarc',
     url: stack.url.replace(/\/$/, ''),
-    processes: () => latest,
+    processes: () => stack.processes().filter((p): p is typeof p & { pid: number } => p.running && typeof p.pid === 'number').map(p => ({ name: p.name, pid: p.pid })),
     async stopConsumer() {
-      for (const name of consumerNames()) await stack.kill(name, 'SIGTERM')
-      await refresh()
+      for (const name of consumers()) await stack.kill(name, 'SIGTERM')
     },
     async startConsumer() {
-      for (const name of consumerNames()) await stack.start(name)
-      await refresh()
+      for (const name of consumers()) await stack.start(name)
     },
     close: () => stack.close(),
   }

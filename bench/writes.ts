@@ -61,7 +61,7 @@ async function queueDepth(config: Config, queue: string): Promise<number> {
  * on the primary key, polled sparingly while the queue still holds messages
  * (it competes with the consumer for PostgreSQL) and often once it is empty.
  */
-export async function measureDrain(config: Config, control: DrainControl, options: { count: number, valueBytes: number, timeoutMs: number }, progress: (text: string, live?: boolean) => void): Promise<DrainResult> {
+export async function measureDrain(config: Config, control: DrainControl, options: { count: number, valueBytes: number, timeoutMs: number, cpu?: () => Promise<Record<string, number>> }, progress: (text: string, live?: boolean) => void): Promise<DrainResult> {
   await control.stopConsumer()
   const db = await openDatabase(config.databaseUrl, 1)
   try {
@@ -74,14 +74,20 @@ export async function measureDrain(config: Config, control: DrainControl, option
 
     const t0 = performance.now()
     const deadline = Date.now() + options.timeoutMs
-    await control.startConsumer()
+    // Polled while the start is in progress: a start that waits for readiness may return after the first rows landed.
+    let startError: unknown
+    const starting = control.startConsumer().catch((error: unknown) => { startError = error })
     let first: number | undefined
     while (first === undefined) {
+      if (startError) throw startError
       if (Date.now() > deadline) throw new Error('drain: no row was applied before the timeout')
       const { rowCount } = await db.query(`SELECT 1 FROM kv_store WHERE key >= 'drain-' AND key < 'drain.' LIMIT 1`)
       if (rowCount) first = performance.now()
       else await sleep(10)
     }
+    const cpuBefore = await options.cpu?.()
+    await starting
+    if (startError) throw startError
     let rows = 0
     let last = first
     for (;;) {
@@ -98,7 +104,11 @@ export async function measureDrain(config: Config, control: DrainControl, option
       await sleep(20)
     }
     const drainSeconds = (last - first) / 1000
+    const cpuAfter = await options.cpu?.()
+    const cpu: Record<string, number> = {}
+    for (const [name, seconds] of Object.entries(cpuAfter ?? {})) cpu[name] = seconds - (cpuBefore?.[name] ?? 0)
     return {
+      cpu,
       messages: options.count,
       publishSeconds,
       publishRate: options.count / publishSeconds,
