@@ -106,15 +106,17 @@ export class Publisher {
     if (wait > 0) {
       return Promise.reject(new ServiceUnavailableError('the queue is unavailable; the write was not acknowledged, retry it', { retryAfterSeconds: Math.ceil(wait / 1000) }))
     }
-    const opening = this.connect()
+    // Wrapped before it is shared: publishes that arrive while this connect is pending await
+    // this.channel too, and must also see a 503, not the raw socket error (a 500).
+    const opening = this.connect().catch((error: unknown) => {
+      throw new ServiceUnavailableError('the queue is unavailable; the write was not acknowledged, retry it', { cause: error })
+    })
     this.channel = opening
     opening.catch(() => {
       this.failedAt = Date.now()
       if (this.channel === opening) this.channel = undefined
     })
-    return opening.catch(error => {
-      throw new ServiceUnavailableError('the queue is unavailable; the write was not acknowledged, retry it', { cause: error })
-    })
+    return opening
   }
 
   private async connect(): Promise<ConfirmChannel> {
