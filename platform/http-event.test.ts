@@ -9,6 +9,7 @@ import fc from 'fast-check'
 import { createServer, request, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { createRequire } from 'node:module'
+import { parse as parseQueryString } from 'node:querystring'
 import { parse as legacyParseUrl } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildHttpEvent, queryParameters, resultToAnswer, routeResource, splitUrl, InvalidResultError } from './http-event.js'
@@ -141,6 +142,20 @@ describe('url and query parsing', () => {
       }
       expect(splitUrl(target)).toEqual({ pathname: legacy.pathname ?? '/', query: legacy.query ?? '' })
     }), { numRuns: 3000 })
+  })
+
+  it('parses query strings exactly as querystring.parse (sandbox), joined by commas', () => {
+    const alphabet = fc.constantFrom(...'&=ab%2+_.~-'.split(''), '__proto__', 'constructor', '%E2%82%AC', '%zz')
+    fc.assert(fc.property(fc.array(alphabet, { maxLength: 30 }).map(parts => parts.join('')), query => {
+      const expected: Record<string, string> = {}
+      for (const [name, value] of Object.entries(parseQueryString(query))) {
+        Object.defineProperty(expected, name, { value: Array.isArray(value) ? value.join(',') : value, enumerable: true, writable: true, configurable: true })
+      }
+      expect(JSON.stringify(queryParameters(query))).toBe(JSON.stringify(expected))
+    }), { numRuns: 3000 })
+    // The 1000-key cap of querystring.parse still applies to long queries.
+    const many = Array.from({ length: 1100 }, (_, i) => `k${i}=${i}`).join('&')
+    expect(Object.keys(queryParameters(many))).toHaveLength(1000)
   })
 
   it('joins repeated parameters with commas and keeps __proto__ as data', () => {
