@@ -70,6 +70,9 @@ export class Publisher {
   private connection: ChannelModel | undefined
   private failedAt = 0
   private closing: Promise<void> | undefined
+  /** Ids of messages the broker returned as unroutable (mandatory): their queue does not exist. */
+  private readonly returned = new Set<string>()
+  private sequence = 0
 
   constructor(private readonly options: PublisherOptions) {}
 
@@ -79,16 +82,24 @@ export class Publisher {
       const timer = setTimeout(() => {
         reject(new ServiceUnavailableError('the queue did not confirm the write in time; it was not acknowledged, retry it'))
       }, this.options.confirmTimeoutMs)
+      // The broker confirms an unroutable message too (its queue was deleted under us): mandatory
+      // makes it return the message first, so that confirm is not taken for "queued".
+      const id = options.messageId ?? `kvarc-${process.pid}-${++this.sequence}`
       try {
         channel.publish('', queue, body, {
           persistent: true,
+          mandatory: true,
           contentType: 'application/json',
-          messageId: options.messageId,
+          messageId: id,
           headers: options.headers,
         }, (error: unknown) => {
           clearTimeout(timer)
           if (error) reject(new ServiceUnavailableError('the queue refused the write; it was not acknowledged, retry it', { cause: error }))
-          else resolve()
+          else if (this.returned.delete(id)) {
+            // Reconnecting declares the queues again.
+            this.reset()
+            reject(new ServiceUnavailableError('the queue does not exist; the write was not acknowledged, retry it'))
+          } else resolve()
         })
       } catch (error) {
         // publish throws synchronously when the channel closed under us.
@@ -128,6 +139,9 @@ export class Publisher {
       const channel = await connection.createConfirmChannel()
       channel.on('error', () => {})
       channel.on('close', () => this.reset())
+      channel.on('return', (message: { properties: { messageId?: string } }) => {
+        if (message.properties.messageId) this.returned.add(message.properties.messageId)
+      })
       await assertQueues(channel, this.options.queues)
       return channel
     } catch (error) {
