@@ -8,7 +8,8 @@
  */
 import { build } from 'esbuild'
 import { existsSync } from 'node:fs'
-import { join } from 'node:path'
+import { mkdir, rename, writeFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
 
 /** The Node.js the bundles target: the oldest runtime they run on (local Node 20; Lambda nodejs22.x). */
 export const NODE_TARGET = 'node20'
@@ -45,13 +46,23 @@ export async function buildFunctions(inv, options = {}) {
       minify: options.minify ?? true,
       keepNames: true,
       metafile: true,
+      write: false,
       logLevel: 'warning',
       // Bundled CommonJS packages (pg, ioredis) call require() for Node built-ins; give ESM one.
       banner: { js: "import { createRequire as __kvarcCreateRequire } from 'node:module'; const require = __kvarcCreateRequire(import.meta.url);" },
       // pg's optional native binding is never used.
       external: ['pg-native'],
     })
-    const bytes = Object.values(result.metafile.outputs).find((o, i, all) => all.length && o.entryPoint)?.bytes ?? 0
+    // Write each file beside its target and rename it into place: a process loading the
+    // bundle while another rebuilds it (sandbox's live reload, parallel test files) never
+    // sees a half-written file.
+    await mkdir(dirname(file), { recursive: true })
+    await Promise.all(result.outputFiles.map(async out => {
+      const temporary = `${out.path}.${process.pid}.tmp`
+      await writeFile(temporary, out.contents)
+      await rename(temporary, out.path)
+    }))
+    const bytes = result.outputFiles.find(out => out.path === file)?.contents.length ?? 0
     return { name: lambda.name, file, bytes }
   }))
 }
