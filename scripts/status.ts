@@ -57,7 +57,7 @@ export interface StatusReport {
   }
   deadLetters: number | null
   traffic: {
-    /** Where the counters came from: host URLs whose /metrics answered both samples. */
+    /** Where the counters came from: the hosts (by name) whose /metrics answered. */
     sources: string[]
     sampleSeconds: number
     cacheHits: number | null
@@ -231,41 +231,63 @@ async function scrape(url: string, timeoutMs: number): Promise<Sample[]> {
   return parsePrometheus(await response.text())
 }
 
-/**
- * Two scrapes of every host, `sampleMs` apart: counters are totals since each
- * host started, so rates need the difference. Through the front door alone a
- * scrape lands on whichever host nginx picks, so rates are only exact with
- * KVARC_HOSTS.
- */
-async function sampleTraffic(sources: string[], sampleMs: number, timeoutMs: number, viaFront: boolean): Promise<StatusReport['traffic']> {
-  const empty = { sources: [], sampleSeconds: sampleMs / 1000, cacheHits: null, cacheMisses: null, cacheHitRatio: null, appliedTotal: null, appliedPerSecond: null, requestsPerSecond: null }
-  const first = await Promise.all(sources.map(url => scrape(url, timeoutMs).catch(() => undefined)))
-  const startedAt = performance.now()
-  if (first.every(s => s === undefined)) return { ...empty, note: 'no host answered GET /metrics' }
-  await new Promise(done => setTimeout(done, sampleMs))
-  const second = await Promise.all(sources.map((url, i) => (first[i] ? scrape(url, timeoutMs).catch(() => undefined) : undefined)))
-  const seconds = (performance.now() - startedAt) / 1000
-  const answered = sources.filter((_, i) => first[i] && second[i])
-  if (answered.length === 0) return { ...empty, note: 'hosts stopped answering GET /metrics between samples' }
+/** The latest scrape of each host, by its `host` label (every host's metrics carry one), else by URL. */
+type Snapshot = Map<string, Sample[]>
 
-  const after = second.flatMap(s => s ?? [])
-  const before = first.flatMap((s, i) => (second[i] ? s ?? [] : []))
-  const hits = total(after, 'kvarc_cache_reads_total', { source: 'redis' })
-  const misses = total(after, 'kvarc_cache_reads_total', { source: 'postgres' })
+/** Scrapes through the front door: nginx sends each to the next host, so a few cover every host. */
+const FRONT_SCRAPES = 4
+
+/** `names` collects each URL's host label, for hosts whose /health does not say their name. */
+async function scrapeAll(sources: string[], viaFront: boolean, timeoutMs: number, names: Map<string, string>): Promise<Snapshot> {
+  const snapshot: Snapshot = new Map()
+  await Promise.all(sources.map(async url => {
+    for (let i = 0; i < (viaFront ? FRONT_SCRAPES : 1); i++) {
+      const samples = await scrape(url, timeoutMs).catch(() => undefined)
+      if (!samples) continue
+      const name = samples.find(s => s.labels.host)?.labels.host
+      if (name && !viaFront) names.set(url, name)
+      snapshot.set(name ?? url, samples)
+    }
+  }))
+  return snapshot
+}
+
+/**
+ * Two rounds of scrapes, `sampleMs` apart: counters are totals since each host
+ * started, so rates need the difference, taken per host (a host seen in only
+ * one round adds to the totals but not to the rates). Consumer hosts are not
+ * behind the front door: applied/s needs their URL in KVARC_HOSTS.
+ */
+async function sampleTraffic(sources: string[], sampleMs: number, timeoutMs: number, viaFront: boolean, names: Map<string, string>): Promise<StatusReport['traffic']> {
+  const empty = { sources: [], sampleSeconds: sampleMs / 1000, cacheHits: null, cacheMisses: null, cacheHitRatio: null, appliedTotal: null, appliedPerSecond: null, requestsPerSecond: null }
+  const first = await scrapeAll(sources, viaFront, timeoutMs, names)
+  const firstAt = performance.now()
+  if (first.size === 0) return { ...empty, note: 'no host answered GET /metrics' }
+  await new Promise(done => setTimeout(done, sampleMs))
+  const second = await scrapeAll(sources, viaFront, timeoutMs, names)
+  const seconds = (performance.now() - firstAt) / 1000
+  if (second.size === 0) return { ...empty, note: 'hosts stopped answering GET /metrics between samples' }
+
+  const latest = new Map([...first, ...second])
+  const after = [...latest.values()].flat()
+  const both = [...second.keys()].filter(name => first.has(name))
+  const sum = (snapshot: Snapshot, count: (samples: Sample[]) => number) => both.reduce((total, name) => total + count(snapshot.get(name)!), 0)
   const applied = (samples: Sample[]) => total(samples, 'kvarc_consumer_writes_total', { outcome: 'applied' })
   const requests = (samples: Sample[]) => total(samples, 'kvarc_http_requests_total')
   // A host restarted between samples resets its counters: never show a negative rate.
-  const rate = (a: number, b: number) => Math.max(0, (b - a) / seconds)
+  const rate = (count: (samples: Sample[]) => number) => Math.max(0, (sum(second, count) - sum(first, count)) / seconds)
+  const hits = total(after, 'kvarc_cache_reads_total', { source: 'redis' })
+  const misses = total(after, 'kvarc_cache_reads_total', { source: 'postgres' })
   return {
-    sources: answered,
+    sources: [...latest.keys()].sort(),
     sampleSeconds: Math.round(seconds * 100) / 100,
     cacheHits: hits,
     cacheMisses: misses,
     cacheHitRatio: hits + misses === 0 ? null : hits / (hits + misses),
-    appliedTotal: applied(after),
-    appliedPerSecond: rate(applied(before), applied(after)),
-    requestsPerSecond: rate(requests(before), requests(after)),
-    ...(viaFront ? { note: 'sampled through the front door (one host per scrape); set KVARC_HOSTS for exact rates' } : {}),
+    appliedTotal: viaFront ? null : applied(after),
+    appliedPerSecond: viaFront ? null : rate(applied),
+    requestsPerSecond: rate(requests),
+    ...(viaFront ? { note: 'through the front door only: applied/s needs the consumer host\'s URL in KVARC_HOSTS (npm start prints it)' } : {}),
   }
 }
 
@@ -274,13 +296,18 @@ export async function collectStatus(options: StatusOptions): Promise<StatusRepor
   const sampleMs = options.sampleMs ?? 1000
   const { config } = options
   const metricSources = options.hosts.length ? options.hosts : [options.url]
+  const names = new Map<string, string>()
   const [hosts, postgres, redis, rabbitmq, traffic] = await Promise.all([
     Promise.all([probeHost(options.url, 'front', timeoutMs), ...options.hosts.map(url => probeHost(url, 'host', timeoutMs))]),
     probePostgres(config, timeoutMs),
     probeRedis(config, timeoutMs),
     probeRabbit(config, timeoutMs),
-    sampleTraffic(metricSources, sampleMs, timeoutMs, options.hosts.length === 0),
+    sampleTraffic(metricSources, sampleMs, timeoutMs, options.hosts.length === 0, names),
   ])
+  for (const host of hosts) {
+    const name = names.get(host.url)
+    if (host.ok && host.name === undefined && name) host.name = name
+  }
   const dlqs = rabbitmq.queues.filter(q => q.deadLetter)
   const deadLetters = rabbitmq.ok ? dlqs.reduce((sum, q) => sum + (q.messages ?? 0), 0) : null
   const ok = hosts.every(h => h.ok) && postgres.ok && redis.ok && rabbitmq.ok
@@ -352,13 +379,13 @@ export function renderStatus(report: StatusReport, style: Style = plain): string
   if (postgres.note) out.push(style.dim(`  (${postgres.note})`))
 
   const t = report.traffic
-  out.push('', style.bold('Traffic') + style.dim(t.sources.length ? `  (sampled over ${t.sampleSeconds.toFixed(1)} s from ${t.sources.length} host${t.sources.length === 1 ? '' : 's'})` : ''))
+  out.push('', style.bold('Traffic') + style.dim(t.sources.length ? `  (sampled over ${t.sampleSeconds.toFixed(1)} s from ${t.sources.join(', ')})` : ''))
   if (t.sources.length === 0) {
     out.push(`  ${style.bad(`unknown: ${t.note ?? 'no metrics'}`)}`)
   } else {
     const ratio = t.cacheHitRatio === null ? 'no reads yet' : `${(t.cacheHitRatio * 100).toFixed(1)} %  ${style.dim(`(${number(t.cacheHits)} hits / ${number(t.cacheMisses)} misses)`)}`
     out.push(`  cache hit ratio ${ratio}`)
-    out.push(`  applied/s       ${number(t.appliedPerSecond)}  ${style.dim(`(${number(t.appliedTotal)} applied since start)`)}`)
+    out.push(`  applied/s       ${t.appliedPerSecond === null ? style.warn('unknown') : `${number(t.appliedPerSecond)}  ${style.dim(`(${number(t.appliedTotal)} applied since the hosts started)`)}`}`)
     out.push(`  requests/s      ${number(t.requestsPerSecond)}`)
     if (t.note) out.push(style.dim(`  (${t.note})`))
   }

@@ -43,7 +43,7 @@ export function freePort(): Promise<number> {
 const START_TIMEOUT_MS = 60_000
 
 /** The stack runs the esbuild bundles; `npm test` builds them first, a lone run of this file may not have. */
-async function ensureBundles(): Promise<void> {
+export async function ensureBundles(): Promise<void> {
   if (existsSync('build/http/get-api/index.mjs') && existsSync('build/src/consumers/add-key/index.mjs')) return
   const { default: inventory } = await import('@architect/inventory')
   // @ts-expect-error: a plain .mjs module without type declarations
