@@ -1,0 +1,102 @@
+/**
+ * Tombstone purge with a horizon, end to end: the real stack with a short
+ * horizon (KVARC_TOMBSTONE_HORIZON_MS), `npm run purge` as an operator runs it,
+ * then the worst case replayed: the PUT that preceded a purged DELETE arrives
+ * late (a redelivery, a slow publisher). It must not bring the key back.
+ */
+import { execFile } from 'node:child_process'
+import { promisify } from 'node:util'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { encodeWrite } from '../../src/shared/messages.js'
+import { publishRaw, readRows, waitDrained } from './harness/inspect.js'
+import { startFaultStack, type FaultStack } from './harness/stack.js'
+
+const run = promisify(execFile)
+// Long enough that the "young" tombstone (written, drained, then purged within a few seconds) stays
+// inside it on a loaded machine; short enough for a test. The config's minimum is 1000.
+const HORIZON_MS = 6000
+
+let fs: FaultStack & { output: { text(): string } }
+
+beforeAll(async () => {
+  fs = await startFaultStack({ label: 'fpurge', env: { KVARC_TOMBSTONE_HORIZON_MS: String(HORIZON_MS) } })
+}, 60_000)
+
+afterAll(async () => {
+  await fs?.close()
+}, 60_000)
+
+async function api(method: string, path: string, body?: unknown): Promise<{ status: number, json: Record<string, unknown> }> {
+  const response = await fetch(fs.url + path, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(10_000),
+  })
+  return { status: response.status, json: await response.json() as Record<string, unknown> }
+}
+
+async function drained(): Promise<void> {
+  await waitDrained(fs.target.amqpUrl, [fs.target.addQueue, fs.target.delQueue], 20_000)
+}
+
+async function purge(...args: string[]): Promise<string> {
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', 'scripts/purge.ts', ...args], { env: { ...process.env, ...fs.env, DATABASE_URL: fs.config.databaseUrl }, timeout: 30_000 })
+  return stdout
+}
+
+describe('tombstone purge (npm run purge) with a horizon', () => {
+  it('purges only tombstones older than the horizon, and a late PUT older than a purged DELETE cannot resurrect the key', async () => {
+    // Prepare: "old" is put then deleted; after the horizon passes, "young" is put then deleted, and "live" is put.
+    const put = await api('PUT', '/api', { key: 'purge/old', value: 'first' })
+    expect(put.status).toBe(200)
+    const del = await api('DELETE', '/api?key=purge%2Fold')
+    expect(del.status).toBe(200)
+    await drained()
+    expect((await readRows(fs.config.databaseUrl, 'purge/')).get('purge/old')).toMatchObject({ deleted: true, version: del.json.version })
+
+    await new Promise(resolve => setTimeout(resolve, HORIZON_MS + 500))
+    const youngPut = await api('PUT', '/api', { key: 'purge/young', value: 'v' })
+    const youngDel = await api('DELETE', '/api?key=purge%2Fyoung')
+    const live = await api('PUT', '/api', { key: 'purge/live', value: 'stays' })
+    expect([youngPut.status, youngDel.status, live.status]).toEqual([200, 200, 200])
+    await drained()
+
+    // A dry run counts and removes nothing.
+    expect(await purge('--dry-run')).toMatch(/dry run\): 1 tombstones/)
+    expect((await readRows(fs.config.databaseUrl, 'purge/')).get('purge/old')).toMatchObject({ deleted: true })
+
+    // Act: purge as an operator would.
+    const out = await purge()
+
+    // Assess: the old tombstone is gone, the young one and the live row stay.
+    expect(out).toMatch(/removed 1 tombstones/)
+    let rows = await readRows(fs.config.databaseUrl, 'purge/')
+    expect(rows.has('purge/old')).toBe(false)
+    expect(rows.get('purge/young')).toMatchObject({ deleted: true, version: youngDel.json.version })
+    expect(rows.get('purge/live')).toMatchObject({ deleted: false, value: 'stays' })
+
+    // Act: the PUT that preceded the purged DELETE arrives again, exactly as the API published it;
+    // so does the PUT that preceded the young DELETE.
+    await publishRaw(fs.target.amqpUrl, fs.target.addQueue, [
+      encodeWrite('purge/old', 'first', BigInt(put.json.version as string)),
+      encodeWrite('purge/young', 'v', BigInt(youngPut.json.version as string)),
+    ])
+    await drained()
+
+    // Assess: neither key came back, by the record or through the API (cache included).
+    rows = await readRows(fs.config.databaseUrl, 'purge/')
+    expect(rows.has('purge/old')).toBe(false)
+    expect(rows.get('purge/young')).toMatchObject({ deleted: true })
+    expect((await api('GET', '/api?key=purge%2Fold')).status).toBe(404)
+    expect((await api('GET', '/api?key=purge%2Fyoung')).status).toBe(404)
+    expect((await api('GET', '/api?key=purge%2Fold')).status).toBe(404) // second read: from the cache's negative entry
+
+    // A new write after the purge creates the key again: purging forgot the tombstone, not the key.
+    const again = await api('PUT', '/api', { key: 'purge/old', value: 'second' })
+    expect(again.status).toBe(200)
+    await drained()
+    const read = await api('GET', '/api?key=purge%2Fold')
+    expect(read).toMatchObject({ status: 200, json: { data: { key: 'purge/old', value: 'second' }, version: again.json.version } })
+  }, 60_000)
+})
