@@ -320,6 +320,18 @@ describe('what the host answers for a function', () => {
   })
 })
 
+describe('start', () => {
+  it('refuses a function on a path the host answers itself', async () => {
+    await expect(startHttpHost({ config: iso.config, port: 0, functions: [fixture('mine', 'GET', '/health', 'echo-handler.mjs')] }))
+      .rejects.toThrow(/function on \/health, which every host answers itself/)
+  })
+
+  it('fails clearly when a bundle is missing', async () => {
+    await expect(startHttpHost({ config: iso.config, port: 0, functions: [{ name: 'x', method: 'GET', path: '/x', timeoutMs: 1000, file: join(FIXTURES, 'nope.mjs') }] }))
+      .rejects.toThrow(/nope\.mjs is missing: run npm run build/)
+  })
+})
+
 describe('body limit', () => {
   it('answers 413 JSON from content-length alone, before any of the body is sent', async () => {
     const answer = await raw(host.port, `PUT /api HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${MAX_BODY_BYTES + 1}\r\n\r\n`)
@@ -362,6 +374,25 @@ describe('connections', () => {
     } finally {
       agent.destroy()
     }
+  })
+
+  it('sends 100 Continue, then the answer, when a client with a body in limits asks first', async () => {
+    const body = '{"a":1}'
+    const answer = await raw(fixtures.port, `PUT /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nConnection: close\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
+    expect(answer).toMatch(/^HTTP\/1\.1 100 Continue\r\n\r\nHTTP\/1\.1 200 /)
+    expect(answer).toContain('"body":"{\\"a\\":1}"')
+  })
+
+  it('serves on when a client goes away while its function runs', async () => {
+    const req = request(new URL('/slow?ms=300', fixtures.url), { agent: false })
+    const gone = new Promise<string>(resolvePromise => req.on('error', (error: NodeJS.ErrnoException) => resolvePromise(error.code ?? error.message)))
+    req.end()
+    await eventually(async () => fixtures.inFlight() === 1, 'the request to reach its function')
+    req.destroy()
+    expect(await gone).toBe('ECONNRESET')
+    await eventually(async () => fixtures.inFlight() === 0, 'the abandoned invocation to finish')
+    const next = await call(fixtures.url, 'GET', '/slow?ms=1')
+    expect(next.status).toBe(200)
   })
 
   it('answers malformed HTTP with 400 JSON', async () => {

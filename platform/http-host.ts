@@ -387,6 +387,10 @@ export async function startHttpHost(options: HttpHostOptions = {}): Promise<Http
     ['/ready', () => operator!.ready()],
     ['/metrics', () => operator!.metricsText()],
   ])
+  // Probes must reach the host whatever the app declares; a function there would be silently unreachable.
+  for (const path of operatorEndpoints.keys()) {
+    if (exact.has(path)) throw new Error(`app.arc declares a function on ${path}, which every host answers itself (health, readiness, metrics): move the function to another path`)
+  }
 
   let staticFiles: StaticFiles | undefined
   if (options.serveStatic) {
@@ -574,19 +578,20 @@ export async function startHttpHost(options: HttpHostOptions = {}): Promise<Http
     void serve(req, res, true)
   }
 
-  const server = createServer({
-    keepAliveTimeout: options.keepAliveTimeoutMs ?? 65_000,
-    // Node requires headersTimeout above keepAliveTimeout, or it cuts a reused socket mid-request.
-    headersTimeout: (options.keepAliveTimeoutMs ?? 65_000) + 1_000,
-    requestTimeout: 120_000,
-  }, onRequest)
+  const keepAliveTimeout = options.keepAliveTimeoutMs ?? 65_000
+  // headersTimeout above keepAliveTimeout, or node may cut a reused socket as its next request starts;
+  // requestTimeout (whole request, body included) bounds slow uploads.
+  const headersTimeout = keepAliveTimeout + 1_000
+  const server = createServer({ keepAliveTimeout, headersTimeout, requestTimeout: Math.max(120_000, headersTimeout + 1_000) }, onRequest)
   // Answer an oversized or misrouted `Expect: 100-continue` request before the client sends its body.
   server.on('checkContinue', onCheckContinue)
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
     if (error.code === 'ECONNRESET' || !socket.writable) { socket.destroy(); return }
-    const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : 400
-    const body = JSON.stringify({ detail: status === 431 ? 'request headers too large' : 'malformed HTTP request' })
-    socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : 'Bad Request'}\r\ncontent-type: application/json; charset=utf-8\r\ncache-control: no-store\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
+    const [status, reason, detail] = error.code === 'HPE_HEADER_OVERFLOW' ? [431, 'Request Header Fields Too Large', 'request headers are too large']
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout', 'the request was not received in time']
+        : [400, 'Bad Request', 'malformed HTTP request']
+    const body = JSON.stringify({ detail })
+    socket.end(`HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json; charset=utf-8\r\ncache-control: no-store\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`)
   })
 
   await new Promise<void>((resolve, reject) => {

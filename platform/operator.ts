@@ -197,15 +197,16 @@ export class Operator {
 
   private openChannel(): Promise<Channel> {
     if (this.closed) return Promise.reject(new Error('host is shutting down'))
+    if (this.channel) return this.channel
     this.amqp ??= this.openConnection()
-    const connection = this.amqp
-    this.channel ??= connection.then(async model => {
+    const opening: Promise<Channel> = this.amqp.then(async model => {
       const channel = await model.createChannel()
       channel.on('error', () => {})
-      channel.on('close', () => { this.channel = undefined })
+      // checkQueue on a missing queue closes the channel; forget only this one, never a newer one.
+      channel.on('close', () => { if (this.channel === opening) this.channel = undefined })
       return channel
     })
-    const opening = this.channel
+    this.channel = opening
     opening.catch(() => { if (this.channel === opening) this.channel = undefined })
     return opening
   }
