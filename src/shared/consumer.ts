@@ -5,7 +5,7 @@
  * transient failure (PostgreSQL, Redis or RabbitMQ down), and the event source
  * retries the batch. Re-applying a batch is harmless: versions make it a no-op.
  */
-import { cacheApply, type CacheClient, type CacheOptions } from './cache.js'
+import { cacheApplyMany, type CacheClient, type CacheOptions } from './cache.js'
 import { PoisonMessageError } from './errors.js'
 import { decodeWrite, type WriteKind } from './messages.js'
 import type { Queryable } from './postgres.js'
@@ -58,7 +58,7 @@ export async function applyRmqEvent(deps: ConsumerDeps, event: RmqEvent, kind: W
   const horizon = versionAtMillis((deps.now ?? Date.now)() - deps.tombstoneHorizonMs)
   const rows = await applyWrites(await deps.db(), collapsed, horizon)
   // The record is now durable; bring the cache to the same state (newer-only, so racing readers are harmless).
-  await Promise.all(rows.map(row => cacheApply(deps.redis, deps.cache, row.key, row)))
+  await cacheApplyMany(deps.redis, deps.cache, rows)
   // Dead letters last: if this fails the batch is retried, and the valid writes re-apply as no-ops.
   await Promise.all(poison.map(p => deadLetter(deps, p)))
 
