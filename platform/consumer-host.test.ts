@@ -100,6 +100,22 @@ async function ready(queue: string): Promise<number> {
   }
 }
 
+/**
+ * The ready count once the broker has settled: a quorum queue takes back the
+ * messages of a closed channel asynchronously, so one read right after close()
+ * may not see them yet. Reads until two in a row, 150 ms apart, agree.
+ */
+async function settledReady(queue: string): Promise<number> {
+  let last = await ready(queue)
+  for (let i = 0; i < 20; i++) {
+    await new Promise(resolve => setTimeout(resolve, 150))
+    const now = await ready(queue)
+    if (now === last) return now
+    last = now
+  }
+  return last
+}
+
 async function counted(metric: Metrics['batches'] | Metrics['writes'], labels: Record<string, string>): Promise<number> {
   const { values } = await metric.get()
   return values.filter(v => Object.entries(labels).every(([k, want]) => (v.labels as Record<string, unknown>)[k] === want)).reduce((sum, v) => sum + v.value, 0)
@@ -142,8 +158,8 @@ describe('consumer host', () => {
     await host.close()
 
     // Assess: nothing came back to the queue on close, so every message was acknowledged.
-    expect(await ready(iso.config.addQueue)).toBe(0)
-    expect(await ready(deadLetterQueueName(iso.config.addQueue))).toBe(1)
+    expect(await settledReady(iso.config.addQueue)).toBe(0)
+    expect(await settledReady(deadLetterQueueName(iso.config.addQueue))).toBe(1)
     expect(await counted(host.metrics.writes, { outcome: 'applied' })).toBe(1200)
     const { rows } = await db.query('SELECT value FROM kv_store WHERE key = $1', ['apply-7'])
     expect(rows).toEqual([{ value: 'value 7' }])
@@ -172,8 +188,8 @@ describe('consumer host', () => {
     expect(await rowsWithPrefix('outage-')).toBe(0)
     // ...and shutting down during the outage gives the messages back instead of acknowledging them.
     await host.close()
-    expect(await ready(iso.config.addQueue)).toBe(50)
-    expect(await ready(deadLetterQueueName(iso.config.addQueue))).toBe(1) // only the earlier poison
+    expect(await settledReady(iso.config.addQueue)).toBe(50)
+    expect(await settledReady(deadLetterQueueName(iso.config.addQueue))).toBe(1) // only the earlier poison
 
     // A host started during the outage recovers when PostgreSQL returns, without a restart.
     const recovering = await start()
@@ -181,8 +197,8 @@ describe('consumer host', () => {
     proxy.set('forward')
     await eventually(async () => (await rowsWithPrefix('outage-')) === 50, '50 rows applied after the outage', 20_000)
     await recovering.close()
-    expect(await ready(iso.config.addQueue)).toBe(0)
-    expect(await ready(deadLetterQueueName(iso.config.addQueue))).toBe(1)
+    expect(await settledReady(iso.config.addQueue)).toBe(0)
+    expect(await settledReady(deadLetterQueueName(iso.config.addQueue))).toBe(1)
   })
 
   it('finishes and acknowledges the batch in flight when closed', async () => {
@@ -199,6 +215,6 @@ describe('consumer host', () => {
     // Assess: whatever was taken is applied and acknowledged; the rest waits in the queue; nothing is lost or held.
     const applied = await rowsWithPrefix('drain-')
     expect(applied).toBeGreaterThan(0)
-    expect(applied + await ready(iso.config.addQueue)).toBe(200)
+    expect(applied + await settledReady(iso.config.addQueue)).toBe(200)
   })
 })
