@@ -4,6 +4,7 @@
  * cold start) can prepare it safely, even several at once.
  */
 import pg from 'pg'
+import { WRITER_LEASES_TABLE } from './writer-lease.js'
 
 /** What the store needs of a client: a pool, a client or a transaction all fit. */
 export interface Queryable {
@@ -47,8 +48,7 @@ ALTER TABLE kv_store ADD COLUMN IF NOT EXISTS version bigint NOT NULL DEFAULT 0;
 ALTER TABLE kv_store ADD COLUMN IF NOT EXISTS deleted boolean NOT NULL DEFAULT false;
 ALTER TABLE kv_store ADD COLUMN IF NOT EXISTS updated_at timestamptz NOT NULL DEFAULT now();
 CREATE INDEX IF NOT EXISTS kv_store_tombstones ON kv_store (version) WHERE deleted;
-CREATE SEQUENCE IF NOT EXISTS kv_writer_id MINVALUE 0 MAXVALUE 1023 START 0 CYCLE;
-`
+` + WRITER_LEASES_TABLE
 
 export async function migrate(db: pg.Pool | pg.Client): Promise<void> {
   const client = db instanceof pg.Pool ? await db.connect() : db

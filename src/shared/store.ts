@@ -141,11 +141,3 @@ export async function purgeTombstones(db: Queryable, horizon: bigint, slice = 50
     if ((rowCount ?? 0) < slice) return total
   }
 }
-
-/** Writer ids for version clocks: a cycling sequence, so live writers never share one. */
-export const NEXT_WRITER_ID = "SELECT nextval('kv_writer_id')::int AS id"
-
-export async function nextWriterId(db: Queryable): Promise<number> {
-  const { rows } = await db.query<{ id: number }>(NEXT_WRITER_ID)
-  return rows[0]!.id
-}

@@ -30,12 +30,21 @@ export class VersionClock {
   private counter = 0
   private readonly writerId: bigint
 
-  /** @example new VersionClock(7).next() // 7 in the low bits, Date.now() in the high bits */
-  constructor(writerId: number, private readonly now: () => number = Date.now) {
+  /**
+   * @param floorMs versions start after this millisecond (a process switching writer ids stays monotonic)
+   * @example new VersionClock(7).next() // 7 in the low bits, Date.now() in the high bits
+   */
+  constructor(writerId: number, private readonly now: () => number = Date.now, floorMs = 0) {
+    this.lastMs = floorMs
     if (!Number.isInteger(writerId) || writerId < 0 || writerId > MAX_WRITER_ID) {
       throw new RangeError(`writer id must be an integer from 0 to ${MAX_WRITER_ID}`)
     }
     this.writerId = BigInt(writerId)
+  }
+
+  /** The millisecond of the last version issued. */
+  get lastMillis(): number {
+    return this.lastMs
   }
 
   next(): bigint {

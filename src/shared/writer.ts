@@ -4,7 +4,6 @@
  */
 import { encodeWrite } from './messages.js'
 import type { PublishOptions } from './queue.js'
-import type { VersionClock } from './version.js'
 
 export interface WritePublisher {
   publish(queue: string, body: Buffer, options?: PublishOptions): Promise<void>
@@ -12,7 +11,8 @@ export interface WritePublisher {
 
 export interface WriterDeps {
   publisher: WritePublisher
-  clock: VersionClock
+  /** Synchronous on the hot path; a promise only while a writer id lease is being (re)taken. */
+  clock: { next(): bigint | Promise<bigint> }
 }
 
 /**
@@ -22,7 +22,8 @@ export interface WriterDeps {
  * @example const version = await queueWrite(deps, 'add_key', 'k', 'v')
  */
 export async function queueWrite(deps: WriterDeps, queue: string, key: string, value: string | null): Promise<string> {
-  const version = deps.clock.next()
+  const next = deps.clock.next()
+  const version = typeof next === 'bigint' ? next : await next
   const id = version.toString()
   await deps.publisher.publish(queue, encodeWrite(key, value, version), { messageId: id })
   return id

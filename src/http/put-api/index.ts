@@ -4,9 +4,9 @@ import { PayloadTooLargeError, ValidationError } from '../../shared/errors.js'
 import { json, readJsonObject, withHttpErrors, type HttpEvent } from '../../shared/http.js'
 import { openWriter } from '../../shared/open-writer.js'
 import { keyProblem, valueProblem } from '../../shared/validate.js'
-import { queueWrite } from '../../shared/writer.js'
+import { queueWrite, type WriterDeps } from '../../shared/writer.js'
 
-let writer: ReturnType<typeof openWriter> | undefined
+let writer: WriterDeps | undefined
 
 export const handler = withHttpErrors(async (event: HttpEvent) => {
   const body = readJsonObject(event)
@@ -19,6 +19,6 @@ export const handler = withHttpErrors(async (event: HttpEvent) => {
 
   const config = getConfig()
   writer ??= openWriter(config)
-  const version = await queueWrite(await writer(), config.addQueue, body.key as string, body.value as string)
+  const version = await queueWrite(writer, config.addQueue, body.key as string, body.value as string)
   return json(200, { status: 'queued', version })
 })

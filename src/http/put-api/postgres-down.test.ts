@@ -29,7 +29,7 @@ describe('PUT /api with PostgreSQL down at cold start', () => {
       const result = await handler(httpEvent('PUT', '/api', { body: '{"key":"k","value":"v"}' }))
       expect(result.statusCode).toBe(503)
       expect(result.headers['retry-after']).toMatch(/^[1-9][0-9]*$/)
-      expect(bodyOf(result)).toEqual({ detail: 'the database is unavailable, so this writer cannot start; retry shortly' })
+      expect(bodyOf(result)).toEqual({ detail: 'the database is unavailable, so this writer cannot lease a writer id; retry shortly' })
     }
   })
 
