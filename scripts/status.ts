@@ -361,13 +361,13 @@ export function renderStatus(report: StatusReport, style: Style = plain): string
     out.push(`  ${up(s.ok)}  ${name}  ${s.url.padEnd(serviceUrls)}  ${s.ok ? style.dim(`${s.ms} ms`) : style.bad(s.error ?? 'down')}`)
   }
 
-  out.push('', style.bold('Queues') + style.dim('                   ready  consumers'))
+  const nameWidth = Math.max(18, ...rabbitmq.queues.map(q => q.name.length))
+  out.push('', style.bold('Queues'.padEnd(nameWidth + 2)) + style.dim('   ready  consumers'))
   if (!rabbitmq.ok) out.push(`  ${style.bad('unknown: RabbitMQ is down')}`)
   for (const q of rabbitmq.queues) {
-    const name = q.name.length > 20 ? '…' + q.name.slice(-19) : q.name
-    const messages = q.messages === null ? style.dim('missing'.padStart(7)) : number(q.messages).padStart(7)
+    const messages = q.messages === null ? style.dim('missing'.padStart(8)) : number(q.messages).padStart(8)
     const flagged = q.deadLetter && (q.messages ?? 0) > 0 ? style.warn(messages) : messages
-    out.push(`  ${name.padEnd(20)} ${flagged}  ${(q.consumers === null ? '-' : number(q.consumers)).padStart(9)}`)
+    out.push(`  ${q.name.padEnd(nameWidth)}${flagged}  ${(q.consumers === null ? '-' : number(q.consumers)).padStart(9)}`)
   }
 
   out.push('', style.bold('Store'))
