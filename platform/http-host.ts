@@ -339,8 +339,8 @@ export async function startHttpHost(options: HttpHostOptions = {}): Promise<Http
   })))
 
   const listenPort = options.port ?? config.port
-  const metricsLabels = { host: options.hostName ?? 'pending' }
-  const metrics = createMetrics(metricsLabels)
+  // The host label is set once the port (and so the default name) is known.
+  const metrics = createMetrics()
   /** Answers the host gives itself (404, 405, static files, operator endpoints), by route label. */
   const ownAnswers = new Map<string, { counts: Map<number, { inc(): void }>, latency: { observe(seconds: number): void } }>()
 
@@ -603,7 +603,6 @@ export async function startHttpHost(options: HttpHostOptions = {}): Promise<Http
   })
   const address = server.address() as AddressInfo
   const hostName = options.hostName ?? `host-${address.port}`
-  metricsLabels.host = hostName
   metrics.registry.setDefaultLabels({ host: hostName })
   operator = new Operator({ config, metrics, hostName, checkTimeoutMs: options.checkTimeoutMs, inFlight: () => active - 1 })
   const shutdownTimeoutMs = options.shutdownTimeoutMs ?? 20_000
