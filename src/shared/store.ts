@@ -88,24 +88,42 @@ export function collapseWrites(writes: Iterable<Write>): Write[] {
   return [...newest.values()]
 }
 
-export interface Page { data: { key: string, value: string }[], next: string | null }
-
 /**
  * One page of live keys in byte order, after `after`, within `prefix`. The prefix
  * is a range on the primary key ([prefix, upper)), so a page never scans past
- * the keys it can return. Fetches one extra row to know whether more remain.
+ * the keys it can return. The page is bounded twice: by `limit` rows, and by a
+ * byte budget ($5) on keys plus values, so a page of large values can never
+ * pull hundreds of MiB into one answer (nor exceed Lambda's 6 MB response);
+ * it always holds at least one row. `fetched` tells whether rows remain.
  */
 export const LIST_KEYS = `
-SELECT key, value FROM kv_store
-WHERE NOT deleted AND key > $1 AND key >= $2 AND ($3::text IS NULL OR key < $3)
+SELECT key, value, fetched::int FROM (
+  SELECT key, value,
+         row_number() OVER w AS n,
+         sum(octet_length(key) + octet_length(value)) OVER w AS running,
+         count(*) OVER () AS fetched
+  FROM (
+    SELECT key, value FROM kv_store
+    WHERE NOT deleted AND key > $1 AND key >= $2 AND ($3::text IS NULL OR key < $3)
+    ORDER BY key
+    LIMIT $4
+  ) candidates
+  WINDOW w AS (ORDER BY key ROWS UNBOUNDED PRECEDING)
+) page
+WHERE n = 1 OR running <= $5
 ORDER BY key
-LIMIT $4
 `
 
-export async function listKeys(db: Queryable, options: { prefix: string, after: string, limit: number }): Promise<{ rows: { key: string, value: string }[], more: boolean }> {
-  const { rows } = await db.query<{ key: string, value: string }>(LIST_KEYS, [options.after, options.prefix, prefixUpperBound(options.prefix), options.limit + 1])
-  const more = rows.length > options.limit
-  return { rows: more ? rows.slice(0, options.limit) : rows, more }
+/** Bytes of keys and values one page may carry. */
+export const PAGE_BYTE_BUDGET = 1024 * 1024
+
+export async function listKeys(db: Queryable, options: { prefix: string, after: string, limit: number, byteBudget?: number }): Promise<{ rows: { key: string, value: string }[], more: boolean }> {
+  const { rows } = await db.query<{ key: string, value: string, fetched: number }>(LIST_KEYS, [
+    options.after, options.prefix, prefixUpperBound(options.prefix), options.limit + 1, options.byteBudget ?? PAGE_BYTE_BUDGET,
+  ])
+  const fetched = rows[0]?.fetched ?? 0
+  const page = rows.slice(0, options.limit).map(({ key, value }) => ({ key, value }))
+  return { rows: page, more: fetched > page.length }
 }
 
 /**

@@ -14,7 +14,7 @@ let pool: pg.Pool
 
 beforeAll(async () => {
   iso = await isolate('lease')
-  pool = await openDatabase(iso.env.DATABASE_URL, 4)
+  pool = await openDatabase(iso.config.databaseUrl, 4)
 })
 afterAll(async () => {
   await pool?.end()

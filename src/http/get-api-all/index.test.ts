@@ -128,6 +128,29 @@ describe('GET /api/all', () => {
   })
 })
 
+describe('GET /api/all page size in bytes', () => {
+  it('cuts a page of large values at the byte budget, never below one row, and pages through all of them', async () => {
+    // Prepare: 5 values of 400 KiB: a 1 MiB budget holds two per page
+    const big = 'x'.repeat(400 * 1024)
+    await write(Array.from({ length: 5 }, (_, i) => [`big:${i}`, big] as [string, string]))
+    // Act
+    const first = bodyOf(await list('prefix=big%3A&limit=100')) as unknown as Page
+    const all = await walk({ prefix: 'big:', limit: '100' })
+    // Assess
+    expect(first.data.map(r => r.key)).toEqual(['big:0', 'big:1'])
+    expect(first.next).not.toBeNull()
+    expect(all.keys).toEqual(['big:0', 'big:1', 'big:2', 'big:3', 'big:4'])
+    expect(all.pages).toBe(3)
+  })
+
+  it('returns a single value larger than the budget on a page of its own', async () => {
+    await write([['huge:0', 'y'.repeat(1024 * 1024)], ['huge:1', 'z']])
+    const first = bodyOf(await list('prefix=huge%3A')) as unknown as Page
+    expect(first.data.map(r => r.key)).toEqual(['huge:0'])
+    expect(first.next).not.toBeNull()
+  })
+})
+
 describe('GET /api/all 422', () => {
   const limitDetail = `limit must be an integer from 1 to ${MAX_PAGE_SIZE}`
   const cursorDetail = 'cursor is not valid: pass the "next" value of the previous page unchanged'
