@@ -6,7 +6,7 @@
  */
 import { HttpError, PayloadTooLargeError, ValidationError } from './errors.js'
 import { MAX_BODY_BYTES } from './limits.js'
-import { getLogger } from './log.js'
+import { errorThrottled } from './log.js'
 
 export interface HttpEvent {
   version?: string
@@ -43,10 +43,10 @@ export function withHttpErrors<E extends HttpEvent>(handler: (event: E) => Promi
       return await handler(event)
     } catch (error) {
       if (error instanceof HttpError) {
-        if (error.statusCode >= 500) getLogger().error({ err: error.cause ?? error, route: event?.routeKey }, error.message)
+        if (error.statusCode >= 500) errorThrottled(`${event?.routeKey} ${error.message}`, { err: error.cause ?? error, route: event?.routeKey }, error.message)
         return json(error.statusCode, { detail: error.message }, error.headers)
       }
-      getLogger().error({ err: error, route: event?.routeKey }, 'unhandled error in handler')
+      errorThrottled(`${event?.routeKey} unhandled ${(error as Error)?.message}`, { err: error, route: event?.routeKey }, 'unhandled error in handler')
       return json(500, { detail: 'internal error' })
     }
   }

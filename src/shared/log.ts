@@ -21,3 +21,22 @@ export function getLogger(level?: string): Logger {
   logger ??= pino({ level: level ?? configuredLevel(), base: { service: 'kvarc' } })
   return logger
 }
+
+const lastLogged = new Map<string, { at: number, suppressed: number }>()
+
+/**
+ * Logs an error at most once per `everyMs` for the same `key`, then says how
+ * many it held back. An outage turns every request into the same error; one
+ * line per request would flood the log exactly when it matters, and cost the
+ * hot path. The first occurrence is always logged, with its cause.
+ */
+export function errorThrottled(key: string, context: Record<string, unknown>, message: string, everyMs = 10_000, now = Date.now()): boolean {
+  const seen = lastLogged.get(key)
+  if (seen && now - seen.at < everyMs) {
+    seen.suppressed++
+    return false
+  }
+  getLogger().error({ ...context, suppressed: seen?.suppressed ?? 0 }, message)
+  lastLogged.set(key, { at: now, suppressed: 0 })
+  return true
+}
