@@ -37,6 +37,7 @@ export function errorThrottled(key: string, context: Record<string, unknown>, me
     return false
   }
   getLogger().error({ ...context, suppressed: seen?.suppressed ?? 0 }, message)
+  if (lastLogged.size >= 1000) lastLogged.clear() // distinct messages are few; never let the map grow unbounded
   lastLogged.set(key, { at: now, suppressed: 0 })
   return true
 }
