@@ -170,3 +170,17 @@ export function pidsByComm(names: readonly string[]): number[] {
   }
   return out
 }
+
+/**
+ * Per-group CPU seconds between two snapshots keyed `group#pid`: each pid's
+ * growth, summed by group. A process that exited in between drops out instead
+ * of making the total negative; one that started counts from zero.
+ */
+export function cpuDelta(before: Record<string, number>, after: Record<string, number>): Record<string, number> {
+  const out: Record<string, number> = {}
+  for (const [key, seconds] of Object.entries(after)) {
+    const group = key.split('#')[0]!
+    out[group] = (out[group] ?? 0) + Math.max(0, seconds - (before[key] ?? 0))
+  }
+  return out
+}

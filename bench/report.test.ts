@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { parseWrkOutput, type LoadResult } from './load.js'
-import { markdown, meets, Progress, ratioLines, scenarioTable, targets, type BenchReport, type ScenarioResult } from './report.js'
+import { markdown, meets, mergeRounds, Progress, ratioLines, scenarioTable, targets, type BenchReport, type ScenarioResult } from './report.js'
 
 function load(rps: number): LoadResult {
   return { requests: rps * 10, seconds: 10, rps, p50Ms: 1.5, p90Ms: 3, p99Ms: 9.25, maxMs: 20, non2xx: 0, errors: 0 }
@@ -36,6 +36,16 @@ describe('bench report', () => {
     const text = markdown(report).trimEnd()
     expect(text.split('\n').at(-1)).toBe('- visibility lag p99: — ms (target <= 250 ms) NOT MEASURED')
     expect(text).toContain('| kvarc | host | 10 | 100.0 | 110.0 | 110.0 |')
+  })
+
+  it('merges alternating rounds: requests add up, p99 is the worst round', () => {
+    const a = { ...result('kvarc', 'get-miss', 1000), pgReads: 10_000 }
+    const b = { ...result('kvarc', 'get-miss', 3000), pgReads: 20_000 }
+    b.load = { ...b.load, p99Ms: 30, p50Ms: 2.5 }
+    const merged = mergeRounds([a, b])
+    expect(merged.load).toMatchObject({ requests: 40_000, seconds: 20, rps: 2000, p50Ms: 2, p99Ms: 30 })
+    expect(merged.cpu).toEqual({ host: 3 })
+    expect(merged.note).toBe('75 % of answers read PostgreSQL (30,000 cache fills); rounds: 1,000 / 3,000 req/s')
   })
 
   it('parses the line the wrk script prints', () => {

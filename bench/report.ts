@@ -20,6 +20,59 @@ export interface ScenarioResult {
   rssAfter: ProcessRss[]
   /** Anything the reader needs to interpret the row (e.g. how many GET-miss answers really came from PostgreSQL). */
   note?: string
+  /** GET-miss: distinct keys filled into the cache during the run = answers that read PostgreSQL. */
+  pgReads?: number
+  /** The alternating rounds this row merges, each as wrk reported it. */
+  rounds?: LoadResult[]
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = Math.floor(sorted.length / 2)
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
+/**
+ * One row from a side's rounds of a scenario: requests and time add up; p50 and
+ * p90 are the rounds' median, p99 and max the worst round's (percentiles of
+ * separate runs cannot be merged exactly; the rounds stay in the JSON).
+ */
+export function mergeRounds(results: ScenarioResult[]): ScenarioResult {
+  const first = results[0]!
+  const loads = results.map(r => r.load)
+  const requests = loads.reduce((a, l) => a + l.requests, 0)
+  const seconds = loads.reduce((a, l) => a + l.seconds, 0)
+  const add = (records: (Record<string, number> | undefined)[]) => {
+    const out: Record<string, number> = {}
+    for (const record of records) for (const [k, v] of Object.entries(record ?? {})) out[k] = (out[k] ?? 0) + v
+    return out
+  }
+  const pgReads = results.some(r => r.pgReads !== undefined) ? results.reduce((a, r) => a + (r.pgReads ?? 0), 0) : undefined
+  const notes = [...new Set(results.map(r => r.note).filter(Boolean))]
+  if (pgReads !== undefined) notes.unshift(`${requests ? ((100 * Math.min(pgReads, requests)) / requests).toFixed(0) : 0} % of answers read PostgreSQL (${pgReads.toLocaleString('en-US')} cache fills)`)
+  if (results.length > 1) notes.push(`rounds: ${loads.map(l => Math.round(l.rps).toLocaleString('en-US')).join(' / ')} req/s`)
+  return {
+    side: first.side,
+    scenario: first.scenario,
+    load: {
+      requests,
+      seconds,
+      rps: seconds > 0 ? requests / seconds : 0,
+      p50Ms: median(loads.map(l => l.p50Ms)),
+      p90Ms: median(loads.map(l => l.p90Ms)),
+      p99Ms: Math.max(...loads.map(l => l.p99Ms)),
+      maxMs: Math.max(...loads.map(l => l.maxMs)),
+      non2xx: loads.reduce((a, l) => a + l.non2xx, 0),
+      errors: loads.reduce((a, l) => a + l.errors, 0),
+    },
+    cpu: add(results.map(r => r.cpu)),
+    services: add(results.map(r => r.services)),
+    rssBefore: first.rssBefore,
+    rssAfter: results[results.length - 1]!.rssAfter,
+    note: notes.length ? notes.join('; ') : undefined,
+    pgReads,
+    rounds: loads,
+  }
 }
 
 export interface DrainResult {

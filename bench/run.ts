@@ -3,14 +3,17 @@
  * on this machine, each behind nginx, driven by the same load generator (wrk).
  * Markdown on stdout, progress on stderr, JSON in bench/results/.
  *
- *   --duration S          measured seconds per scenario and side (default 10)
+ *   --duration S          measured seconds per scenario and side (default 10), split over the rounds
+ *   --rounds N            alternate the sides N times per scenario (default 2: kvarc, baseline, kvarc, baseline),
+ *                         so a change in the machine's background load hits both sides alike
  *   --warmup S            unmeasured seconds before each (default 2)
  *   --connections N       wrk connections (default 64)
  *   --threads N           wrk threads (default 1: leaves the cores to the system under test)
  *   --scenarios a,b       of get-hit,get-miss,put,delete,all,mixed (default all)
  *   --sides a,b           of kvarc,baseline,sandbox (default all three)
  *   --skip-sandbox        same as leaving sandbox out of --sides
- *   --sandbox-duration S  measured seconds per sandbox scenario (default 3)
+ *   --sandbox-duration S  measured seconds per sandbox scenario (default 5, no warm-up: every sandbox request is a cold start)
+ *   --sandbox-connections N  (default 4)
  *   --drain-count N       backlog for the drain measurement (default 200000; 0 skips)
  *   --lag-seconds S       visibility-lag run (default 10; 0 skips)
  *   --kvarc stack|hosts   the stack (platform/stack.ts) or the bench's own nginx → two hosts (default: stack when present)
@@ -24,8 +27,8 @@ import { parseArgs } from 'node:util'
 import { isolate, type Isolated } from '../test/support/isolated.js'
 import { countCached, prepareData, purgeQueues } from './data.js'
 import { runLoad, SCENARIOS, type LoadResult, type Scenario } from './load.js'
-import { childrenCpuSeconds, commandLine, cpuSeconds, machineBusySeconds, pidsByComm, processTree, rssKiB } from './procs.js'
-import { markdown, Progress, rpsOf, targets, type BenchReport, type ProcessRss, type ScenarioResult } from './report.js'
+import { childrenCpuSeconds, commandLine, cpuDelta, cpuSeconds, machineBusySeconds, pidsByComm, processTree, rssKiB } from './procs.js'
+import { markdown, mergeRounds, Progress, rpsOf, targets, type BenchReport, type ProcessRss, type ScenarioResult } from './report.js'
 import { startBaselineSide, startKvarcHostsSide, startKvarcSide, startSandboxSide, type Side, type SideName } from './sides.js'
 import { measureDrain, measureLag } from './writes.js'
 
@@ -35,14 +38,15 @@ function options() {
   const { values } = parseArgs({
     options: {
       duration: { type: 'string', default: '10' },
+      rounds: { type: 'string', default: '2' },
       warmup: { type: 'string', default: '2' },
       connections: { type: 'string', default: '64' },
       threads: { type: 'string', default: '1' },
       scenarios: { type: 'string', default: SCENARIOS.join(',') },
       sides: { type: 'string', default: 'kvarc,baseline,sandbox' },
       'skip-sandbox': { type: 'boolean', default: false },
-      'sandbox-duration': { type: 'string', default: '3' },
-      'sandbox-connections': { type: 'string', default: '8' },
+      'sandbox-duration': { type: 'string', default: '5' },
+      'sandbox-connections': { type: 'string', default: '4' },
       'drain-count': { type: 'string', default: '200000' },
       'lag-seconds': { type: 'string', default: '10' },
       kvarc: { type: 'string' },
@@ -64,6 +68,7 @@ function options() {
   if (kvarc !== 'stack' && kvarc !== 'hosts') throw new Error('--kvarc must be stack or hosts')
   return {
     duration: num('duration', 1),
+    rounds: num('rounds', 1),
     warmup: num('warmup', 0),
     connections: num('connections', 1),
     threads: num('threads', 1),
@@ -121,21 +126,22 @@ async function backendPids(iso: Isolated): Promise<number[]> {
  * RabbitMQ are shared with anything else running on the box.
  */
 async function servicesCpu(iso: Isolated): Promise<Record<string, number>> {
-  const sum = (pids: number[]) => pids.reduce((total, pid) => total + (cpuSeconds(pid) ?? 0), 0)
-  return {
-    'postgres (own db)': sum(await backendPids(iso)),
-    'redis-server': sum(pidsByComm(['redis-server'])),
-    rabbitmq: sum(pidsByComm(['beam.smp'])),
-    wrk: childrenCpuSeconds(),
-    'machine busy': machineBusySeconds(),
-  }
+  const out: Record<string, number> = { wrk: childrenCpuSeconds(), 'machine busy': machineBusySeconds() }
+  const add = (group: string, pids: number[]) => { for (const pid of pids) out[`${group}#${pid}`] = cpuSeconds(pid) ?? 0 }
+  add('postgres (own db)', await backendPids(iso))
+  add('redis-server', pidsByComm(['redis-server']))
+  add('rabbitmq', pidsByComm(['beam.smp']))
+  return out
 }
 
 /** Key ranges: GET-miss reads [0, 80 %) when measured and the top 20 % during warm-up, so measured reads never hit a warmed key. */
-function keyRange(scenario: Scenario, opts: Options, warmup: boolean): { base: number, span: number } {
+function keyRange(scenario: Scenario, opts: Options, warmup: boolean, round = 0, rounds = 1): { base: number, span: number } {
   if (scenario === 'get-miss') {
     const measured = Math.floor(opts.missKeys * 0.8)
-    return warmup ? { base: measured, span: opts.missKeys - measured } : { base: 0, span: measured }
+    if (warmup) return { base: measured, span: opts.missKeys - measured }
+    // Each round reads its own slice: a key read in round 1 is cached by round 2.
+    const slice = Math.floor(measured / rounds)
+    return { base: round * slice, span: slice }
   }
   if (scenario === 'put' || scenario === 'delete') return { base: 0, span: 100_000 }
   return { base: 0, span: opts.hitKeys }
@@ -158,12 +164,12 @@ async function waitForQueuesEmpty(iso: Isolated, timeoutMs: number): Promise<num
   }
 }
 
-async function runScenario(side: Side, iso: Isolated, scenario: Scenario, opts: Options, progress: Progress): Promise<ScenarioResult> {
+async function runScenario(side: Side, iso: Isolated, scenario: Scenario, opts: Options, progress: Progress, round = 0, rounds = 1): Promise<ScenarioResult> {
   const sandbox = side.name === 'sandbox'
-  const duration = sandbox ? opts.sandboxDuration : opts.duration
+  const duration = sandbox ? opts.sandboxDuration : Math.max(1, Math.round(opts.duration / rounds))
   const connections = sandbox ? opts.sandboxConnections : opts.connections
   const common = { url: side.url, scenario, connections, threads: opts.threads, valueBytes: opts.valueBytes }
-  if (opts.warmup > 0) {
+  if (opts.warmup > 0 && round === 0) {
     progress.line(`${side.name} ${scenario}: warm-up ${opts.warmup} s`)
     await runLoad({ ...common, ...keyRange(scenario, opts, true), durationSeconds: opts.warmup })
   }
@@ -171,12 +177,13 @@ async function runScenario(side: Side, iso: Isolated, scenario: Scenario, opts: 
   const rssBefore = rssOf(side)
   const cpuBefore = cpuOf(side)
   const servicesBefore = await servicesCpu(iso)
-  progress.line(`${side.name} ${scenario}: ${duration} s, ${connections} connections`)
+  const label = rounds > 1 ? `${side.name} ${scenario} (round ${round + 1}/${rounds})` : `${side.name} ${scenario}`
+  progress.line(`${label}: ${duration} s, ${connections} connections`)
   const started = Date.now()
-  const ticker = setInterval(() => progress.status(`${side.name} ${scenario}: ${Math.max(0, duration - (Date.now() - started) / 1000).toFixed(0)} s left`), 500)
+  const ticker = setInterval(() => progress.status(`${label}: ${Math.max(0, duration - (Date.now() - started) / 1000).toFixed(0)} s left`), 500)
   let load: LoadResult
   try {
-    load = await runLoad({ ...common, ...keyRange(scenario, opts, false), durationSeconds: duration })
+    load = await runLoad({ ...common, ...keyRange(scenario, opts, false, round, rounds), durationSeconds: duration })
   } finally {
     clearInterval(ticker)
   }
@@ -186,12 +193,9 @@ async function runScenario(side: Side, iso: Isolated, scenario: Scenario, opts: 
   const cpu: Record<string, number> = {}
   for (const [name, seconds] of Object.entries(cpuAfter)) cpu[name] = seconds - (cpuBefore[name] ?? 0)
   const services: Record<string, number> = {}
-  for (const [name, seconds] of Object.entries(servicesAfter)) services[name] = seconds - (servicesBefore[name] ?? 0)
+  Object.assign(services, cpuDelta(servicesBefore, servicesAfter))
   let note: string | undefined
-  if (scenario === 'get-miss') {
-    const fills = (await countCached(iso.config, 'miss-')) - missBefore
-    note = `${load.requests ? ((100 * Math.min(fills, load.requests)) / load.requests).toFixed(0) : 0} % of answers read PostgreSQL (${fills.toLocaleString('en-US')} cache fills)`
-  }
+  const pgReads = scenario === 'get-miss' ? (await countCached(iso.config, 'miss-')) - missBefore : undefined
   if (scenario === 'put' || scenario === 'delete' || scenario === 'mixed') {
     if (side.name === 'kvarc') {
       // The consumer applies the scenario's writes after wrk stops; the next run must not compete with it.
@@ -202,8 +206,25 @@ async function runScenario(side: Side, iso: Isolated, scenario: Scenario, opts: 
       await purgeQueues(iso.config)
     }
   }
-  progress.line(`${side.name} ${scenario}: ${Math.round(load.rps).toLocaleString('en-US')} req/s, p50 ${load.p50Ms.toFixed(2)} ms, p99 ${load.p99Ms.toFixed(2)} ms, non-2xx ${load.non2xx}, errors ${load.errors}`)
-  return { side: side.name, scenario, load, cpu, services, rssBefore, rssAfter, note }
+  progress.line(`${label}: ${Math.round(load.rps).toLocaleString('en-US')} req/s, p50 ${load.p50Ms.toFixed(2)} ms, p99 ${load.p99Ms.toFixed(2)} ms, non-2xx ${load.non2xx}, errors ${load.errors}`)
+  return { side: side.name, scenario, load, cpu, services, rssBefore, rssAfter, note, pgReads }
+}
+
+/** A backing service restarting under someone else's test must not leave the bench's database and queues behind. */
+async function cleanupWithRetry(iso: Isolated): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await iso.cleanup()
+    } catch (error) {
+      if (attempt === 4) throw error
+      await new Promise(resolve => setTimeout(resolve, 5000))
+    }
+  }
+}
+
+function describe(error: unknown): string {
+  if (error instanceof AggregateError) return `${error.message}: ${error.errors.map(describe).join('; ')}`
+  return error instanceof Error ? error.message : String(error)
 }
 
 async function main(): Promise<void> {
@@ -217,7 +238,7 @@ async function main(): Promise<void> {
     finishedAt: '',
     machine: { cpus: cpus().length, loadavg: loadavg(), node: process.version },
     options: opts,
-    generator: `wrk ${opts.threads} thread(s), ${opts.connections} connections, ${opts.warmup} s warm-up, ${opts.duration} s measured`,
+    generator: `wrk ${opts.threads} thread(s), ${opts.connections} connections, ${opts.warmup} s warm-up, ${opts.duration} s measured per side in ${opts.rounds} alternating round(s)`,
     scenarios: [],
     targets: [],
     errors: [],
@@ -228,7 +249,7 @@ async function main(): Promise<void> {
   const closeEverything = () => {
     closing ??= (async () => {
       await Promise.all([...sides.values()].map(s => s.close().catch(error => report.errors.push(`closing ${s.name}: ${(error as Error).message}`))))
-      await Promise.all([...isolated.values()].map(i => i.cleanup().catch(error => report.errors.push(`cleanup ${i.id}: ${(error as Error).message}`))))
+      await Promise.all([...isolated.values()].map(i => cleanupWithRetry(i).catch(error => report.errors.push(`cleanup ${i.id}: ${describe(error)}`))))
     })()
     return closing
   }
@@ -260,18 +281,23 @@ async function main(): Promise<void> {
       }
     }
 
-    // Scenario by scenario, the sides back to back: the machine's background load drifts less between them.
+    // Scenario by scenario, the sides alternating (ABAB): the machine's background load drifts less between them.
     for (const scenario of opts.scenarios) {
-      for (const name of fast) {
-        const side = sides.get(name)
-        if (!side) continue
-        try {
-          report.scenarios.push(await runScenario(side, isolated.get(name)!, scenario, opts, progress))
-        } catch (error) {
-          report.errors.push(`${name} ${scenario}: ${(error as Error).message}`)
-          progress.line(`${name} ${scenario} failed: ${(error as Error).message}`)
+      const runs = new Map<SideName, ScenarioResult[]>()
+      for (let round = 0; round < opts.rounds; round++) {
+        for (const name of fast) {
+          const side = sides.get(name)
+          if (!side) continue
+          try {
+            const result = await runScenario(side, isolated.get(name)!, scenario, opts, progress, round, opts.rounds)
+            runs.set(name, [...(runs.get(name) ?? []), result])
+          } catch (error) {
+            report.errors.push(`${name} ${scenario}: ${(error as Error).message}`)
+            progress.line(`${name} ${scenario} failed: ${(error as Error).message}`)
+          }
         }
       }
+      for (const results of runs.values()) report.scenarios.push(mergeRounds(results))
     }
 
     const kvarc = sides.get('kvarc')
@@ -320,7 +346,9 @@ async function main(): Promise<void> {
         sides.set('sandbox', side)
         for (const scenario of opts.scenarios) {
           try {
-            report.scenarios.push(await runScenario(side, iso, scenario, { ...opts, warmup: Math.min(opts.warmup, 1), missKeys: 20_000 }, progress))
+            report.scenarios.push(mergeRounds([await runScenario(side, iso, scenario, { ...opts, warmup: 0, missKeys: 20_000 }, progress)]))
+            // Requests wrk gave up on are still running in sandbox's per-request processes: let them end.
+            await new Promise(resolve => setTimeout(resolve, 2000))
           } catch (error) {
             report.errors.push(`sandbox ${scenario}: ${(error as Error).message}`)
           }

@@ -9,6 +9,7 @@ import type { Config } from '../src/shared/config.js'
 import { encodeWrite } from '../src/shared/messages.js'
 import { openDatabase } from '../src/shared/postgres.js'
 import { VersionClock } from '../src/shared/version.js'
+import { cpuDelta } from './procs.js'
 import type { DrainResult, LagResult } from './report.js'
 
 const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms))
@@ -105,8 +106,7 @@ export async function measureDrain(config: Config, control: DrainControl, option
     }
     const drainSeconds = (last - first) / 1000
     const cpuAfter = await options.cpu?.()
-    const cpu: Record<string, number> = {}
-    for (const [name, seconds] of Object.entries(cpuAfter ?? {})) cpu[name] = seconds - (cpuBefore?.[name] ?? 0)
+    const cpu = cpuDelta(cpuBefore ?? {}, cpuAfter ?? {})
     return {
       cpu,
       messages: options.count,
