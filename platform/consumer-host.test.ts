@@ -17,19 +17,20 @@ import { VersionClock } from '../src/shared/version.js'
 import { eventually, isolate, type Isolated } from '../test/support/isolated.js'
 import { startConsumerHost, type ConsumerHost } from './consumer-host.js'
 import type { Metrics } from './metrics.js'
+import { loadConfig, type Config } from '../src/shared/config.js'
 
 const ROOT = dirname(dirname(fileURLToPath(import.meta.url)))
 
 type Mode = 'forward' | 'refuse' | 'slow'
 
-/** A TCP proxy to PostgreSQL: 'refuse' drops every connection (an outage), 'slow' delays each client chunk. */
-async function startDbProxy(target: URL) {
+/** A TCP proxy to a service: 'refuse' drops every connection (an outage), 'slow' delays each client chunk. */
+async function startProxy(target: URL, defaultPort: number) {
   let mode: Mode = 'forward'
   let delayMs = 0
   const open = new Set<Socket>()
   const server: Server = createServer(client => {
     if (mode === 'refuse') return void client.destroy()
-    const upstream = tcpConnect(Number(target.port || 5432), target.hostname)
+    const upstream = tcpConnect(Number(target.port || defaultPort), target.hostname)
     open.add(client)
     open.add(upstream)
     const drop = () => {
@@ -66,14 +67,15 @@ async function startDbProxy(target: URL) {
 }
 
 let iso: Isolated
-let proxy: Awaited<ReturnType<typeof startDbProxy>>
+let proxy: Awaited<ReturnType<typeof startProxy>>
+let brokerProxy: Awaited<ReturnType<typeof startProxy>>
 let db: pg.Pool
 let amqp: ChannelModel
 let publisher: ConfirmChannel
 const clock = new VersionClock(1)
 const hosts: ConsumerHost[] = []
 
-async function start(options: { concurrency?: number } = {}): Promise<ConsumerHost> {
+async function start(options: { concurrency?: number, config?: Config } = {}): Promise<ConsumerHost> {
   const host = await startConsumerHost({ cwd: ROOT, config: iso.config, metricsPort: 0, minBackoffMs: 20, maxBackoffMs: 200, ...options })
   hosts.push(host)
   return host
@@ -123,7 +125,8 @@ async function counted(metric: Metrics['batches'] | Metrics['writes'], labels: R
 
 beforeAll(async () => {
   iso = await isolate('consumerhost')
-  proxy = await startDbProxy(new URL(iso.config.databaseUrl))
+  proxy = await startProxy(new URL(iso.config.databaseUrl), 5432)
+  brokerProxy = await startProxy(new URL(iso.config.amqpUrl), 5672)
   const viaProxy = new URL(iso.config.databaseUrl)
   viaProxy.host = `127.0.0.1:${proxy.port}`
   // The bundles read their config from the environment on first use; their PostgreSQL is the proxy.
@@ -142,6 +145,7 @@ afterAll(async () => {
   await db?.end().catch(() => {})
   await amqp?.close().catch(() => {})
   await proxy?.close()
+  await brokerProxy?.close()
   await iso?.cleanup()
 })
 
@@ -199,6 +203,27 @@ describe('consumer host', () => {
     await recovering.close()
     expect(await settledReady(iso.config.addQueue)).toBe(0)
     expect(await settledReady(deadLetterQueueName(iso.config.addQueue))).toBe(1)
+  })
+
+  it('reconnects to RabbitMQ after losing its connection, without a restart', async () => {
+    // Prepare: the host reaches the broker through a proxy that can cut it off.
+    const viaProxy = new URL(iso.config.amqpUrl)
+    viaProxy.host = `127.0.0.1:${brokerProxy.port}`
+    const host = await start({ config: loadConfig({ ...iso.env, AMQP_URL: viaProxy.toString() }) })
+    await publishPuts('before-', 20)
+    await eventually(async () => (await rowsWithPrefix('before-')) === 20, 'writes applied before the outage')
+
+    // Act: the broker connection drops and stays refused for a while.
+    brokerProxy.set('refuse')
+    await eventually(async () => (await fetch(`${host.url}/ready`)).status === 503, '/ready reporting the lost connection')
+    await publishPuts('after-', 20)
+    brokerProxy.set('forward')
+
+    // Assess
+    await eventually(async () => (await rowsWithPrefix('after-')) === 20, 'writes applied after the reconnect', 20_000)
+    expect((await fetch(`${host.url}/ready`)).status).toBe(200)
+    await host.close()
+    expect(await settledReady(iso.config.addQueue)).toBe(0)
   })
 
   it('finishes and acknowledges the batch in flight when closed', async () => {
