@@ -82,8 +82,9 @@
   }
 
   // Polling after a write: short first waits (the consumer usually applies within
-  // milliseconds), growing to 1 s, bounded in count and in total time.
-  const POLL_DELAYS_MS = [40, 80, 150, 250, 400, 600, 800, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000]
+  // milliseconds), growing to 1 s; at most 36 reads over about 30 s, then the page
+  // says the write is still queued (a consumer in a backoff during an outage).
+  const POLL_DELAYS_MS = [40, 80, 150, 250, 400, 600, 800, ...Array(29).fill(1000)]
 
   /**
    * Waits until a GET shows the write: `check` gets the GET outcome and answers
