@@ -284,6 +284,13 @@ describe('what the host answers for a function', () => {
     expect(late.headers['cache-control']).toBe('no-store')
   })
 
+  it('times out each of many concurrent invocations on its own deadline', async () => {
+    const paths = ['/slow?ms=3000', '/slow?ms=1', '/slow?ms=2000', '/slow?ms=50', '/slow?ms=5000']
+    const replies = await Promise.all(paths.map(path => call(fixtures.url, 'GET', path)))
+    expect(replies.map(r => r.status)).toEqual([504, 200, 504, 200, 504])
+    expect(fixtures.inFlight()).toBe(0)
+  })
+
   it('API Gateway v2 result shapes', async () => {
     const object = await call(fixtures.url, 'GET', '/shapes?shape=object')
     expect([object.status, object.headers['content-type'], object.text]).toEqual([200, 'application/json', '{"hello":"world"}'])
