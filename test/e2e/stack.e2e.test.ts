@@ -143,3 +143,29 @@ describe('the stack through nginx', () => {
     await expect(fetch(stack.url, { signal: AbortSignal.timeout(2000) })).rejects.toThrow()
   })
 })
+
+describe('the stack where nginx is not installed', () => {
+  it('serves API and public/ from one host on the port, and says how to install nginx', async () => {
+    // Prepare: its own isolation, so the two stacks never share a queue.
+    const alone = await isolate('stacknonginx')
+    let single: Stack | undefined
+    try {
+      // Act
+      single = await startStack({ cwd: ROOT, port: 0, env: alone.env, nginx: false })
+
+      // Assess
+      expect(single.nginx).toBe(false)
+      expect(single.notices.join('\n')).toContain('apt-get install -y nginx')
+      expect(single.processes().map(p => p.name)).toEqual(['http-1', 'consumer'])
+      const page = await fetch(`${single.url}/`)
+      expect(page.status).toBe(200)
+      expect(await page.text()).toMatch(/<html/i)
+      const put = await fetch(`${single.url}/api`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ key: 'solo', value: '1' }) })
+      expect(put.status).toBe(200)
+      await eventually(async () => (await fetch(`${single!.url}/api?key=solo`)).status === 200, 'the PUT applied', 15_000)
+    } finally {
+      await single?.close()
+      await alone.cleanup()
+    }
+  })
+})
