@@ -39,8 +39,8 @@ export class RabbitEventSource {
   private connection: ChannelModel | undefined
   private channel: Channel | undefined
   private buffer: ConsumeMessage[] = []
-  /** When the oldest buffered message arrived: its batching window ends windowMs later. */
-  private bufferSince = 0
+  /** When each buffered message arrived: a batch's window runs from its oldest message. */
+  private arrivals: number[] = []
   private windowTimer: NodeJS.Timeout | undefined
   private inFlight = new Set<Promise<void>>()
   private pendingAcks: Batch[] = []
@@ -107,6 +107,7 @@ export class RabbitEventSource {
     this.connection = undefined
     // Buffered and in-flight messages belong to the dead channel; the broker redelivers them.
     this.buffer = []
+    this.arrivals = []
     this.pendingAcks = []
     clearTimeout(this.windowTimer)
     this.windowTimer = undefined
@@ -144,14 +145,14 @@ export class RabbitEventSource {
 
   private receive(channel: Channel, message: ConsumeMessage): void {
     if (channel !== this.channel || this.closed) return
-    if (this.buffer.length === 0) this.bufferSince = Date.now()
     this.buffer.push(message)
+    this.arrivals.push(Date.now())
     if (this.buffer.length >= this.options.batchSize) this.pump()
     else if (!this.windowTimer) this.armWindow()
   }
 
   private armWindow(): void {
-    const remaining = Math.max(0, this.bufferSince + this.options.windowMs - Date.now())
+    const remaining = Math.max(0, (this.arrivals[0] ?? 0) + this.options.windowMs - Date.now())
     this.windowTimer = setTimeout(() => {
       this.windowTimer = undefined
       this.pump()
@@ -166,9 +167,9 @@ export class RabbitEventSource {
     if (this.closed) return
     while (this.inFlight.size < this.concurrency && this.buffer.length > 0) {
       const full = this.buffer.length >= this.options.batchSize
-      if (!full && Date.now() - this.bufferSince < this.options.windowMs) break
+      if (!full && Date.now() - (this.arrivals[0] ?? 0) < this.options.windowMs) break
+      this.arrivals.splice(0, this.options.batchSize)
       this.dispatch(this.buffer.splice(0, this.options.batchSize))
-      this.bufferSince = Date.now()
     }
     if (this.buffer.length > 0 && !this.windowTimer && this.inFlight.size < this.concurrency) this.armWindow()
   }
@@ -243,6 +244,7 @@ export class RabbitEventSource {
       const channel = this.channel
       if (channel && this.consumerTag) await channel.cancel(this.consumerTag).catch(() => {})
       this.buffer = []
+      this.arrivals = []
       await Promise.allSettled([...this.inFlight])
       // A batch abandoned above blocks the cumulative ack of later ones that did apply: ack those one by one.
       if (channel && channel === this.channel) {
