@@ -77,6 +77,10 @@ export interface ScenarioResult {
   reads: ReadCounts
   /** The failed writes' answers: statuses, how many carried Retry-After, how fast they came. */
   refusals: { statuses: Record<string, number>, retryAfter: number, p50Ms: number, maxMs: number }
+  /** How long injecting took (e.g. rabbitmqctl stop_app) and undoing it (start_app until the service answers). */
+  injectMs: number
+  holdMs: number
+  undoMs: number
   faultError?: string
 }
 
@@ -142,6 +146,8 @@ export async function runScenario(target: Target, fault: Fault, options: Scenari
   const probeRecords: WriteRecord[] = []
   let faultError: string | undefined
   let injectedAt = 0
+  let injectMs = 0
+  let undoMs = 0
   let recoveredAt: number | undefined
   load.start()
   try {
@@ -149,16 +155,20 @@ export async function runScenario(target: Target, fault: Fault, options: Scenari
       throw new Error(`${fault.name}: only ${load.counts().acknowledged} writes acknowledged before the fault; the stack is not healthy (${JSON.stringify(load.records.slice(-3))})`)
     }
     let probe: Promise<number | undefined> = Promise.resolve(undefined)
+    const injecting = Date.now()
     try {
       await fault.inject()
       injectedAt = Date.now()
+      injectMs = injectedAt - injecting
       // Recovery is measured from the moment the fault is in effect, not from when it was asked for.
       probe = probeRecovery(target, `${prefix}probe`, probeRecords, () => false, options.phaseTimeoutMs + fault.holdMs)
       await sleep(fault.holdMs)
     } catch (error) {
       faultError = `inject: ${(error as Error).message}`
     } finally {
+      const undoing = Date.now()
       await fault.undo().catch((error: unknown) => { faultError = `${faultError ?? ''} undo: ${(error as Error).message}` })
+      undoMs = Date.now() - undoing
     }
     const undoneAt = Date.now()
     recoveredAt = await probe
@@ -189,6 +199,9 @@ export async function runScenario(target: Target, fault: Fault, options: Scenari
     deadLetters: deadLetters.length,
     reads: load.reads,
     refusals: refusalsOf(failed),
+    injectMs,
+    holdMs: fault.holdMs,
+    undoMs,
     ...(faultError ? { faultError } : {}),
   }
 }
@@ -218,12 +231,12 @@ function refusalText(r: ScenarioResult): string {
 export function faultTable(results: readonly ScenarioResult[]): string {
   const s = (ms: number) => (Number.isFinite(ms) ? (ms / 1000).toFixed(1) : 'never')
   const lines = [
-    '| fault | writes acknowledged | unknown outcome (applied) | retried by nginx (applied twice) | writes lost | resurrections | stale cache entries | mismatches | time to recover (s) | writes refused span (s) | slowest write (s) | drain (s) | reads ok / failed | refused writes: answers (p50 / max ms) |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+    '| fault | writes acknowledged | unknown outcome (applied) | retried by nginx (applied twice) | writes lost | resurrections | stale cache entries | mismatches | inject / hold / undo (s) | time to recover (s) | writes refused span (s) | slowest write (s) | drain (s) | reads ok / failed | refused writes: answers (p50 / max ms) |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ]
   for (const r of results) {
     const v = r.verdict
-    lines.push(`| ${r.fault}${r.faultError ? ' (fault failed: ' + r.faultError + ')' : ''} | ${v.acknowledged} | ${v.unknown} (${v.appliedUnknown}) | ${v.appliedDuplicate} | ${v.lost} | ${v.resurrections} | ${v.staleCache} | ${v.mismatches} | ${s(r.recoverMs)} | ${s(r.unavailableMs)} | ${s(r.maxWriteMs)} | ${s(r.drainMs)} | ${r.reads.redis + r.reads.postgres + r.reads.notFound} / ${r.reads.failed} | ${refusalText(r)} |`)
+    lines.push(`| ${r.fault}${r.faultError ? ' (fault failed: ' + r.faultError + ')' : ''} | ${v.acknowledged} | ${v.unknown} (${v.appliedUnknown}) | ${v.appliedDuplicate} | ${v.lost} | ${v.resurrections} | ${v.staleCache} | ${v.mismatches} | ${s(r.injectMs)} / ${s(r.holdMs)} / ${s(r.undoMs)} | ${s(r.recoverMs)} | ${s(r.unavailableMs)} | ${s(r.maxWriteMs)} | ${s(r.drainMs)} | ${r.reads.redis + r.reads.postgres + r.reads.notFound} / ${r.reads.failed} | ${refusalText(r)} |`)
   }
   return lines.join('\n')
 }

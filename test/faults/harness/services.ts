@@ -95,8 +95,9 @@ export async function startService(service: Service): Promise<void> {
     // After stop_app the node is still up and only start_app brings the broker back; after a full stop it fails fast.
     const appStarted = await sh('rabbitmqctl', ['start_app'], 120_000).then(() => true, () => false)
     if (!appStarted) {
+      // -detached returns before the node registers with epmd (await_startup then fails with
+      // "node not running at all"): waitAnswers below polls AMQP instead.
       await sh('rabbitmq-server', ['-detached'])
-      await sh('rabbitmqctl', ['await_startup', '--timeout', '120'], 130_000)
     }
   }
   await waitAnswers(service, 120_000)
