@@ -497,6 +497,7 @@ describe('operator endpoints', () => {
     expect(sample('kvarc_publishes_total', `queue="${iso.config.addQueue}",outcome="confirmed"`)).toBeGreaterThanOrEqual(2)
     expect(sample('kvarc_queue_messages', `queue="${iso.config.addQueue}"`)).toBe(await queueDepth(iso.env.AMQP_URL!, iso.config.addQueue))
     expect(sample('kvarc_queue_messages', `queue="${iso.config.delQueue}.dlq"`)).toBe(0)
+    expect(text).toMatch(/^kvarc_http_requests_in_flight\{host="test-a"\} 0$/m)
   })
 })
 

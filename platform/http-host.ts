@@ -21,6 +21,7 @@ import { existsSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import type { Logger } from 'pino'
+import { Gauge } from 'prom-client'
 import { loadConfig, type Config } from '../src/shared/config.js'
 import { MAX_BODY_BYTES } from '../src/shared/limits.js'
 import { getLogger } from '../src/shared/log.js'
@@ -460,6 +461,11 @@ export async function startHttpHost(options: HttpHostOptions = {}): Promise<Http
   let closing = false
   let active = 0
   let drained: (() => void) | undefined
+  // Read at scrape time: what a drain (or a stuck dependency) is waiting on, at no cost per request.
+  new Gauge({
+    name: 'kvarc_http_requests_in_flight', help: 'HTTP requests being answered (read at scrape time, the scrape itself excluded)',
+    registers: [metrics.registry], collect() { this.set(Math.max(0, active - 1)) },
+  })
 
   function count(target: { counts: Map<number, { inc(): void }> }, label: string, status: number): void {
     let child = target.counts.get(status)
