@@ -111,16 +111,17 @@ export class RabbitEventSource {
     this.pendingAcks = []
     clearTimeout(this.windowTimer)
     this.windowTimer = undefined
-    if (!this.closed) this.scheduleReconnect(1)
+    this.scheduleReconnect(1)
   }
 
+  /** One reconnect loop at a time: a second one would end with two channels consuming. */
   private scheduleReconnect(attempt: number): void {
+    if (this.closed || this.reconnectTimer) return
     const delay = this.backoff(attempt)
     this.options.onError?.(new Error('connection to RabbitMQ lost'), { queue: this.options.queue, kind: 'connection', attempt, retryInMs: delay })
     this.reconnectTimer = setTimeout(() => {
-      this.connectOnce().catch(() => {
-        if (!this.closed) this.scheduleReconnect(attempt + 1)
-      })
+      this.reconnectTimer = undefined
+      this.connectOnce().catch(() => this.scheduleReconnect(attempt + 1))
     }, delay)
   }
 
