@@ -5,10 +5,13 @@
  * shared server.
  */
 import { connect, type ChannelModel, type ConfirmChannel } from 'amqplib'
-import { dirname } from 'node:path'
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createServer, connect as tcpConnect, type Server, type Socket } from 'node:net'
 import type pg from 'pg'
+import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { encodeWrite } from '../src/shared/messages.js'
 import { openDatabase } from '../src/shared/postgres.js'
@@ -224,6 +227,46 @@ describe('consumer host', () => {
     expect((await fetch(`${host.url}/ready`)).status).toBe(200)
     await host.close()
     expect(await settledReady(iso.config.addQueue)).toBe(0)
+  })
+
+  it('fails an invocation that outlives the function timeout from app.arc, and does not acknowledge it', async () => {
+    // Prepare: a project whose consumer never finishes and whose app.arc says `timeout 1`.
+    const project = mkdtempSync(join(tmpdir(), 'kvarc-slow-consumer-'))
+    try {
+      writeFileSync(join(project, 'app.arc'), [
+        '@app', 'slowconsumer', '', '@aws', 'runtime typescript', 'timeout 1', '',
+        '@rabbitmq', 'add-key', '  queue add_key', '  batch 10', '  window 0.01', '',
+        '@plugins', 'esbuild-runtime', '  src plugins/esbuild-runtime/index.mjs', 'rabbitmq-consumers', '  src plugins/rabbitmq-consumers/index.mjs', '',
+      ].join('\n'))
+      symlinkSync(join(ROOT, 'plugins'), join(project, 'plugins'))
+      symlinkSync(join(ROOT, 'scripts'), join(project, 'scripts'))
+      symlinkSync(join(ROOT, 'node_modules'), join(project, 'node_modules'))
+      mkdirSync(join(project, 'src', 'consumers', 'add-key'), { recursive: true })
+      writeFileSync(join(project, 'src', 'consumers', 'add-key', 'index.ts'), '')
+      mkdirSync(join(project, 'build', 'src', 'consumers', 'add-key'), { recursive: true })
+      writeFileSync(join(project, 'build', 'src', 'consumers', 'add-key', 'index.mjs'), 'export const handler = () => new Promise(resolve => setTimeout(resolve, 60_000).unref())\n')
+      const errors: string[] = []
+      const logger = pino({ level: 'warn' }, { write: (line: string) => { errors.push(line) } })
+      const host = await startConsumerHost({ cwd: project, config: iso.config, minBackoffMs: 20, maxBackoffMs: 100, logger })
+      hosts.push(host)
+      expect(host.consumers.map(c => c.timeoutMs)).toEqual([1000])
+
+      // Act
+      await publishPuts('timeout-', 1)
+      await eventually(async () => (await counted(host.metrics.batches, { outcome: 'failed' })) >= 1, 'a timed-out invocation', 10_000)
+      await host.close()
+
+      // Assess
+      expect(errors.join('\n')).toContain('add-key did not finish within its 1000 ms timeout')
+      expect(await counted(host.metrics.batches, { outcome: 'ok' })).toBe(0)
+      expect(await settledReady(iso.config.addQueue)).toBe(1)
+    } finally {
+      rmSync(project, { recursive: true, force: true })
+      // The message is the real consumer's to take now.
+      const cleaner = await start()
+      await eventually(async () => (await rowsWithPrefix('timeout-')) === 1, 'the timed-out write applied by a real consumer')
+      await cleaner.close()
+    }
   })
 
   it('finishes and acknowledges the batch in flight when closed', async () => {
