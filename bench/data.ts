@@ -59,7 +59,8 @@ export async function prepareData(config: Config, data: DataSet): Promise<void> 
 
 /** How many cache entries exist under the prefix for keys starting with `family`: the number of distinct keys filled. */
 export async function countCached(config: Config, family: string): Promise<number> {
-  const redis = new Redis(config.redisUrl)
+  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 2 })
+  redis.on('error', () => {}) // the failed command says it
   try {
     let cursor = '0'
     let count = 0

@@ -29,7 +29,7 @@ import { countCached, prepareData, purgeQueues } from './data.js'
 import { runLoad, SCENARIOS, type LoadResult, type Scenario } from './load.js'
 import { childrenCpuSeconds, commandLine, cpuDelta, cpuSeconds, machineBusySeconds, pidsByComm, processTree, rssKiB } from './procs.js'
 import { markdown, mergeRounds, Progress, rpsOf, targets, type BenchReport, type ProcessRss, type ScenarioResult } from './report.js'
-import { startBaselineSide, startKvarcHostsSide, startKvarcSide, startSandboxSide, type Side, type SideName } from './sides.js'
+import { startBaselineSide, startKvarcHostsSide, startKvarcSide, startSandboxSide, waitForPort, type Side, type SideName } from './sides.js'
 import { measureDrain, measureLag } from './writes.js'
 
 const ROOT = resolve(import.meta.dirname, '..')
@@ -164,7 +164,40 @@ async function waitForQueuesEmpty(iso: Isolated, timeoutMs: number): Promise<num
   }
 }
 
+/**
+ * Other people's fault-injection tests stop and restart the shared services on
+ * this machine: wait (bounded) until all three accept connections again, and
+ * say so, rather than measure an outage.
+ */
+async function waitForServices(iso: Isolated, progress: Progress, timeoutMs = 90_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  const targets = [['PostgreSQL', iso.config.databaseUrl, 5432], ['Redis', iso.config.redisUrl, 6379], ['RabbitMQ', iso.config.amqpUrl, 5672]] as const
+  for (let waited = false; ;) {
+    const down: string[] = []
+    for (const [name, url, fallback] of targets) {
+      const parsed = new URL(url)
+      try {
+        await waitForPort(Number(parsed.port || fallback), 200)
+      } catch {
+        down.push(name)
+      }
+    }
+    if (down.length === 0) {
+      if (waited) {
+        progress.line('services are back; giving them 3 s to settle')
+        await new Promise(resolve => setTimeout(resolve, 3000))
+      }
+      return
+    }
+    if (Date.now() > deadline) throw new Error(`${down.join(', ')} unreachable for ${timeoutMs / 1000} s`)
+    if (!waited) progress.line(`${down.join(', ')} unreachable (someone else's test?); waiting up to ${timeoutMs / 1000} s`)
+    waited = true
+    await new Promise(resolve => setTimeout(resolve, 1000))
+  }
+}
+
 async function runScenario(side: Side, iso: Isolated, scenario: Scenario, opts: Options, progress: Progress, round = 0, rounds = 1): Promise<ScenarioResult> {
+  await waitForServices(iso, progress)
   const sandbox = side.name === 'sandbox'
   const duration = sandbox ? opts.sandboxDuration : Math.max(1, Math.round(opts.duration / rounds))
   const connections = sandbox ? opts.sandboxConnections : opts.connections
@@ -308,6 +341,7 @@ async function main(): Promise<void> {
         const rate = Math.max(1, Math.round(putMax / 2))
         progress.line(`kvarc visibility lag: ${opts.lagSeconds} s at ${rate} PUT/s (half of ${Math.round(putMax)})`)
         try {
+          await waitForServices(kvarcIso, progress)
           report.lag = await measureLag(kvarc.url, { rate, seconds: opts.lagSeconds, probesPerSecond: 20, pollMs: 5, valueBytes: opts.valueBytes })
           progress.line(`kvarc visibility lag: p50 ${report.lag.p50Ms.toFixed(1)} ms, p99 ${report.lag.p99Ms.toFixed(1)} ms at ${Math.round(report.lag.achievedRate)} PUT/s`)
           await waitForQueuesEmpty(kvarcIso, 60_000)
@@ -320,6 +354,7 @@ async function main(): Promise<void> {
     }
     if (kvarc?.stopConsumer && kvarc.startConsumer && kvarcIso && opts.drainCount > 0) {
       try {
+        await waitForServices(kvarcIso, progress)
         report.drain = await measureDrain(kvarcIso.config, { stopConsumer: () => kvarc.stopConsumer!(), startConsumer: () => kvarc.startConsumer!() },
           { count: opts.drainCount, valueBytes: opts.valueBytes, timeoutMs: 300_000, cpu: async () => ({ ...pick(cpuOf(kvarc), /consumer/i), ...(await servicesCpu(kvarcIso)) }) },
           (text, live) => live ? progress.status(text) : progress.line(text))
@@ -338,10 +373,11 @@ async function main(): Promise<void> {
       }
       const iso = await isolate('bench_sandbox')
       isolated.set('sandbox', iso)
-      progress.line(`sandbox: preparing data in ${iso.id}`)
-      await prepareData(iso.config, { ...dataSet, missKeys: Math.min(opts.missKeys, 20_000) })
-      progress.line('sandbox: starting two arc sandbox instances (each builds the bundles)')
       try {
+        await waitForServices(iso, progress)
+        progress.line(`sandbox: preparing data in ${iso.id}`)
+        await prepareData(iso.config, { ...dataSet, missKeys: Math.min(opts.missKeys, 20_000) })
+        progress.line('sandbox: starting two arc sandbox instances (each builds the bundles)')
         const side = await startSandboxSide({ ...iso.env, LOG_LEVEL: 'warn' })
         sides.set('sandbox', side)
         for (const scenario of opts.scenarios) {
@@ -358,6 +394,9 @@ async function main(): Promise<void> {
         progress.line(`sandbox did not start: ${(error as Error).message}`)
       }
     }
+  } catch (error) {
+    report.errors.push(`bench stopped early: ${describe(error)}`)
+    progress.line(`bench stopped early: ${describe(error)}`)
   } finally {
     progress.line('stopping and cleaning up')
     await closeEverything()
