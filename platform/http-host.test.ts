@@ -15,7 +15,7 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadConfig } from '../src/shared/config.js'
 import { MAX_BODY_BYTES } from '../src/shared/limits.js'
-import { eventually, isolate, type Isolated } from '../test/support/isolated.js'
+import { eventually, isolate, SERVICES, type Isolated } from '../test/support/isolated.js'
 import { queueDepth } from '../test/support/kv.js'
 import { loadHandler, readAppFunctions, type Handler } from './functions.js'
 import { startHttpHost, type HostFunction, type HttpHost } from './http-host.js'
@@ -462,15 +462,25 @@ describe('operator endpoints', () => {
 
   it('/ready is 503 naming the service that is down, within its timeout', async () => {
     const deadPort = await freePort()
-    const broken = await startHttpHost({ config: loadConfig({ ...iso.env, REDIS_URL: `redis://127.0.0.1:${deadPort}` }), functions: [], port: 0, checkTimeoutMs: 500 })
+    const broken = await startHttpHost({
+      config: loadConfig({ ...iso.env, DATABASE_URL: `${SERVICES.postgres}/postgres`, REDIS_URL: `redis://127.0.0.1:${deadPort}`, AMQP_URL: `amqp://guest:guest@127.0.0.1:${deadPort}` }),
+      functions: [], port: 0, checkTimeoutMs: 500,
+    })
     try {
       const ready = await call(broken.url, 'GET', '/ready')
       expect(ready.status).toBe(503)
-      const report = json(ready) as { status: string, checks: Record<string, { ok: boolean, error?: string }> }
+      const report = json(ready) as { status: string, checks: Record<string, { ok: boolean, error?: string, queues?: unknown }> }
       expect(report.status).toBe('unavailable')
       expect(report.checks.redis).toMatchObject({ ok: false, error: expect.any(String) })
+      expect(report.checks.rabbitmq).toMatchObject({ ok: false, error: expect.any(String) })
+      expect(report.checks.rabbitmq!.queues).toBeUndefined()
       expect(report.checks.postgres!.ok).toBe(true)
       expect((await call(broken.url, 'GET', '/health')).status).toBe(200)
+      // Metrics still answer; queue depths that cannot be read have no sample rather than a stale one.
+      const metrics = await call(broken.url, 'GET', '/metrics')
+      expect(metrics.status).toBe(200)
+      expect(metrics.text).toContain('kvarc_http_requests_total')
+      expect(metrics.text).not.toMatch(/^kvarc_queue_messages\{/m)
     } finally {
       await broken.close()
     }
