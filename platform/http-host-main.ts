@@ -60,14 +60,15 @@ export async function main(): Promise<void> {
   }
   console.log(`kvarc http host ${host.hostName} listening on ${host.url}${settings.serveStatic ? ' (serving public/)' : ''}`)
 
-  let signals = 0
+  let draining = false
   const stop = (signal: NodeJS.Signals) => {
-    signals++
-    if (signals > 1) {
-      // A second Ctrl-C means "now".
-      console.error(`kvarc http host ${host.hostName}: ${signal} again, exiting without draining`)
+    if (draining) {
+      // A second Ctrl-C means "now"; a repeated SIGTERM (a supervisor, a process group) lets the drain finish.
+      if (signal !== 'SIGINT') return
+      console.error(`kvarc http host ${host.hostName}: SIGINT again, exiting without draining`)
       process.exit(1)
     }
+    draining = true
     host.close().then(
       () => process.exit(0),
       (error: unknown) => { logger.error({ err: error }, 'shutdown failed'); process.exit(1) },

@@ -574,7 +574,7 @@ describe('graceful shutdown', () => {
       expect(cli.output()).toContain('npm run build')
     })
 
-    it('on SIGTERM, finishes the request in flight, refuses new connections and exits 0', async () => {
+    it('on SIGTERM (even twice), finishes the request in flight, refuses new connections and exits 0', async () => {
       mkdirSync(join(project, 'build', 'http', 'get-slow'), { recursive: true })
       copyFileSync(join(FIXTURES, 'slow-handler.mjs'), join(project, 'build', 'http', 'get-slow', 'index.mjs'))
       const port = await freePort()
@@ -587,6 +587,8 @@ describe('graceful shutdown', () => {
         await eventually(async () => json(await call(url, 'GET', '/health')).inFlight === 1, 'the slow request to arrive')
         cli.child.kill('SIGTERM')
         await eventually(() => refused(port), 'the listener to close')
+        // A second SIGTERM (a supervisor repeating itself) must not cut the drain short.
+        cli.child.kill('SIGTERM')
         const reply = await slow
         expect(reply.status).toBe(200)
         expect(json(reply)).toEqual({ slept: 1500 })
