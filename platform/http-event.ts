@@ -258,7 +258,9 @@ export function resultToAnswer(result: unknown): HttpAnswer {
   const cookies: string[] = Array.isArray(r.cookies) ? r.cookies.map(String) : []
   let contentType: string | undefined
   if (r.headers) {
-    for (const [rawName, value] of Object.entries(r.headers as Record<string, unknown>)) {
+    const given = r.headers as Record<string, unknown>
+    for (const rawName in given) {
+      const value = given[rawName]
       const name = rawName.toLowerCase()
       if (DROPPED_RESPONSE_HEADERS.has(name) || value === undefined || value === null) continue
       if (name === 'set-cookie') {
