@@ -58,7 +58,7 @@ export interface LoadOptions {
 export interface LoadCounts { sent: number, acknowledged: number, unknown: number, rejected: number }
 
 /** GET outcomes: found/not found by source, and failures (a 5xx or no answer). */
-export interface ReadCounts { redis: number, postgres: number, notFound: number, failed: number, failures: string[] }
+export interface ReadCounts { redis: number, postgres: number, notFound: number, failed: number, failures: string[], maxMs: number }
 
 const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms))
 
@@ -67,7 +67,7 @@ const UNICODE = ['', 'é', '漢字', '🙂', 'Ω≈ç']
 
 export class LoadRun {
   readonly records: WriteRecord[] = []
-  readonly reads: ReadCounts = { redis: 0, postgres: 0, notFound: 0, failed: 0, failures: [] }
+  readonly reads: ReadCounts = { redis: 0, postgres: 0, notFound: 0, failed: 0, failures: [], maxMs: 0 }
   private readonly agent: http.Agent
   private readonly base: URL
   private running = false
@@ -128,7 +128,9 @@ export class LoadRun {
     const random = this.options.random ?? Math.random
     while (this.running && !this.done) {
       const key = this.options.keys[Math.floor(random() * this.options.keys.length)] as string
+      const sentAt = Date.now()
       const answer = await request(this.base, { agent: this.agent, method: 'GET', path: `/api?key=${encodeURIComponent(key)}`, timeoutMs: this.options.timeoutMs })
+      this.reads.maxMs = Math.max(this.reads.maxMs, Date.now() - sentAt)
       if (answer.status === 404) this.reads.notFound++
       else if (answer.status === 200) {
         const source = (JSON.parse(answer.body) as { source?: string }).source

@@ -231,12 +231,12 @@ function refusalText(r: ScenarioResult): string {
 export function faultTable(results: readonly ScenarioResult[]): string {
   const s = (ms: number) => (Number.isFinite(ms) ? (ms / 1000).toFixed(1) : 'never')
   const lines = [
-    '| fault | writes acknowledged | unknown outcome (applied) | retried by nginx (applied twice) | writes lost | resurrections | stale cache entries | mismatches | inject / hold / undo (s) | time to recover (s) | writes refused span (s) | slowest write (s) | drain (s) | reads ok / failed | refused writes: answers (p50 / max ms) |',
+    '| fault | writes acknowledged | unknown outcome (applied) | retried by nginx (applied twice) | writes lost | resurrections | stale cache entries | mismatches | inject / hold / undo (s) | time to recover (s) | writes refused span (s) | slowest write (s) | drain (s) | reads ok / failed (slowest s) | refused writes: answers (p50 / max ms) |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ]
   for (const r of results) {
     const v = r.verdict
-    lines.push(`| ${r.fault}${r.faultError ? ' (fault failed: ' + r.faultError + ')' : ''} | ${v.acknowledged} | ${v.unknown} (${v.appliedUnknown}) | ${v.appliedDuplicate} | ${v.lost} | ${v.resurrections} | ${v.staleCache} | ${v.mismatches} | ${s(r.injectMs)} / ${s(r.holdMs)} / ${s(r.undoMs)} | ${s(r.recoverMs)} | ${s(r.unavailableMs)} | ${s(r.maxWriteMs)} | ${s(r.drainMs)} | ${r.reads.redis + r.reads.postgres + r.reads.notFound} / ${r.reads.failed} | ${refusalText(r)} |`)
+    lines.push(`| ${r.fault}${r.faultError ? ' (fault failed: ' + r.faultError + ')' : ''} | ${v.acknowledged} | ${v.unknown} (${v.appliedUnknown}) | ${v.appliedDuplicate} | ${v.lost} | ${v.resurrections} | ${v.staleCache} | ${v.mismatches} | ${s(r.injectMs)} / ${s(r.holdMs)} / ${s(r.undoMs)} | ${s(r.recoverMs)} | ${s(r.unavailableMs)} | ${s(r.maxWriteMs)} | ${s(r.drainMs)} | ${r.reads.redis + r.reads.postgres + r.reads.notFound} / ${r.reads.failed} (${s(r.reads.maxMs)}) | ${refusalText(r)} |`)
   }
   return lines.join('\n')
 }

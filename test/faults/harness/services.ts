@@ -6,7 +6,7 @@
  * and waits until it answers.
  */
 import { execFile } from 'node:child_process'
-import { readdirSync } from 'node:fs'
+import { mkdirSync, readdirSync } from 'node:fs'
 import { promisify } from 'node:util'
 import { connect } from 'amqplib'
 import { Redis } from 'ioredis'
@@ -90,6 +90,8 @@ export async function startService(service: Service): Promise<void> {
       if (!(await answers('postgres'))) throw error
     })
   } else if (service === 'redis') {
+    mkdirSync('/var/lib/redis', { recursive: true })
+    mkdirSync('/var/log/redis', { recursive: true })
     await sh('redis-server', ['--daemonize', 'yes', '--bind', '127.0.0.1', '-::1', '--port', '6379', '--save', '', '--appendonly', 'no', '--dir', '/var/lib/redis', '--logfile', '/var/log/redis/ci.log'])
   } else {
     // After stop_app the node is still up and only start_app brings the broker back; after a full stop it fails fast.
