@@ -10,6 +10,7 @@
  */
 
 import { Redis } from 'ioredis'
+import type { Config } from './config.js'
 
 export interface CacheEntry { value: string | null, version: string, deleted: boolean }
 
@@ -104,6 +105,11 @@ export interface CacheClient {
 }
 
 export interface CacheOptions { prefix: string, ttlSeconds: number, negativeTtlSeconds: number }
+
+/** The cache settings of a config. */
+export function cacheOptionsOf(config: Pick<Config, 'cachePrefix' | 'cacheTtlSeconds' | 'negativeTtlSeconds'>): CacheOptions {
+  return { prefix: config.cachePrefix, ttlSeconds: config.cacheTtlSeconds, negativeTtlSeconds: config.negativeTtlSeconds }
+}
 
 /**
  * A Redis client for the cache: auto-pipelined (concurrent requests share round

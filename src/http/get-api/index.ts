@@ -1,5 +1,5 @@
 /** GET /api?key=K — read one key, from Redis when cached, else PostgreSQL. */
-import { createRedis } from '../../shared/cache.js'
+import { cacheOptionsOf, createRedis } from '../../shared/cache.js'
 import { getConfig } from '../../shared/config.js'
 import { NotFoundError } from '../../shared/errors.js'
 import { json, requireKeyParam, withHttpErrors, type HttpEvent } from '../../shared/http.js'
@@ -16,7 +16,7 @@ function getDeps(): ReadDeps {
     deps = {
       db: lazy(() => openDatabase(config.databaseUrl)),
       redis: createRedis(config.redisUrl),
-      cache: { prefix: config.cachePrefix, ttlSeconds: config.cacheTtlSeconds, negativeTtlSeconds: config.negativeTtlSeconds },
+      cache: cacheOptionsOf(config),
     }
   }
   return deps
