@@ -216,6 +216,18 @@ function refusalsOf(failed: readonly WriteRecord[]): ScenarioResult['refusals'] 
   return { statuses, retryAfter: failed.filter(r => r.retryAfter !== undefined).length, p50Ms: percentile(ms, 50), maxMs: ms.length ? ms[ms.length - 1] as number : 0 }
 }
 
+/**
+ * What is wrong with the refused writes of a run where only 503 + Retry-After is
+ * acceptable (the broker, or its confirm, was unavailable): other statuses, and
+ * 503s without Retry-After. Empty when every refusal was a proper 503.
+ */
+export function improperRefusals(result: ScenarioResult): string[] {
+  const out = Object.entries(result.refusals.statuses).filter(([s]) => s !== '503').map(([s, n]) => `${n}× ${s}`)
+  const missing = (result.refusals.statuses['503'] ?? 0) - result.refusals.retryAfter
+  if (missing > 0) out.push(`${missing}× 503 without Retry-After`)
+  return out
+}
+
 /** Passed: nothing lost, resurrected, mismatched or stale; the fault ran; the system recovered; no dead letters. */
 export function passed(result: ScenarioResult): boolean {
   return clean(result.verdict) && !result.faultError && Number.isFinite(result.recoverMs) && result.deadLetters === 0 && result.verdict.rejected === 0
