@@ -23,7 +23,7 @@ describe('bench report', () => {
       ['drain', 60000, true],
       ['visibility lag p99', undefined, undefined],
     ])
-    expect(ratioLines({ scenarios })).toBe('- get-hit: 9,000 / 10,000 req/s = 0.90×; CPU per request 17 vs 15 µs → 0.90× when CPU-bound\n- put: 7,000 / 10,000 req/s = 0.70×; CPU per request 21 vs 15 µs → 0.70× when CPU-bound')
+    expect(ratioLines({ scenarios })).toBe('- get-hit: 9,000 / 10,000 req/s = 0.90×; request-path CPU 17 vs 15 µs/req → 0.90× if CPU-bound\n- put: 7,000 / 10,000 req/s = 0.70×; request-path CPU 21 vs 15 µs/req → 0.70× if CPU-bound')
   })
 
   it('renders one markdown row per scenario and side, and the targets last', () => {

@@ -87,6 +87,8 @@ export interface DrainResult {
   rowsApplied: number
   /** CPU seconds spent from the first applied row to the last, per process or service. */
   cpu?: Record<string, number>
+  /** From the consumer host's /metrics: batches, mean size and time inside the function; functionShare = function seconds / drain seconds (> 1 when batches overlap). */
+  batches?: { count: number, meanSize: number, meanMs: number, functionSeconds: number, functionShare: number }
 }
 
 export interface LagResult {
@@ -180,7 +182,22 @@ export function rssTable(results: ScenarioResult[]): string {
         seen.set(p.pid, entry)
       }
     }
-    for (const [pid, e] of seen) lines.push(`| ${side} | ${e.name} | ${pid} | ${mib(e.before)} | ${mib(e.after)} | ${mib(e.peak)} |`)
+    // Children that came and went (sandbox's process per request) collapse into one row per parent.
+    const firstPids = new Set(runs[0]!.rssBefore.map(p => p.pid))
+    const lastPids = new Set(runs[runs.length - 1]!.rssAfter.map(p => p.pid))
+    const transient = new Map<string, { count: number, peak: number }>()
+    for (const [pid, e] of seen) {
+      if (e.name.includes('/') && !(firstPids.has(pid) && lastPids.has(pid))) {
+        const parent = e.name.slice(0, e.name.indexOf('/'))
+        const t = transient.get(parent) ?? { count: 0, peak: 0 }
+        t.count++
+        t.peak = Math.max(t.peak, e.peak)
+        transient.set(parent, t)
+        continue
+      }
+      lines.push(`| ${side} | ${e.name} | ${pid} | ${mib(e.before)} | ${mib(e.after)} | ${mib(e.peak)} |`)
+    }
+    for (const [parent, t] of transient) lines.push(`| ${side} | ${parent}/… ${t.count} short-lived children seen | — | — | — | ${mib(t.peak)} |`)
   }
   return lines.join('\n')
 }
@@ -219,6 +236,10 @@ export function markdown(report: BenchReport): string {
     parts.push('## Drain', '',
       `${fixed(d.messages)} writes published with confirms in ${d.publishSeconds.toFixed(2)} s (${fixed(d.publishRate)}/s) while the consumer host was stopped; ` +
       `consumer start-up ${d.startupSeconds.toFixed(2)} s, then ${fixed(d.rowsApplied)} rows applied in ${d.drainSeconds.toFixed(2)} s: **${fixed(d.writesPerSecond)} writes/s**`, '')
+    if (d.batches) {
+      const b = d.batches
+      parts.push(`Consumer host metrics: ${fixed(b.count)} batches, mean ${fixed(b.meanSize)} writes, mean ${b.meanMs.toFixed(1)} ms inside the function; function time = ${b.functionShare.toFixed(2)}× the drain's wall time`, '')
+    }
     if (d.cpu && Object.keys(d.cpu).length) {
       parts.push(`CPU while draining, µs per write: ${Object.entries(d.cpu).map(([name, seconds]) => `${name} ${fixed((seconds * 1e6) / d.rowsApplied, 1)}`).join(', ')}`, '')
     }
@@ -254,23 +275,26 @@ function cpuTable(results: ScenarioResult[]): string {
 }
 
 /**
- * CPU µs per request spent by what the bench itself runs for a side: its
- * processes (hosts or baseline servers, nginx, consumer), its own PostgreSQL
- * backends and wrk. Redis and RabbitMQ are left out: they are shared with
- * whatever else runs on the machine, and both sides use them alike.
+ * CPU µs per request on the request path, in what the bench itself runs for a
+ * side: its HTTP processes (hosts or baseline servers, nginx), wrk, and for
+ * reads its own PostgreSQL backends. Left out: the consumer host and, for
+ * writes, PostgreSQL (applying writes is work the baseline never does), and
+ * Redis and RabbitMQ (shared with whatever else runs on the machine, used
+ * alike by both sides).
  */
-export function ownCpuPerRequest(r: ScenarioResult): number | undefined {
+export function requestPathCpu(r: ScenarioResult): number | undefined {
   if (!r.load.requests) return undefined
-  const own = Object.values(r.cpu).reduce((a, b) => a + b, 0)
+  const http = Object.entries(r.cpu).filter(([name]) => !/consumer/i.test(name)).reduce((a, [, seconds]) => a + seconds, 0)
   const s = r.services ?? {}
-  return ((own + (s['postgres (own db)'] ?? 0) + (s.wrk ?? 0)) * 1e6) / r.load.requests
+  const reads = r.scenario === 'get-hit' || r.scenario === 'get-miss' || r.scenario === 'all'
+  return ((http + (s.wrk ?? 0) + (reads ? s['postgres (own db)'] ?? 0 : 0)) * 1e6) / r.load.requests
 }
 
 /**
  * kvarc/baseline for every scenario both sides ran: measured req/s, and the
- * ratio of CPU per request, which is what the throughput ratio tends to when
- * the box is CPU-bound and nothing else runs on it (a shared, busy machine
- * moves req/s far more than CPU per request).
+ * inverse ratio of request-path CPU per request, which is what the throughput
+ * ratio tends to when the box is CPU-bound and nothing else runs on it (a
+ * shared, busy machine moves req/s far more than CPU per request).
  */
 export function ratioLines(report: Pick<BenchReport, 'scenarios'>): string {
   const scenarios = [...new Set(report.scenarios.map(s => s.scenario))]
@@ -279,9 +303,9 @@ export function ratioLines(report: Pick<BenchReport, 'scenarios'>): string {
     const kvarc = report.scenarios.find(s => s.side === 'kvarc' && s.scenario === scenario)
     const base = report.scenarios.find(s => s.side === 'baseline' && s.scenario === scenario)
     if (!kvarc || !base || !base.load.rps) continue
-    const kc = ownCpuPerRequest(kvarc)
-    const bc = ownCpuPerRequest(base)
-    const cpu = kc && bc ? `; CPU per request ${fixed(kc)} vs ${fixed(bc)} µs → ${(bc / kc).toFixed(2)}× when CPU-bound` : ''
+    const kc = requestPathCpu(kvarc)
+    const bc = requestPathCpu(base)
+    const cpu = kc && bc ? `; request-path CPU ${fixed(kc)} vs ${fixed(bc)} µs/req → ${(bc / kc).toFixed(2)}× if CPU-bound` : ''
     lines.push(`- ${scenario}: ${fixed(kvarc.load.rps)} / ${fixed(base.load.rps)} req/s = ${(kvarc.load.rps / base.load.rps).toFixed(2)}×${cpu}`)
   }
   return lines.join('\n')

@@ -356,7 +356,7 @@ async function main(): Promise<void> {
       try {
         await waitForServices(kvarcIso, progress)
         report.drain = await measureDrain(kvarcIso.config, { stopConsumer: () => kvarc.stopConsumer!(), startConsumer: () => kvarc.startConsumer!() },
-          { count: opts.drainCount, valueBytes: opts.valueBytes, timeoutMs: 300_000, cpu: async () => ({ ...pick(cpuOf(kvarc), /consumer/i), ...(await servicesCpu(kvarcIso)) }) },
+          { count: opts.drainCount, valueBytes: opts.valueBytes, timeoutMs: 300_000, cpu: async () => ({ ...pick(cpuOf(kvarc), /consumer/i), ...(await servicesCpu(kvarcIso)) }), metricsUrl: () => kvarc.consumerMetricsUrl?.() },
           (text, live) => live ? progress.status(text) : progress.line(text))
         progress.line(`drain: ${Math.round(report.drain.writesPerSecond).toLocaleString('en-US')} writes/s (${report.drain.rowsApplied} rows in ${report.drain.drainSeconds.toFixed(2)} s)`)
       } catch (error) {

@@ -23,6 +23,8 @@ export interface Side {
   /** Only kvarc has a consumer: stopping it lets a backlog build up for the drain measurement. */
   stopConsumer?(): Promise<void>
   startConsumer?(): Promise<void>
+  /** The consumer host's /metrics, when it serves one. */
+  consumerMetricsUrl?(): string | undefined
   close(): Promise<void>
 }
 
@@ -98,6 +100,10 @@ export async function startKvarcSide(env: Record<string, string>): Promise<Side>
     },
     async startConsumer() {
       for (const name of consumers()) await stack.start(name)
+    },
+    consumerMetricsUrl() {
+      const consumer = stack.processes().find(p => p.role === 'consumer')
+      return consumer ? `${consumer.url}/metrics` : undefined
     },
     close: () => stack.close(),
   }

@@ -62,7 +62,7 @@ async function queueDepth(config: Config, queue: string): Promise<number> {
  * on the primary key, polled sparingly while the queue still holds messages
  * (it competes with the consumer for PostgreSQL) and often once it is empty.
  */
-export async function measureDrain(config: Config, control: DrainControl, options: { count: number, valueBytes: number, timeoutMs: number, cpu?: () => Promise<Record<string, number>> }, progress: (text: string, live?: boolean) => void): Promise<DrainResult> {
+export async function measureDrain(config: Config, control: DrainControl, options: { count: number, valueBytes: number, timeoutMs: number, cpu?: () => Promise<Record<string, number>>, metricsUrl?: () => string | undefined }, progress: (text: string, live?: boolean) => void): Promise<DrainResult> {
   await control.stopConsumer()
   const db = await openDatabase(config.databaseUrl, 1)
   try {
@@ -107,8 +107,11 @@ export async function measureDrain(config: Config, control: DrainControl, option
     const drainSeconds = (last - first) / 1000
     const cpuAfter = await options.cpu?.()
     const cpu = cpuDelta(cpuBefore ?? {}, cpuAfter ?? {})
+    const metricsUrl = options.metricsUrl?.()
+    const batches = metricsUrl ? await scrapeBatches(metricsUrl, 'add-key', drainSeconds).catch(() => undefined) : undefined
     return {
       cpu,
+      batches,
       messages: options.count,
       publishSeconds,
       publishRate: options.count / publishSeconds,
@@ -119,6 +122,36 @@ export async function measureDrain(config: Config, control: DrainControl, option
     }
   } finally {
     await db.end().catch(() => {})
+  }
+}
+
+/** The value of one Prometheus sample line `name{labels} value` whose labels include `label`. */
+function sample(text: string, name: string, label: string): number | undefined {
+  for (const line of text.split('\n')) {
+    if (line.startsWith(name) && (line[name.length] === '{' || line[name.length] === ' ') && line.includes(label)) return Number(line.slice(line.lastIndexOf(' ') + 1))
+  }
+  return undefined
+}
+
+/**
+ * The consumer host's own counters for the drain (it was restarted for it, so
+ * they cover exactly the drain): how many batches, their mean size, the mean
+ * time inside the function, and the share of the drain's wall time × in-flight
+ * slots the function was running — low means the time went outside it
+ * (delivery, batching window, acknowledgement), high means inside (PostgreSQL, Redis).
+ */
+export async function scrapeBatches(url: string, consumer: string, drainSeconds: number): Promise<NonNullable<DrainResult['batches']>> {
+  const text = await (await fetch(url, { signal: AbortSignal.timeout(5000) })).text()
+  const label = `consumer="${consumer}"`
+  const count = sample(text, 'kvarc_consumer_batch_duration_seconds_count', label) ?? 0
+  const seconds = sample(text, 'kvarc_consumer_batch_duration_seconds_sum', label) ?? 0
+  const applied = sample(text, 'kvarc_consumer_writes_total', `${label},outcome="applied"`) ?? sample(text, 'kvarc_consumer_writes_total', 'outcome="applied"') ?? 0
+  return {
+    count,
+    meanSize: count ? applied / count : 0,
+    meanMs: count ? (seconds * 1000) / count : 0,
+    functionSeconds: seconds,
+    functionShare: drainSeconds > 0 ? seconds / drainSeconds : 0,
   }
 }
 
