@@ -132,6 +132,16 @@ describe('the stack through nginx', () => {
     expect([...hosts].sort()).toEqual(['http-1', 'http-2'])
   })
 
+  it('answers JSON, not an HTML page, when no host is up', async () => {
+    await Promise.all([stack.kill('http-1', 'SIGKILL'), stack.kill('http-2', 'SIGKILL')])
+    const down = await call('GET', '/api?key=e2e-keep')
+    expect(down.status).toBe(502)
+    expect(down.headers.get('content-type')).toContain('application/json')
+    expect(down.json).toEqual({ detail: 'no kvarc host answered; retry shortly' })
+    await Promise.all([stack.start('http-1'), stack.start('http-2')])
+    await eventually(async () => (await call('GET', '/api?key=e2e-keep')).status === 200, 'the hosts back behind nginx', 15_000)
+  })
+
   it('close() stops every process it started', async () => {
     const pids = stack.processes().map(p => p.pid!)
     expect(pids.every(alive)).toBe(true)
