@@ -12,7 +12,7 @@
  *   --scenarios a,b       of get-hit,get-miss,put,delete,all,mixed (default all)
  *   --sides a,b           of kvarc,baseline,sandbox (default all three)
  *   --skip-sandbox        same as leaving sandbox out of --sides
- *   --sandbox-duration S  measured seconds per sandbox scenario (default 5, no warm-up: every sandbox request is a cold start)
+ *   --sandbox-duration S  measured seconds per sandbox scenario (default 3, no warm-up: every sandbox request is a cold start)
  *   --sandbox-connections N  (default 4)
  *   --drain-count N       backlog for the drain measurement (default 200000; 0 skips)
  *   --lag-seconds S       visibility-lag run (default 10; 0 skips)
@@ -45,7 +45,7 @@ function options() {
       scenarios: { type: 'string', default: SCENARIOS.join(',') },
       sides: { type: 'string', default: 'kvarc,baseline,sandbox' },
       'skip-sandbox': { type: 'boolean', default: false },
-      'sandbox-duration': { type: 'string', default: '5' },
+      'sandbox-duration': { type: 'string', default: '3' },
       'sandbox-connections': { type: 'string', default: '4' },
       'drain-count': { type: 'string', default: '200000' },
       'lag-seconds': { type: 'string', default: '10' },
@@ -384,7 +384,7 @@ async function main(): Promise<void> {
           try {
             report.scenarios.push(mergeRounds([await runScenario(side, iso, scenario, { ...opts, warmup: 0, missKeys: 20_000 }, progress)]))
             // Requests wrk gave up on are still running in sandbox's per-request processes: let them end.
-            await new Promise(resolve => setTimeout(resolve, 2000))
+            await new Promise(resolve => setTimeout(resolve, 1000))
           } catch (error) {
             report.errors.push(`sandbox ${scenario}: ${(error as Error).message}`)
           }

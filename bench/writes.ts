@@ -184,7 +184,10 @@ function percentile(sorted: number[], p: number): number {
  */
 export async function measureLag(url: string, options: { rate: number, seconds: number, probesPerSecond: number, pollMs: number, valueBytes: number }): Promise<LagResult> {
   const base = new URL(url)
-  const agent = new Agent({ keepAlive: true, maxSockets: 64 })
+  // Probes get their own sockets: queued behind the load's PUTs in one agent, a probe's GET
+  // would wait for a free socket and the wait would count as lag.
+  const agent = new Agent({ keepAlive: true, maxSockets: 128 })
+  const probeAgent = new Agent({ keepAlive: true, maxSockets: 64 })
   const lags: number[] = []
   let lost = 0
   let non2xx = 0
@@ -197,12 +200,12 @@ export async function measureLag(url: string, options: { rate: number, seconds: 
   const probe = async (n: number) => {
     const key = `lagprobe-${n}`
     const expected = `probe-${n}-${Date.now()}`
-    const put = await call(agent, base, 'PUT', '/api', JSON.stringify({ key, value: expected })).catch(() => undefined)
+    const put = await call(probeAgent, base, 'PUT', '/api', JSON.stringify({ key, value: expected })).catch(() => undefined)
     if (!put || put.status !== 200) { non2xx++; return }
     const ackedAt = performance.now()
     const giveUp = ackedAt + 5000
     while (performance.now() < giveUp) {
-      const got = await call(agent, base, 'GET', `/api?key=${key}`).catch(() => undefined)
+      const got = await call(probeAgent, base, 'GET', `/api?key=${key}`).catch(() => undefined)
       if (got?.status === 200 && (JSON.parse(got.body) as { data?: { value?: string } }).data?.value === expected) {
         lags.push(performance.now() - ackedAt)
         return
@@ -236,6 +239,7 @@ export async function measureLag(url: string, options: { rate: number, seconds: 
   await Promise.all(probes)
   for (let i = 0; i < 500 && outstanding > 0; i++) await sleep(20)
   agent.destroy()
+  probeAgent.destroy()
   lags.sort((a, b) => a - b)
   return {
     targetRate: options.rate,
