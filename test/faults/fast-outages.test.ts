@@ -7,7 +7,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { proxyOutage } from './harness/faults.js'
-import { FAST, faultTable, improperRefusals, runScenario, type Fault, type ScenarioResult } from './harness/scenario.js'
+import { runAndCheck } from './harness/check.js'
+import { FAST, faultTable, improperRefusals, type Fault, type ScenarioResult } from './harness/scenario.js'
 import { startFaultStack, type FaultStack } from './harness/stack.js'
 
 let fs: FaultStack & { output: { text(): string } }
@@ -22,24 +23,8 @@ afterAll(async () => {
   await fs?.close()
 }, 60_000)
 
-async function check(fault: Fault): Promise<ScenarioResult> {
-  let result: ScenarioResult
-  try {
-    result = await runScenario(fs.target, fault, FAST)
-  } catch (error) {
-    throw new Error(`${(error as Error).message}\n--- stack output ---\n${fs.output.text().slice(-4000)}`, { cause: error })
-  }
-  results.push(result)
-  const v = result.verdict
-  const context = `${fault.name}: ${JSON.stringify({ ...v, problems: undefined, refusals: result.refusals, reads: result.reads, faultError: result.faultError })}\n${v.problems.join('\n')}\n--- stack output ---\n${fs.output.text().slice(-3000)}`
-  expect(result.faultError, context).toBeUndefined()
-  expect({ lost: v.lost, resurrections: v.resurrections, mismatches: v.mismatches, staleCache: v.staleCache, rejected: v.rejected }, context)
-    .toEqual({ lost: 0, resurrections: 0, mismatches: 0, staleCache: 0, rejected: 0 })
-  expect(result.deadLetters, context).toBe(0)
-  expect(Number.isFinite(result.recoverMs), `${context}\nnever recovered`).toBe(true)
-  expect(Object.keys(result.refusals.statuses).filter(s => s.startsWith('no answer')), context).toEqual([])
-  return result
-}
+
+const check = (fault: Fault) => runAndCheck(fs, fault, FAST, results)
 
 /** While the broker is away, a write is refused, never falsely queued: 503 with Retry-After, each one. */
 function expectOnly503WithRetryAfter(result: ScenarioResult): void {

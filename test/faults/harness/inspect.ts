@@ -62,7 +62,8 @@ export async function deletePrefix(redisUrl: string, prefix: string): Promise<nu
   try {
     let cursor = '0'
     do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 2000)
+      // Large COUNT: Redis is shared, and SCAN walks every tenant's keys to find this prefix's.
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 20000)
       if (keys.length) deleted += await redis.unlink(...keys)
       cursor = next
     } while (cursor !== '0')

@@ -52,7 +52,7 @@ export interface ScenarioOptions {
 }
 
 export const FAST: ScenarioOptions = {
-  clients: 6, readers: 2, keys: 150, deleteRatio: 0.25, warmWrites: 600, afterWrites: 600, pauseMs: 2,
+  clients: 6, readers: 2, keys: 150, deleteRatio: 0.25, warmWrites: 400, afterWrites: 400, pauseMs: 2,
   requestTimeoutMs: 10_000, phaseTimeoutMs: 20_000, drainTimeoutMs: 30_000,
 }
 
