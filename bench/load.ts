@@ -11,6 +11,8 @@ import { join } from 'node:path'
 
 export const SCENARIOS = ['get-hit', 'get-miss', 'put', 'delete', 'all', 'mixed'] as const
 export type Scenario = typeof SCENARIOS[number]
+/** What wrk can run: the scenarios, and the background PUT load of the visibility-lag measurement. */
+export type LoadMode = Scenario | 'lag-put'
 
 /**
  * Keys: `hit-<i>` (rows in PostgreSQL and entries in the cache), `miss-<i>`
@@ -31,6 +33,7 @@ function init(args)
   span = tonumber(args[3])
   nthreads = tonumber(args[4])
   value = args[5]
+  pause = tonumber(args[6] or "0")
   n = 0
   math.randomseed(tid * 7919 + os.time())
   json = { ["Content-Type"] = "application/json" }
@@ -53,6 +56,8 @@ function request()
     return wrk.format("DELETE", "/api?key=put-" .. index())
   elseif mode == "all" then
     return wrk.format("GET", "/api/all")
+  elseif mode == "lag-put" then
+    return wrk.format("PUT", "/api", json, '{"key":"lagload-' .. index() .. '","value":"' .. value .. '"}')
   else
     local i = index()
     if math.random() < 0.1 then
@@ -60,6 +65,11 @@ function request()
     end
     return wrk.format("GET", "/api?key=hit-" .. i)
   end
+end
+
+-- A fixed pause before each request of a connection: with c connections, about c × 1000 / (pause + latency) requests/s.
+function delay()
+  return pause
 end
 
 function done(summary, latency, requests)
@@ -73,7 +83,7 @@ end
 
 export interface LoadOptions {
   url: string
-  scenario: Scenario
+  scenario: LoadMode
   durationSeconds: number
   connections: number
   threads: number
@@ -81,6 +91,8 @@ export interface LoadOptions {
   base: number
   span: number
   valueBytes: number
+  /** Milliseconds each connection waits before each request (paces the lag measurement's load). */
+  pauseMs?: number
 }
 
 export interface LoadResult {
@@ -131,7 +143,7 @@ export function runLoad(options: LoadOptions): Promise<LoadResult> {
   const args = [
     '-t', String(threads), '-c', String(options.connections), '-d', `${options.durationSeconds}s`, '--timeout', '10s',
     '-s', script(), options.url, '--',
-    options.scenario, String(options.base), String(Math.max(1, options.span)), String(threads), 'v'.repeat(options.valueBytes),
+    options.scenario, String(options.base), String(Math.max(1, options.span)), String(threads), 'v'.repeat(options.valueBytes), String(Math.max(0, Math.round(options.pauseMs ?? 0))),
   ]
   return new Promise((resolve, reject) => {
     execFile('wrk', args, { maxBuffer: 4 * 1024 * 1024, timeout: (options.durationSeconds + 60) * 1000 }, (error, stdout, stderr) => {

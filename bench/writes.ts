@@ -10,6 +10,7 @@ import { encodeWrite } from '../src/shared/messages.js'
 import { openDatabase } from '../src/shared/postgres.js'
 import { VersionClock } from '../src/shared/version.js'
 import { cpuDelta } from './procs.js'
+import { runLoad } from './load.js'
 import type { DrainResult, LagResult } from './report.js'
 
 const sleep = (ms: number) => new Promise(resolve => setTimeout(resolve, ms))
@@ -177,25 +178,20 @@ function percentile(sorted: number[], p: number): number {
 }
 
 /**
- * Open-loop PUT load at `rate` per second (keys lagload-<i>), and `probesPerSecond`
- * of those PUTs are probes: after the probe's 200, GET its key (every `pollMs`,
- * backing off to a tenth of the time waited) until the probe's value comes back.
- * Lag = that GET's answer time − the PUT's answer time.
+ * PUT load at about `rate` per second from wrk (keys lagload-<i>), paced by a
+ * fixed pause per connection, while `probesPerSecond` probes run here: a probe
+ * PUTs a fresh key, and after its 200 GETs it (every `pollMs`, backing off to a
+ * tenth of the time waited) until its value comes back. Lag = that GET's
+ * answer time − the PUT's answer time. The achieved rate is what wrk measured
+ * plus the probes; it is reported next to the target.
  */
-export async function measureLag(url: string, options: { rate: number, seconds: number, probesPerSecond: number, pollMs: number, valueBytes: number }): Promise<LagResult> {
+export async function measureLag(url: string, options: { rate: number, seconds: number, probesPerSecond: number, pollMs: number, valueBytes: number, connections: number, latencyMs: number }): Promise<LagResult> {
   const base = new URL(url)
-  // Probes get their own sockets: queued behind the load's PUTs in one agent, a probe's GET
-  // would wait for a free socket and the wait would count as lag.
-  const agent = new Agent({ keepAlive: true, maxSockets: 128 })
+  // Probes get their own sockets and never queue behind anything.
   const probeAgent = new Agent({ keepAlive: true, maxSockets: 64 })
   const lags: number[] = []
   let lost = 0
   let non2xx = 0
-  let sent = 0
-  let acked = 0
-  let outstanding = 0
-  const value = 'l'.repeat(options.valueBytes)
-  const probes: Promise<void>[] = []
 
   const probe = async (n: number) => {
     const key = `lagprobe-${n}`
@@ -210,45 +206,37 @@ export async function measureLag(url: string, options: { rate: number, seconds: 
         lags.push(performance.now() - ackedAt)
         return
       }
-      // Polls every pollMs at first, then every tenth of the time waited: resolution stays
-      // within 10 % while a slow system is not buried under the probes' own GETs.
+      // A tenth of the time waited: resolution stays within 10 % while a slow system is not buried under GETs.
       await sleep(Math.max(options.pollMs, (performance.now() - ackedAt) / 10))
     }
     lost++
   }
 
+  // Each connection sends one request per (pause + latency): pause = connections / rate − latency.
+  // A short calibration run measures the latency at about this load, then the pause is set from it.
+  const paced = (pauseMs: number, seconds: number) => runLoad({ url, scenario: 'lag-put', durationSeconds: seconds, connections: options.connections, threads: 1, base: 0, span: 100_000, valueBytes: options.valueBytes, pauseMs })
+  const interval = (options.connections * 1000) / options.rate
+  let pauseMs = Math.max(0, interval - options.latencyMs)
+  const calibration = await paced(pauseMs, 2)
+  if (calibration.rps > 0) pauseMs = Math.max(0, interval - Math.max(0, (options.connections * 1000) / calibration.rps - pauseMs))
+  const load = paced(pauseMs, options.seconds)
+  const probes: Promise<void>[] = []
   const started = performance.now()
-  const end = started + options.seconds * 1000
-  let probesSent = 0
-  while (performance.now() < end) {
-    const elapsed = (performance.now() - started) / 1000
-    // Open loop: what is due by now goes out now, bounded so a stalled system cannot grow the backlog without limit.
-    const due = Math.floor(elapsed * options.rate) - sent
-    for (let i = 0; i < due && outstanding < 2000; i++) {
-      sent++
-      outstanding++
-      call(agent, base, 'PUT', '/api', `{"key":"lagload-${sent % 100_000}","value":"${value}"}`)
-        .then(a => { if (a.status === 200) acked++; else non2xx++ }, () => { non2xx++ })
-        .finally(() => { outstanding-- })
-    }
-    const probesDue = Math.floor(elapsed * options.probesPerSecond) - probesSent
-    for (let i = 0; i < probesDue; i++) probes.push(probe(probesSent++))
-    await sleep(5)
+  for (let n = 0; performance.now() - started < options.seconds * 1000; n++) {
+    probes.push(probe(n))
+    await sleep(1000 / options.probesPerSecond)
   }
-  const seconds = (performance.now() - started) / 1000
-  await Promise.all(probes)
-  for (let i = 0; i < 500 && outstanding > 0; i++) await sleep(20)
-  agent.destroy()
+  const [loadResult] = await Promise.all([load, Promise.all(probes)])
   probeAgent.destroy()
   lags.sort((a, b) => a - b)
   return {
     targetRate: options.rate,
-    achievedRate: acked / seconds,
+    achievedRate: loadResult.rps + probes.length / options.seconds,
     probes: lags.length + lost,
     p50Ms: percentile(lags, 50),
     p99Ms: percentile(lags, 99),
     maxMs: lags.length ? lags[lags.length - 1]! : NaN,
     lost,
-    non2xx,
+    non2xx: non2xx + loadResult.non2xx + loadResult.errors,
   }
 }
