@@ -17,6 +17,10 @@ export async function startBaseline(env: Record<string, string | undefined>): Pr
   const db = new pg.Pool({ connectionString: env.DATABASE_URL, max: 10 })
   const amqp = await connect(env.AMQP_URL!)
   const channel = await amqp.createConfirmChannel()
+  // No reconnection logic in the floor: when a service goes away the process says so and the bench restarts it.
+  amqp.on('error', () => {})
+  db.on('error', () => {})
+  redis.on('error', () => {})
   const prefix = env.KVARC_CACHE_PREFIX ?? 'kv:'
   const send = (res: import('node:http').ServerResponse, status: number, body: unknown) => {
     res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body))
@@ -48,11 +52,13 @@ export async function startBaseline(env: Record<string, string | undefined>): Pr
   server.keepAliveTimeout = 65_000
   await new Promise<void>(resolve => server.listen(Number(env.PORT ?? 0), env.HOST ?? '127.0.0.1', resolve))
   server.on('close', () => { redis.disconnect(); void db.end(); void amqp.close().catch(() => {}) })
+  amqp.on('close', () => server.emit('broker-lost'))
   return server
 }
 
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/'))) {
   const server = await startBaseline(process.env)
+  server.on('broker-lost', () => process.exit(3))
   const address = server.address()
   process.stdout.write(`listening ${typeof address === 'object' && address ? address.port : ''}\n`)
   for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => server.close(() => process.exit(0)))

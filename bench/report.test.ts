@@ -26,6 +26,14 @@ describe('bench report', () => {
     expect(ratioLines({ scenarios })).toBe('- get-hit: 9,000 / 10,000 req/s = 0.90×; request-path CPU 17 vs 15 µs/req → 0.90× if CPU-bound\n- put: 7,000 / 10,000 req/s = 0.70×; request-path CPU 21 vs 15 µs/req → 0.70× if CPU-bound')
   })
 
+  it('does not compare a scenario where a side measured an outage', () => {
+    const broken = result('baseline', 'put', 10000)
+    broken.load = { ...broken.load, non2xx: 5000 }
+    const scenarios = [result('kvarc', 'put', 7000), broken]
+    expect(targets({ scenarios })[1]!.value).toBeUndefined()
+    expect(ratioLines({ scenarios })).toBe('- put: not comparable: baseline had 5 % failed requests')
+  })
+
   it('renders one markdown row per scenario and side, and the targets last', () => {
     const scenarios = [result('kvarc', 'get-hit', 9000), result('baseline', 'get-hit', 10000)]
     expect(scenarioTable(scenarios).split('\n')[2]).toBe('| get-hit | kvarc | 9,000 | 1.50 | 9.25 | 0 | 0 | 90,000 |  |')

@@ -132,11 +132,20 @@ export function rpsOf(report: Pick<BenchReport, 'scenarios'>, side: SideName, sc
 }
 
 /** The issue's targets, from a run's figures. */
+/** Share of requests that failed (non-2xx or no answer): above 1 % the row measured an outage, not the system. */
+export function failedShare(r: ScenarioResult): number {
+  return r.load.requests ? (r.load.non2xx + r.load.errors) / r.load.requests : 1
+}
+
+function valid(r: ScenarioResult | undefined): boolean {
+  return r !== undefined && failedShare(r) <= 0.01
+}
+
 export function targets(report: Pick<BenchReport, 'scenarios' | 'drain' | 'lag'>): Target[] {
   const ratio = (scenario: Scenario) => {
-    const kvarc = rpsOf(report, 'kvarc', scenario)
-    const base = rpsOf(report, 'baseline', scenario)
-    return kvarc !== undefined && base ? kvarc / base : undefined
+    const kvarc = report.scenarios.find(s => s.side === 'kvarc' && s.scenario === scenario)
+    const base = report.scenarios.find(s => s.side === 'baseline' && s.scenario === scenario)
+    return kvarc && base && valid(kvarc) && valid(base) && base.load.rps ? kvarc.load.rps / base.load.rps : undefined
   }
   return [
     { name: 'GET hit kvarc/baseline', value: ratio('get-hit'), target: 0.8, unit: '×', comparison: '>=' },
@@ -303,6 +312,10 @@ export function ratioLines(report: Pick<BenchReport, 'scenarios'>): string {
     const kvarc = report.scenarios.find(s => s.side === 'kvarc' && s.scenario === scenario)
     const base = report.scenarios.find(s => s.side === 'baseline' && s.scenario === scenario)
     if (!kvarc || !base || !base.load.rps) continue
+    if (!valid(kvarc) || !valid(base)) {
+      lines.push(`- ${scenario}: not comparable: ${[kvarc, base].filter(r => !valid(r)).map(r => `${r.side} had ${(100 * failedShare(r)).toFixed(0)} % failed requests`).join(', ')}`)
+      continue
+    }
     const kc = requestPathCpu(kvarc)
     const bc = requestPathCpu(base)
     const cpu = kc && bc ? `; request-path CPU ${fixed(kc)} vs ${fixed(bc)} µs/req → ${(bc / kc).toFixed(2)}× if CPU-bound` : ''

@@ -198,6 +198,8 @@ async function waitForServices(iso: Isolated, progress: Progress, timeoutMs = 90
 
 async function runScenario(side: Side, iso: Isolated, scenario: Scenario, opts: Options, progress: Progress, round = 0, rounds = 1): Promise<ScenarioResult> {
   await waitForServices(iso, progress)
+  const healed = await side.heal?.() ?? []
+  if (healed.length) progress.line(`${side.name}: restarted ${healed.join(', ')} (exited when a service went away)`)
   const sandbox = side.name === 'sandbox'
   const duration = sandbox ? opts.sandboxDuration : Math.max(1, Math.round(opts.duration / rounds))
   const connections = sandbox ? opts.sandboxConnections : opts.connections
@@ -227,14 +229,14 @@ async function runScenario(side: Side, iso: Isolated, scenario: Scenario, opts: 
   for (const [name, seconds] of Object.entries(cpuAfter)) cpu[name] = seconds - (cpuBefore[name] ?? 0)
   const services: Record<string, number> = {}
   Object.assign(services, cpuDelta(servicesBefore, servicesAfter))
-  let note: string | undefined
+  let note: string | undefined = healed.length ? `restarted ${healed.join(', ')} before this run` : undefined
   const pgReads = scenario === 'get-miss' ? (await countCached(iso.config, 'miss-')) - missBefore : undefined
   if (scenario === 'put' || scenario === 'delete' || scenario === 'mixed') {
     if (side.name === 'kvarc') {
       // The consumer applies the scenario's writes after wrk stops; the next run must not compete with it.
       const waitStarted = Date.now()
       const left = await waitForQueuesEmpty(iso, 60_000)
-      note = `queue empty ${((Date.now() - waitStarted) / 1000).toFixed(1)} s after the run${left ? ` (${left} still queued)` : ''}`
+      note = [note, `queue empty ${((Date.now() - waitStarted) / 1000).toFixed(1)} s after the run${left ? ` (${left} still queued)` : ''}`].filter(Boolean).join('; ')
     } else {
       await purgeQueues(iso.config)
     }

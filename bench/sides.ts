@@ -23,6 +23,8 @@ export interface Side {
   /** Only kvarc has a consumer: stopping it lets a backlog build up for the drain measurement. */
   stopConsumer?(): Promise<void>
   startConsumer?(): Promise<void>
+  /** Restarts processes of this side that died (a backing service went away under them); returns their names. */
+  heal?(): Promise<string[]>
   /** The consumer host's /metrics, when it serves one. */
   consumerMetricsUrl?(): string | undefined
   close(): Promise<void>
@@ -44,16 +46,31 @@ export async function startBaselineSide(env: Record<string, string>): Promise<Si
   const managed: Managed[] = []
   try {
     const ports = [await freePort(), await freePort()]
-    for (const [i, port] of ports.entries()) {
+    const spawnServer = async (i: number) => {
       const server = startProcess(`baseline-${i + 1}`, process.execPath, [...TSX, join(ROOT, 'bench/baseline.ts')], {
-        cwd: ROOT, env: { ...process.env, ...env, PORT: String(port), HOST: '127.0.0.1' },
+        cwd: ROOT, env: { ...process.env, ...env, PORT: String(ports[i]), HOST: '127.0.0.1' },
       })
-      managed.push(server)
-      await waitForPort(port, 20_000, server.child).catch(error => { throw new Error(`${error.message}\n${server.tail()}`) })
+      managed[i] = server
+      await waitForPort(ports[i]!, 20_000, server.child).catch(error => { throw new Error(`${error.message}\n${server.tail()}`) })
     }
+    for (let i = 0; i < ports.length; i++) await spawnServer(i)
     const port = await freePort()
     managed.push(await startNginx({ dir: mkdtempSync(join(tmpdir(), 'kvarc-bench-nginx-')), port, upstreams: ports }))
-    return { name: 'baseline', url: `http://127.0.0.1:${port}`, processes: () => pids(managed), close: () => closeAll(managed) }
+    return {
+      name: 'baseline',
+      url: `http://127.0.0.1:${port}`,
+      processes: () => pids(managed),
+      async heal() {
+        const restarted: string[] = []
+        for (let i = 0; i < ports.length; i++) {
+          if (managed[i]!.child.exitCode === null && managed[i]!.child.signalCode === null) continue
+          restarted.push(managed[i]!.name)
+          await spawnServer(i)
+        }
+        return restarted
+      },
+      close: () => closeAll(managed),
+    }
   } catch (error) {
     await closeAll(managed)
     throw error
