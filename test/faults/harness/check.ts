@@ -21,8 +21,8 @@ export async function runAndCheck(fs: FaultStack & { output: { text(): string } 
   const context = `${fault.name}: ${JSON.stringify({ ...v, problems: undefined, refusals: result.refusals, reads: result.reads, faultError: result.faultError })}\n${v.problems.join('\n')}\n--- stack output ---\n${fs.output.text().slice(-3000)}`
   expect(result.faultError, context).toBeUndefined()
   expect(v.acknowledged, context).toBeGreaterThanOrEqual(options.warmWrites)
-  expect({ lost: v.lost, resurrections: v.resurrections, mismatches: v.mismatches, staleCache: v.staleCache, rejected: v.rejected }, context)
-    .toEqual({ lost: 0, resurrections: 0, mismatches: 0, staleCache: 0, rejected: 0 })
+  expect({ lost: v.lost, resurrections: v.resurrections, mismatches: v.mismatches, reordered: v.reordered, staleCache: v.staleCache, rejected: v.rejected }, context)
+    .toEqual({ lost: 0, resurrections: 0, mismatches: 0, reordered: 0, staleCache: 0, rejected: 0 })
   expect(result.deadLetters, context).toBe(0)
   expect(Number.isFinite(result.recoverMs), `${context}\nnever recovered`).toBe(true)
   // No request may hang: every write got an answer before the client's deadline.

@@ -13,6 +13,8 @@ import { keepAliveAgent, request, versionOf } from './client.js'
 export type WriteKind = 'put' | 'delete'
 
 export interface WriteRecord {
+  /** Which load client sent it (each client has one write in flight at a time); -1 for the probe. */
+  client: number
   key: string
   kind: WriteKind
   /** The PUT's value; null for a DELETE. */
@@ -117,7 +119,7 @@ export class LoadRun {
       const kind: WriteKind = random() < this.options.deleteRatio ? 'delete' : 'put'
       const value = kind === 'put' ? `${this.options.runId}:${client}:${seq}${UNICODE[seq % UNICODE.length]}` : null
       seq++
-      const record = await this.write(key, kind, value)
+      const record = await this.write(client, key, kind, value)
       this.records.push(record)
       if (record.status !== 200) await sleep(this.options.backoffMs ?? 50)
       else if (this.options.pauseMs) await sleep(this.options.pauseMs)
@@ -145,12 +147,12 @@ export class LoadRun {
     }
   }
 
-  private async write(key: string, kind: WriteKind, value: string | null): Promise<WriteRecord> {
+  private async write(client: number, key: string, kind: WriteKind, value: string | null): Promise<WriteRecord> {
     const sentAt = Date.now()
     const answer = kind === 'put'
       ? await request(this.base, { agent: this.agent, method: 'PUT', path: '/api', body: JSON.stringify({ key, value }), timeoutMs: this.options.timeoutMs })
       : await request(this.base, { agent: this.agent, method: 'DELETE', path: `/api?key=${encodeURIComponent(key)}`, timeoutMs: this.options.timeoutMs })
-    const record: WriteRecord = { key, kind, value, status: answer.status, sentAt, doneAt: Date.now() }
+    const record: WriteRecord = { client, key, kind, value, status: answer.status, sentAt, doneAt: Date.now() }
     const version = versionOf(answer)
     if (version !== undefined) record.version = version
     if (answer.retryAfter !== undefined) record.retryAfter = answer.retryAfter

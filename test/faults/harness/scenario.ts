@@ -107,7 +107,7 @@ async function probeRecovery(target: Target, key: string, records: WriteRecord[]
       const sentAt = Date.now()
       const answer = await request(base, { agent, method: 'PUT', path: '/api', body: JSON.stringify({ key, value }), timeoutMs: 15_000 })
       const version = versionOf(answer)
-      records.push({ key, kind: 'put', value, status: answer.status, sentAt, doneAt: Date.now(), ...(version ? { version } : {}), ...(answer.error ? { error: answer.error } : {}), ...(answer.retryAfter ? { retryAfter: answer.retryAfter } : {}) })
+      records.push({ client: -1, key, kind: 'put', value, status: answer.status, sentAt, doneAt: Date.now(), ...(version ? { version } : {}), ...(answer.error ? { error: answer.error } : {}), ...(answer.retryAfter ? { retryAfter: answer.retryAfter } : {}) })
       if (!version) {
         await sleep(100)
         continue
@@ -243,12 +243,12 @@ function refusalText(r: ScenarioResult): string {
 export function faultTable(results: readonly ScenarioResult[]): string {
   const s = (ms: number) => (Number.isFinite(ms) ? (ms / 1000).toFixed(1) : 'never')
   const lines = [
-    '| fault | writes acknowledged | unknown outcome (applied) | retried by nginx (applied twice) | writes lost | resurrections | stale cache entries | mismatches | inject / hold / undo (s) | time to recover (s) | writes refused span (s) | slowest write (s) | drain (s) | reads ok / failed (slowest s) | refused writes: answers (p50 / max ms) |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+    '| fault | writes acknowledged | unknown outcome (applied) | retried by nginx (applied twice) | writes lost | resurrections | stale cache entries | mismatches | reordered | inject / hold / undo (s) | time to recover (s) | writes refused span (s) | slowest write (s) | drain (s) | reads ok / failed (slowest s) | refused writes: answers (p50 / max ms) |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
   ]
   for (const r of results) {
     const v = r.verdict
-    lines.push(`| ${r.fault}${r.faultError ? ' (fault failed: ' + r.faultError + ')' : ''} | ${v.acknowledged} | ${v.unknown} (${v.appliedUnknown}) | ${v.appliedDuplicate} | ${v.lost} | ${v.resurrections} | ${v.staleCache} | ${v.mismatches} | ${s(r.injectMs)} / ${s(r.holdMs)} / ${s(r.undoMs)} | ${s(r.recoverMs)} | ${s(r.unavailableMs)} | ${s(r.maxWriteMs)} | ${s(r.drainMs)} | ${r.reads.redis + r.reads.postgres + r.reads.notFound} / ${r.reads.failed} (${s(r.reads.maxMs)}) | ${refusalText(r)} |`)
+    lines.push(`| ${r.fault}${r.faultError ? ' (fault failed: ' + r.faultError + ')' : ''} | ${v.acknowledged} | ${v.unknown} (${v.appliedUnknown}) | ${v.appliedDuplicate} | ${v.lost} | ${v.resurrections} | ${v.staleCache} | ${v.mismatches} | ${v.reordered} | ${s(r.injectMs)} / ${s(r.holdMs)} / ${s(r.undoMs)} | ${s(r.recoverMs)} | ${s(r.unavailableMs)} | ${s(r.maxWriteMs)} | ${s(r.drainMs)} | ${r.reads.redis + r.reads.postgres + r.reads.notFound} / ${r.reads.failed} (${s(r.reads.maxMs)}) | ${refusalText(r)} |`)
   }
   return lines.join('\n')
 }

@@ -39,6 +39,12 @@ export interface Verdict {
   resurrections: number
   /** Rows that match no write we sent (wrong value, wrong kind, unknown version). */
   mismatches: number
+  /**
+   * A client's acknowledged write stamped with a version not above that of an
+   * earlier acknowledged write of the same client to the same key: the client
+   * waited for the first 200 before sending the second, so the second must win.
+   */
+  reordered: number
   /** Cache entries that disagree with the record. */
   staleCache: number
   cacheEntries: number
@@ -57,7 +63,7 @@ export function verify(records: readonly WriteRecord[], rows: ReadonlyMap<string
   }
   const verdict: Verdict = {
     keys: byKey.size, writes: records.length, acknowledged: 0, unknown: 0, rejected: 0, appliedUnknown: 0, appliedDuplicate: 0,
-    lost: 0, resurrections: 0, mismatches: 0, staleCache: 0, cacheEntries: 0, problems: [],
+    lost: 0, resurrections: 0, mismatches: 0, reordered: 0, staleCache: 0, cacheEntries: 0, problems: [],
   }
   const problem = (text: string) => { if (verdict.problems.length < MAX_PROBLEMS) verdict.problems.push(text) }
 
@@ -69,6 +75,16 @@ export function verify(records: readonly WriteRecord[], rows: ReadonlyMap<string
       verdict[outcome]++
       if (outcome === 'acknowledged') acked.push(w)
       else if (outcome === 'unknown') unknown.push(w)
+    }
+    const lastByClient = new Map<number, bigint>()
+    for (const w of [...acked].sort((a, b) => a.sentAt - b.sentAt || a.doneAt - b.doneAt)) {
+      const version = BigInt(w.version!)
+      const previous = lastByClient.get(w.client)
+      if (previous !== undefined && version <= previous) {
+        verdict.reordered++
+        problem(`reordered: client ${w.client} key ${JSON.stringify(key)} got version ${w.version} after an earlier acknowledged ${previous}`)
+      }
+      lastByClient.set(w.client, version)
     }
     let newest: WriteRecord | undefined
     for (const w of acked) if (!newest || BigInt(w.version!) > BigInt(newest.version!)) newest = w
@@ -142,5 +158,5 @@ export function verify(records: readonly WriteRecord[], rows: ReadonlyMap<string
 
 /** True when the verdict has no lost, resurrected, mismatched or stale entries. */
 export function clean(verdict: Verdict): boolean {
-  return verdict.lost === 0 && verdict.resurrections === 0 && verdict.mismatches === 0 && verdict.staleCache === 0
+  return verdict.lost === 0 && verdict.resurrections === 0 && verdict.mismatches === 0 && verdict.reordered === 0 && verdict.staleCache === 0
 }
