@@ -20,6 +20,7 @@ import { loadConfig } from '../src/shared/config.js'
 import { BackingServiceError, redactUrl } from './backing-services.js'
 import { readAppFunctions } from './functions.js'
 import { startStack, StackStartError, type Stack } from './stack.js'
+import { removeStackFile, writeStackFile } from './stack-file.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 
@@ -99,6 +100,7 @@ async function main(): Promise<void> {
     if (stack) void shutdown(stack)
   }
   const shutdown = (running: Stack) => running.close().then(() => {
+    removeStackFile(config.port)
     console.log('kvarc: stopped')
     process.exit(0)
   })
@@ -131,7 +133,12 @@ async function main(): Promise<void> {
   console.log(`\nkvarc is running at ${stack.url}/  (API: ${stack.url}/api, form: ${stack.url}/)`)
   for (const p of stack.processes()) console.log(`  ${p.name.padEnd(9)} ${p.role.padEnd(9)} pid ${String(p.pid).padEnd(8)} ${p.url}`)
   console.log(`  PostgreSQL ${redactUrl(config.databaseUrl)} · Redis ${redactUrl(config.redisUrl)} · RabbitMQ ${redactUrl(config.amqpUrl)} (queues ${config.addQueue}, ${config.delQueue})`)
-  console.log('Ctrl-C stops everything.\n')
+  writeStackFile(config.port, {
+    url: stack.url,
+    pid: process.pid,
+    hosts: stack.processes().filter(p => p.role !== 'nginx' && p.url).map(p => ({ name: p.name, role: p.role, url: p.url as string })),
+  })
+  console.log('Ctrl-C stops everything. `npm run status` shows how it is doing.\n')
 }
 
 main().catch(error => {

@@ -23,6 +23,7 @@ import { pathToFileURL } from 'node:url'
 import { loadConfig, type Config } from '../src/shared/config.js'
 import { deadLetterQueueName } from '../src/shared/queue.js'
 import { redactUrl } from '../platform/backing-services.js'
+import { readStackFile } from '../platform/stack-file.js'
 
 export interface Probe {
   ok: boolean
@@ -398,6 +399,7 @@ const USAGE = `usage: npm run status [-- --json]
 
   KVARC_URL=http://127.0.0.1:8080   the front door (nginx)
   KVARC_HOSTS=url,url               individual hosts: their /health and /metrics
+                                    (default: the hosts a local npm start on that port recorded)
   DATABASE_URL, REDIS_URL, AMQP_URL, KVARC_ADD_QUEUE, KVARC_DEL_QUEUE  as for the system
 `
 
@@ -414,6 +416,8 @@ export async function main(argv: string[], env: Record<string, string | undefine
     config = loadConfig(env)
     url = checkUrl('KVARC_URL', env.KVARC_URL || 'http://127.0.0.1:8080')
     hosts = (env.KVARC_HOSTS ?? '').split(',').map(h => h.trim()).filter(Boolean).map(h => checkUrl('KVARC_HOSTS', h))
+    // Without KVARC_HOSTS, the hosts a local `npm start` on that port recorded.
+    if (hosts.length === 0) hosts = readStackFile(Number(new URL(url).port || 80))?.hosts.map(h => h.url) ?? []
   } catch (error) {
     process.stderr.write(`kvarc status: ${(error as Error).message}\n`)
     return 2
