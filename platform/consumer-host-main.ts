@@ -8,12 +8,16 @@
  *   KVARC_CONSUMERS             comma-separated function names to run (default all)
  *   KVARC_METRICS_PORT          serve /health, /ready, /metrics there (0 = any free port; unset = none)
  *   KVARC_HOST_NAME             label in metrics and logs
+ *   KVARC_PURGE_INTERVAL_MS     purge tombstones older than the horizon this often (default 1 h; 0 = never)
  * SIGTERM / SIGINT: finish the batches in flight, acknowledge them, close, exit 0.
  */
 import { loadConfig } from '../src/shared/config.js'
 import { getLogger } from '../src/shared/log.js'
 import { BackingServiceError, prepareBackingServices } from './backing-services.js'
 import { startConsumerHost } from './consumer-host.js'
+import { lazy } from '../src/shared/lazy.js'
+import { openDatabase } from '../src/shared/postgres.js'
+import { startTombstonePurger } from './tombstone-purger.js'
 
 /** Platform settings the shared config module does not know; a bad value fails here, with its name. */
 function optionalInt(name: string, min: number, max: number): number | undefined {
@@ -40,6 +44,7 @@ async function main(): Promise<void> {
   const prefetch = optionalInt('KVARC_CONSUMER_PREFETCH', 1, 65535)
   const batchSize = optionalInt('KVARC_CONSUMER_BATCH', 1, 10000)
   const metricsPort = optionalInt('KVARC_METRICS_PORT', 0, 65535)
+  const purgeIntervalMs = optionalInt('KVARC_PURGE_INTERVAL_MS', 0, 7 * 24 * 3600 * 1000) ?? 3600 * 1000
   const only = process.env.KVARC_CONSUMERS ? process.env.KVARC_CONSUMERS.split(',').map(s => s.trim()).filter(Boolean) : undefined
   const log = getLogger(config.logLevel)
 
@@ -54,6 +59,17 @@ async function main(): Promise<void> {
   const queues = host.consumers.map(c => `${c.queue} (${c.name}, batch ${c.batch}, window ${c.windowMs} ms)`).join(', ')
   console.log(`kvarc consumer host ${name} consuming ${queues}, concurrency ${concurrency}${host.url ? `; metrics on ${host.url}/metrics` : ''}`)
 
+  const purgeDb = lazy(() => openDatabase(config.databaseUrl, 1))
+  const purger = purgeIntervalMs > 0
+    ? startTombstonePurger({
+      db: purgeDb,
+      horizonMs: config.tombstoneHorizonMs,
+      intervalMs: purgeIntervalMs,
+      onPurged: removed => log.info({ removed }, 'purged tombstones older than the horizon'),
+      onError: error => log.warn({ err: error }, 'tombstone purge failed; it runs again next interval'),
+    })
+    : undefined
+
   let stopping = false
   const stop = (signal: NodeJS.Signals) => {
     if (stopping) {
@@ -62,7 +78,7 @@ async function main(): Promise<void> {
     }
     stopping = true
     log.info({ signal }, 'finishing batches in flight, then closing')
-    host.close().then(() => process.exit(0), error => {
+    Promise.all([host.close(), purger?.close()]).then(() => process.exit(0), error => {
       console.error(`kvarc consumer host ${name}: close failed: ${(error as Error).message}`)
       process.exit(1)
     })
