@@ -7,7 +7,7 @@ import type pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { httpEvent, isolate, type Isolated } from '../../../test/support/isolated.js'
 import { bodyOf, cachedEntry } from '../../../test/support/kv.js'
-import { cacheApply, createRedis } from '../../shared/cache.js'
+import { cacheApplyMany, createRedis } from '../../shared/cache.js'
 import { openDatabase } from '../../shared/postgres.js'
 import { applyWrites } from '../../shared/store.js'
 import { versionAtMillis } from '../../shared/version.js'
@@ -117,8 +117,8 @@ describe('GET /api 404', () => {
     const cache = createRedis(iso.env.REDIS_URL!)
     try {
       // 1: the cached negative entry was refreshed in place (not merely marked).
-      const applied = await cacheApply(cache, { prefix: iso.config.cachePrefix, ttlSeconds: 60, negativeTtlSeconds: 5 }, 'late', { value: 'arrived', version: v, deleted: false })
-      expect(applied).toBe(1)
+      const applied = await cacheApplyMany(cache, { prefix: iso.config.cachePrefix, ttlSeconds: 60, negativeTtlSeconds: 5 }, [{ key: 'late', value: 'arrived', version: v, deleted: false }])
+      expect(applied).toEqual([1])
     } finally {
       cache.disconnect()
     }
