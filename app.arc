@@ -25,15 +25,15 @@ timeout 15
 # under sandbox, by the platform's consumer host, by Amazon MQ in AWS.
 #   queue   the RabbitMQ queue it consumes
 #   batch   most messages per invocation
-#   window  seconds to wait for a batch to fill (Lambda's MaximumBatchingWindowInSeconds)
+#   window 0.02
 @rabbitmq
 add-key
   queue add_key
-  batch 500
+  batch 1000
   window 0.02
 del-key
   queue del_key
-  batch 500
+  batch 1000
   window 0.02
 
 @plugins

@@ -2,7 +2,7 @@
  * CLI entry of the consumer host: `node --import tsx platform/consumer-host-main.ts`.
  *
  * Environment (besides the service URLs and queue names of src/shared/config.ts):
- *   KVARC_CONSUMER_CONCURRENCY  batches in flight per consumer (default 2)
+ *   KVARC_CONSUMER_CONCURRENCY  batches in flight per consumer (default 4)
  *   KVARC_CONSUMER_PREFETCH     messages outstanding per consumer (default batch × (concurrency + 1))
  *   KVARC_CONSUMER_BATCH        overrides app.arc's batch size (tuning only)
  *   KVARC_CONSUMERS             comma-separated function names to run (default all)
@@ -40,7 +40,9 @@ async function main(): Promise<void> {
     process.exit(2)
   }
   const name = process.env.KVARC_HOST_NAME || 'consumer'
-  const concurrency = optionalInt('KVARC_CONSUMER_CONCURRENCY', 1, 64) ?? 2
+  // 4 batches in flight keep PostgreSQL, Redis and RabbitMQ busy while the host decodes the next:
+  // measured draining 200,000 writes here, 2 gave 41-45k writes/s, 4 gave 47-51k, 6 was slower.
+  const concurrency = optionalInt('KVARC_CONSUMER_CONCURRENCY', 1, 64) ?? 4
   const prefetch = optionalInt('KVARC_CONSUMER_PREFETCH', 1, 65535)
   const batchSize = optionalInt('KVARC_CONSUMER_BATCH', 1, 10000)
   const metricsPort = optionalInt('KVARC_METRICS_PORT', 0, 65535)

@@ -4,7 +4,7 @@
  *   @rabbitmq
  *   add-key
  *     queue add_key
- *     batch 500
+ *     batch 1000
  *     window 0.02
  *
  * Each entry is a consumer function under src/consumers/<name>.

@@ -47,7 +47,8 @@ export async function readKey(db: Queryable, key: string): Promise<StoredValue |
  * LATERAL primary-key probe for the same reason: as an EXISTS it became a
  * hashed subplan scanning the whole table whenever one old write was in the
  * batch (EXPLAIN ANALYZE on 200,000 rows, batch of 500: 65-165 ms; as a probe
- * about 1.5 ms).
+ * about 1.5 ms). Applied rows come back without their value: it is the
+ * input's, and sending every value back would double the batch's traffic.
  */
 export const APPLY_WRITES = `
 WITH input AS (
@@ -61,9 +62,9 @@ WITH input AS (
   ON CONFLICT (key) DO UPDATE
     SET value = EXCLUDED.value, version = EXCLUDED.version, deleted = EXCLUDED.deleted, updated_at = EXCLUDED.updated_at
     WHERE t.version < EXCLUDED.version
-  RETURNING t.key, t.value, t.version, t.deleted
+  RETURNING t.key, t.version
 )
-SELECT key, value, version::text AS version, deleted, true AS applied FROM applied
+SELECT key, NULL AS value, version::text AS version, NULL::boolean AS deleted, true AS applied FROM applied
 UNION ALL
 SELECT s.key, s.value, s.version::text, s.deleted, false
 FROM (SELECT key FROM input EXCEPT SELECT key FROM applied) n
@@ -80,6 +81,13 @@ export async function applyWrites(db: Queryable, writes: readonly Write[], horiz
     writes.map(w => w.deleted),
     horizon.toString(),
   ])
+  const byKey = new Map(writes.map(w => [w.key, w]))
+  for (const row of rows) {
+    if (!row.applied) continue
+    const write = byKey.get(row.key) as Write
+    row.value = write.value
+    row.deleted = write.deleted
+  }
   return rows
 }
 

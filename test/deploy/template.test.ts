@@ -105,7 +105,7 @@ describe('deploy template: consumers', () => {
   it('feeds each @rabbitmq consumer from an Amazon MQ event source with the queue, batch and window of app.arc', () => {
     const declared = consumersOf(arc)
     // The literal values guard against the pragma parser and the plugin agreeing on something wrong.
-    expect(declared.map(c => [c.name, c.queue, c.batch, c.windowMs])).toEqual([['add-key', 'add_key', 500, 20], ['del-key', 'del_key', 500, 20]])
+    expect(declared.map(c => [c.name, c.queue, c.batch, c.windowMs])).toEqual([['add-key', 'add_key', 1000, 20], ['del-key', 'del_key', 1000, 20]])
 
     const withMq = functions(staging).filter(([, r]) => eventsOf(r).some(e => e.Type === 'MQ'))
     expect(withMq.map(([name]) => name).sort()).toEqual(['AddKeyCustomLambda', 'DelKeyCustomLambda'])
@@ -119,7 +119,7 @@ describe('deploy template: consumers', () => {
           Broker: { Ref: 'KvarcBrokerArn' },
           Queues: [consumer.queue],
           SourceAccessConfigurations: [{ Type: 'BASIC_AUTH', URI: { Ref: 'KvarcBrokerSecretArn' } }],
-          BatchSize: 500,
+          BatchSize: 1000,
           // 20 ms in app.arc; Lambda takes whole seconds.
           MaximumBatchingWindowInSeconds: 0,
         },
