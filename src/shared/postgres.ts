@@ -9,6 +9,8 @@ import { WRITER_LEASES_TABLE } from './writer-lease.js'
 /** What the store needs of a client: a pool, a client or a transaction all fit. */
 export interface Queryable {
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>
+  /** With a `name`, the statement is prepared once per connection: no parse and plan per call. */
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(config: { name?: string, text: string, values?: unknown[] }): Promise<pg.QueryResult<R>>
 }
 
 export function createPool(databaseUrl: string, max = 10): pg.Pool {

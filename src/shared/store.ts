@@ -27,7 +27,7 @@ export interface StoredValue { value: string | null, version: string, deleted: b
 export const READ_KEY = 'SELECT value, version::text AS version, deleted FROM kv_store WHERE key = $1'
 
 export async function readKey(db: Queryable, key: string): Promise<StoredValue | undefined> {
-  const { rows } = await db.query<StoredValue>(READ_KEY, [key])
+  const { rows } = await db.query<StoredValue>({ name: 'kvarc-read-key', text: READ_KEY, values: [key] })
   return rows[0]
 }
 
@@ -104,39 +104,53 @@ export function collapseWrites(writes: Iterable<Write>): Write[] {
 /**
  * One page of live keys in byte order, after `after`, within `prefix`. The prefix
  * is a range on the primary key ([prefix, upper)), so a page never scans past
- * the keys it can return. The page is bounded twice: by `limit` rows, and by a
- * byte budget ($5) on keys plus values, so a page of large values can never
- * pull hundreds of MiB into one answer (nor exceed Lambda's 6 MB response);
- * it always holds at least one row. `fetched` tells whether rows remain.
+ * the keys it can return. Values above $5 bytes are left out (NULL, with their
+ * size): listKeys fetches the few a page keeps, so a page of large values never
+ * pulls hundreds of MiB across the wire to be cut afterwards.
  */
 export const LIST_KEYS = `
-SELECT key, value, fetched::int FROM (
-  SELECT key, value,
-         row_number() OVER w AS n,
-         sum(octet_length(key) + octet_length(value)) OVER w AS running,
-         count(*) OVER () AS fetched
-  FROM (
-    SELECT key, value FROM kv_store
-    WHERE NOT deleted AND key > $1 AND key >= $2 AND ($3::text IS NULL OR key < $3)
-    ORDER BY key
-    LIMIT $4
-  ) candidates
-  WINDOW w AS (ORDER BY key ROWS UNBOUNDED PRECEDING)
-) page
-WHERE n = 1 OR running <= $5
+SELECT key, CASE WHEN octet_length(value) <= $5 THEN value END AS value, octet_length(value) AS size
+FROM kv_store
+WHERE NOT deleted AND key > $1 AND key >= $2 AND ($3::text IS NULL OR key < $3)
 ORDER BY key
+LIMIT $4
 `
 
-/** Bytes of keys and values one page may carry. */
-export const PAGE_BYTE_BUDGET = 1024 * 1024
+/** The large values a page kept, by key. */
+export const READ_VALUES = 'SELECT key, value FROM kv_store WHERE key = ANY($1::text[]) AND NOT deleted'
 
+/** Bytes of keys and values one page may carry (so it also fits Lambda's 6 MB response). */
+export const PAGE_BYTE_BUDGET = 1024 * 1024
+/** Values up to this size come with the page query; larger ones are fetched once the page is cut. */
+const INLINE_VALUE_BYTES = 16 * 1024
+
+/**
+ * A page bounded twice: `limit` rows, and a byte budget on keys plus values; it
+ * always holds at least one row. `more` tells whether rows remain after it.
+ */
 export async function listKeys(db: Queryable, options: { prefix: string, after: string, limit: number, byteBudget?: number }): Promise<{ rows: { key: string, value: string }[], more: boolean }> {
-  const { rows } = await db.query<{ key: string, value: string, fetched: number }>(LIST_KEYS, [
-    options.after, options.prefix, prefixUpperBound(options.prefix), options.limit + 1, options.byteBudget ?? PAGE_BYTE_BUDGET,
-  ])
-  const fetched = rows[0]?.fetched ?? 0
-  const page = rows.slice(0, options.limit).map(({ key, value }) => ({ key, value }))
-  return { rows: page, more: fetched > page.length }
+  const budget = options.byteBudget ?? PAGE_BYTE_BUDGET
+  const { rows } = await db.query<{ key: string, value: string | null, size: number }>({
+    name: 'kvarc-list-keys',
+    text: LIST_KEYS,
+    values: [options.after, options.prefix, prefixUpperBound(options.prefix), options.limit + 1, INLINE_VALUE_BYTES],
+  })
+  let bytes = 0
+  let kept = 0
+  for (const row of rows.slice(0, options.limit)) {
+    bytes += Buffer.byteLength(row.key) + row.size
+    if (kept > 0 && bytes > budget) break
+    kept++
+  }
+  const page = rows.slice(0, kept)
+  const large = page.filter(row => row.value === null).map(row => row.key)
+  if (large.length > 0) {
+    const fetched = await db.query<{ key: string, value: string }>({ name: 'kvarc-read-values', text: READ_VALUES, values: [large] })
+    const values = new Map(fetched.rows.map(r => [r.key, r.value]))
+    for (const row of page) if (row.value === null) row.value = values.get(row.key) ?? null
+  }
+  // A large value deleted between the two queries leaves the page: it is no longer live.
+  return { rows: page.filter(row => row.value !== null).map(({ key, value }) => ({ key, value: value as string })), more: rows.length > kept }
 }
 
 /**
