@@ -15,21 +15,12 @@ import { loadConfig } from '../src/shared/config.js'
 import { getLogger } from '../src/shared/log.js'
 import { BackingServiceError, prepareBackingServices } from './backing-services.js'
 import { startConsumerHost } from './consumer-host.js'
+import { optionalIntFromEnv } from './env.js'
 import { lazy } from '../src/shared/lazy.js'
 import { openDatabase } from '../src/shared/postgres.js'
 import { startTombstonePurger } from './tombstone-purger.js'
 
-/** Platform settings the shared config module does not know; a bad value fails here, with its name. */
-function optionalInt(name: string, min: number, max: number): number | undefined {
-  const raw = process.env[name]
-  if (raw === undefined || raw === '') return undefined
-  const value = Number(raw)
-  if (!Number.isInteger(value) || value < min || value > max) {
-    console.error(`kvarc consumer host: ${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(raw)}`)
-    process.exit(2)
-  }
-  return value
-}
+const optionalInt = (name: string, min: number, max: number) => optionalIntFromEnv(name, min, max, 'kvarc consumer host')
 
 async function main(): Promise<void> {
   let config

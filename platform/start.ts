@@ -20,6 +20,7 @@ import { loadConfig } from '../src/shared/config.js'
 import { BackingServiceError, redactUrl } from './backing-services.js'
 import { readAppFunctions } from './functions.js'
 import { startStack, StackStartError, type Stack } from './stack.js'
+import { optionalIntFromEnv } from './env.js'
 import { removeStackFile, writeStackFile } from './stack-file.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -56,16 +57,7 @@ function flag(name: string): boolean {
   return value === '1' || value === 'true'
 }
 
-function positiveInt(name: string): number | undefined {
-  const raw = process.env[name]
-  if (raw === undefined || raw === '') return undefined
-  const value = Number(raw)
-  if (!Number.isInteger(value) || value < 1 || value > 64) {
-    console.error(`kvarc: ${name} must be an integer from 1 to 64, got ${JSON.stringify(raw)}`)
-    process.exit(2)
-  }
-  return value
-}
+const positiveInt = (name: string) => optionalIntFromEnv(name, 1, 64, 'kvarc')
 
 async function main(): Promise<void> {
   let config

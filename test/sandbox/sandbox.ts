@@ -6,20 +6,8 @@
  * sandbox leads and reports how it ended.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { createServer } from 'node:net'
+import { freePort } from '../../platform/stack.js'
 
-/** A port that was free a moment ago (the OS picks it). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.unref()
-    server.on('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))))
-    })
-  })
-}
 
 export interface Sandbox {
   url: string
@@ -28,6 +16,8 @@ export interface Sandbox {
   /** SIGINT to the group; SIGKILL after `graceMs`. Resolves with how the process ended. */
   stop(graceMs?: number): Promise<{ code: number | null, signal: NodeJS.Signals | null, killed: boolean }>
 }
+
+export { freePort }
 
 export async function startSandbox(env: Record<string, string>, options: { timeoutMs?: number } = {}): Promise<Sandbox> {
   const port = await freePort()
