@@ -3,9 +3,8 @@
  * with a `detail` string a person can act on — never a 5xx, never HTML — and
  * nothing bad reaches the queues.
  */
-import { connect } from 'amqplib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { httpEvent, isolate, type Isolated } from '../../test/support/isolated.js'
+import { httpEvent, isolate, type Isolated, declareQueues } from '../../test/support/isolated.js'
 import { queueDepth } from '../../test/support/kv.js'
 import { handler as deleteApi } from '../http/delete-api/index.js'
 import { handler as getApiAll } from '../http/get-api-all/index.js'
@@ -13,16 +12,13 @@ import { handler as getApi } from '../http/get-api/index.js'
 import { handler as putApi } from '../http/put-api/index.js'
 import type { HttpResult } from './http.js'
 import { MAX_BODY_BYTES, MAX_KEY_BYTES, MAX_VALUE_BYTES } from './limits.js'
-import { assertQueues } from './queue.js'
 
 let iso: Isolated
 
 beforeAll(async () => {
   iso = await isolate('bad')
   Object.assign(process.env, iso.env)
-  const connection = await connect(iso.env.AMQP_URL!)
-  await assertQueues(await connection.createChannel(), [iso.config.addQueue, iso.config.delQueue])
-  await connection.close()
+  await declareQueues(iso)
 })
 
 afterAll(async () => {

@@ -4,19 +4,17 @@
  * wins in any delivery order (property test), and cache fills that can never
  * overwrite a newer entry.
  */
-import { connect } from 'amqplib'
 import fc from 'fast-check'
 import { Redis } from 'ioredis'
 import type pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { httpEvent, isolate, type Isolated } from '../../test/support/isolated.js'
+import { httpEvent, isolate, type Isolated, declareQueues } from '../../test/support/isolated.js'
 import { allRows, bodyOf, cachedEntry, writeMessage } from '../../test/support/kv.js'
 import { handler as addKey } from '../consumers/add-key/index.js'
 import { handler as delKey } from '../consumers/del-key/index.js'
 import { handler as getApi } from '../http/get-api/index.js'
 import { ABSENT_VERSION, cacheGet, cacheSetIfNewer, createRedis, type CacheOptions } from './cache.js'
 import { openDatabase } from './postgres.js'
-import { assertQueues } from './queue.js'
 import { buildRmqEvent, type DeliveredMessage } from './rmq-event.js'
 import { readKey } from './store.js'
 import { versionAtMillis } from './version.js'
@@ -40,9 +38,7 @@ beforeAll(async () => {
   redis = new Redis(iso.env.REDIS_URL!)
   cache = createRedis(iso.env.REDIS_URL!)
   cacheOptions = { prefix: iso.config.cachePrefix, ttlSeconds: iso.config.cacheTtlSeconds, negativeTtlSeconds: iso.config.negativeTtlSeconds }
-  const connection = await connect(iso.env.AMQP_URL!)
-  await assertQueues(await connection.createChannel(), [iso.config.addQueue, iso.config.delQueue])
-  await connection.close()
+  await declareQueues(iso)
 })
 
 afterAll(async () => {

@@ -13,7 +13,7 @@ import { randomBytes } from 'node:crypto'
 import { Redis } from 'ioredis'
 import pg from 'pg'
 import { loadConfig, type Config } from '../../src/shared/config.js'
-import { deadLetterQueueName } from '../../src/shared/queue.js'
+import { assertQueues, deadLetterQueueName } from '../../src/shared/queue.js'
 
 export const SERVICES = {
   postgres: process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432',
@@ -100,5 +100,15 @@ export function httpEvent(method: string, path: string, options: { query?: strin
     requestContext: { http: { method, path, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'test' }, routeKey, timeEpoch: Math.floor(Date.now() / 1000) },
     ...(options.body === undefined ? {} : { body: options.body }),
     isBase64Encoded: options.base64 ?? false,
+  }
+}
+
+/** Declares an isolated environment's queues (and dead-letter queues) up front, so "nothing was queued" can be checked before the first write. */
+export async function declareQueues(iso: Isolated): Promise<void> {
+  const connection = await connect(SERVICES.amqp)
+  try {
+    await assertQueues(await connection.createChannel(), [iso.config.addQueue, iso.config.delQueue])
+  } finally {
+    await connection.close()
   }
 }

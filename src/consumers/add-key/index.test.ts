@@ -5,15 +5,14 @@
  * to `<queue>.dlq` with its reason while the rest of the batch applies, and the
  * tombstone horizon drops writes too old to trust.
  */
-import { connect } from 'amqplib'
 import { Redis } from 'ioredis'
 import type pg from 'pg'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { isolate, type Isolated } from '../../../test/support/isolated.js'
+import { isolate, type Isolated, declareQueues } from '../../../test/support/isolated.js'
 import { allRows, cachedEntry, rawMessage, takeMessages, writeMessage } from '../../../test/support/kv.js'
 import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from '../../shared/limits.js'
 import { openDatabase } from '../../shared/postgres.js'
-import { assertQueues, deadLetterQueueName, REASON_HEADER } from '../../shared/queue.js'
+import { deadLetterQueueName, REASON_HEADER } from '../../shared/queue.js'
 import { buildRmqEvent, type DeliveredMessage } from '../../shared/rmq-event.js'
 import { applyWrites, purgeTombstones } from '../../shared/store.js'
 import { versionAtMillis } from '../../shared/version.js'
@@ -39,9 +38,7 @@ beforeAll(async () => {
   Object.assign(process.env, iso.env)
   db = await openDatabase(iso.env.DATABASE_URL!, 2)
   redis = new Redis(iso.env.REDIS_URL!)
-  const connection = await connect(iso.env.AMQP_URL!)
-  await assertQueues(await connection.createChannel(), [iso.config.addQueue, iso.config.delQueue])
-  await connection.close()
+  await declareQueues(iso)
 })
 
 afterAll(async () => {

@@ -3,12 +3,11 @@
  * event source retries the batch and acknowledges nothing), and nothing is
  * dead-lettered — not even the poison in the batch, which goes once the batch applies.
  */
-import { connect } from 'amqplib'
 import { Redis } from 'ioredis'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { isolate, type Isolated } from '../../../test/support/isolated.js'
+import { isolate, type Isolated, declareQueues } from '../../../test/support/isolated.js'
 import { cachedEntry, queueDepth, rawMessage, writeMessage } from '../../../test/support/kv.js'
-import { assertQueues, deadLetterQueueName } from '../../shared/queue.js'
+import { deadLetterQueueName } from '../../shared/queue.js'
 import { buildRmqEvent } from '../../shared/rmq-event.js'
 import { versionAtMillis } from '../../shared/version.js'
 import { handler } from './index.js'
@@ -20,9 +19,7 @@ beforeAll(async () => {
   iso = await isolate('addpgdown')
   Object.assign(process.env, iso.env, { DATABASE_URL: `postgres://postgres@127.0.0.1:1/${iso.id}` })
   redis = new Redis(iso.env.REDIS_URL!)
-  const connection = await connect(iso.env.AMQP_URL!)
-  await assertQueues(await connection.createChannel(), [iso.config.addQueue, iso.config.delQueue])
-  await connection.close()
+  await declareQueues(iso)
 })
 
 afterAll(async () => {

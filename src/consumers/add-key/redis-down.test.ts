@@ -3,13 +3,12 @@
  * PostgreSQL, but the invocation fails so the batch is retried until the cache
  * can be brought to the same state; nothing is dead-lettered meanwhile.
  */
-import { connect } from 'amqplib'
 import type pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { isolate, type Isolated } from '../../../test/support/isolated.js'
+import { isolate, type Isolated, declareQueues } from '../../../test/support/isolated.js'
 import { queueDepth, rawMessage, writeMessage } from '../../../test/support/kv.js'
 import { openDatabase } from '../../shared/postgres.js'
-import { assertQueues, deadLetterQueueName } from '../../shared/queue.js'
+import { deadLetterQueueName } from '../../shared/queue.js'
 import { buildRmqEvent } from '../../shared/rmq-event.js'
 import { readKey } from '../../shared/store.js'
 import { versionAtMillis } from '../../shared/version.js'
@@ -22,9 +21,7 @@ beforeAll(async () => {
   iso = await isolate('addredisdown')
   Object.assign(process.env, iso.env, { REDIS_URL: 'redis://127.0.0.1:1' })
   db = await openDatabase(iso.env.DATABASE_URL!, 1)
-  const connection = await connect(iso.env.AMQP_URL!)
-  await assertQueues(await connection.createChannel(), [iso.config.addQueue, iso.config.delQueue])
-  await connection.close()
+  await declareQueues(iso)
 })
 
 afterAll(async () => {

@@ -3,14 +3,13 @@
  * PostgreSQL and short negative entries (or version markers) in Redis, older deletes change nothing,
  * redelivery is harmless, poison goes to `<queue>.dlq` with its reason.
  */
-import { connect } from 'amqplib'
 import { Redis } from 'ioredis'
 import type pg from 'pg'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { isolate, type Isolated } from '../../../test/support/isolated.js'
+import { isolate, type Isolated, declareQueues } from '../../../test/support/isolated.js'
 import { allRows, cachedEntry, rawMessage, takeMessages, writeMessage } from '../../../test/support/kv.js'
 import { openDatabase } from '../../shared/postgres.js'
-import { assertQueues, deadLetterQueueName, REASON_HEADER } from '../../shared/queue.js'
+import { deadLetterQueueName, REASON_HEADER } from '../../shared/queue.js'
 import { buildRmqEvent, type DeliveredMessage } from '../../shared/rmq-event.js'
 import { applyWrites } from '../../shared/store.js'
 import { versionAtMillis } from '../../shared/version.js'
@@ -32,9 +31,7 @@ beforeAll(async () => {
   Object.assign(process.env, iso.env)
   db = await openDatabase(iso.env.DATABASE_URL!, 2)
   redis = new Redis(iso.env.REDIS_URL!)
-  const connection = await connect(iso.env.AMQP_URL!)
-  await assertQueues(await connection.createChannel(), [iso.config.addQueue, iso.config.delQueue])
-  await connection.close()
+  await declareQueues(iso)
 })
 
 afterAll(async () => {

@@ -3,12 +3,10 @@
  * AMQP (a black hole, the worse kind of outage): 503 with Retry-After once the
  * connect times out, nothing claimed queued. Its own file: config is read once per process.
  */
-import { connect } from 'amqplib'
 import { createServer, type Server, type Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { httpEvent, isolate, SERVICES, type Isolated } from '../../../test/support/isolated.js'
+import { httpEvent, isolate, SERVICES, type Isolated, declareQueues } from '../../../test/support/isolated.js'
 import { bodyOf, queueDepth } from '../../../test/support/kv.js'
-import { assertQueues } from '../../shared/queue.js'
 import { handler } from './index.js'
 
 let iso: Isolated
@@ -26,9 +24,7 @@ beforeAll(async () => {
   const port = (blackHole.address() as { port: number }).port
   iso = await isolate('deldown')
   Object.assign(process.env, iso.env, { AMQP_URL: `amqp://guest:guest@127.0.0.1:${port}` })
-  const connection = await connect(SERVICES.amqp)
-  await assertQueues(await connection.createChannel(), [iso.config.addQueue, iso.config.delQueue])
-  await connection.close()
+  await declareQueues(iso)
 })
 
 afterAll(async () => {

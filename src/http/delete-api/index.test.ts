@@ -2,12 +2,10 @@
  * DELETE /api?key=K through the handler: 200 only with the tombstone message on
  * the durable delete queue; 422 with exact bodies and nothing queued.
  */
-import { connect } from 'amqplib'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { httpEvent, isolate, type Isolated } from '../../../test/support/isolated.js'
+import { httpEvent, isolate, type Isolated, declareQueues } from '../../../test/support/isolated.js'
 import { bodyOf, queueDepth, takeMessages } from '../../../test/support/kv.js'
 import { MAX_KEY_BYTES } from '../../shared/limits.js'
-import { assertQueues } from '../../shared/queue.js'
 import { parseVersion } from '../../shared/version.js'
 import { handler } from './index.js'
 
@@ -19,9 +17,7 @@ const JSON_TYPE = 'application/json; charset=utf-8'
 beforeAll(async () => {
   iso = await isolate('del')
   Object.assign(process.env, iso.env)
-  const connection = await connect(iso.env.AMQP_URL!)
-  await assertQueues(await connection.createChannel(), [iso.config.addQueue, iso.config.delQueue])
-  await connection.close()
+  await declareQueues(iso)
 })
 
 afterAll(async () => {

@@ -3,11 +3,9 @@
  * with Retry-After, a JSON detail, and nothing claimed queued. Its own file,
  * because config is read once per process.
  */
-import { connect } from 'amqplib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { httpEvent, isolate, SERVICES, type Isolated } from '../../../test/support/isolated.js'
+import { httpEvent, isolate, SERVICES, type Isolated, declareQueues } from '../../../test/support/isolated.js'
 import { bodyOf, queueDepth } from '../../../test/support/kv.js'
-import { assertQueues } from '../../shared/queue.js'
 import { handler } from './index.js'
 
 let iso: Isolated
@@ -19,9 +17,7 @@ beforeAll(async () => {
   // Port 1 on loopback: nothing listens there, so every connect is refused at once.
   Object.assign(process.env, iso.env, { AMQP_URL: 'amqp://guest:guest@127.0.0.1:1' })
   // The real queues exist, so "nothing queued" can be checked on them.
-  const connection = await connect(SERVICES.amqp)
-  await assertQueues(await connection.createChannel(), [iso.config.addQueue, iso.config.delQueue])
-  await connection.close()
+  await declareQueues(iso)
 })
 
 afterAll(async () => {

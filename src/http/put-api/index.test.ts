@@ -2,12 +2,10 @@
  * PUT /api through the handler: 200 only with the message really on the
  * durable queue, 413 and 422 with exact bodies and nothing queued.
  */
-import { connect } from 'amqplib'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { httpEvent, isolate, type Isolated } from '../../../test/support/isolated.js'
+import { httpEvent, isolate, type Isolated, declareQueues } from '../../../test/support/isolated.js'
 import { bodyOf, queueDepth, takeMessages } from '../../../test/support/kv.js'
 import { MAX_BODY_BYTES, MAX_KEY_BYTES, MAX_VALUE_BYTES } from '../../shared/limits.js'
-import { assertQueues } from '../../shared/queue.js'
 import { parseVersion } from '../../shared/version.js'
 import { handler } from './index.js'
 
@@ -21,9 +19,7 @@ beforeAll(async () => {
   iso = await isolate('put')
   Object.assign(process.env, iso.env)
   // Declared up front so "nothing was queued" can be checked before the first successful PUT.
-  const connection = await connect(iso.env.AMQP_URL!)
-  await assertQueues(await connection.createChannel(), [iso.config.addQueue, iso.config.delQueue])
-  await connection.close()
+  await declareQueues(iso)
 })
 
 afterAll(async () => {

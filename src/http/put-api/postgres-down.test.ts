@@ -2,11 +2,9 @@
  * PUT /api when PostgreSQL is unreachable at the writer's cold start (it draws
  * its writer id there): 503 with Retry-After, nothing queued.
  */
-import { connect } from 'amqplib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { httpEvent, isolate, type Isolated } from '../../../test/support/isolated.js'
+import { httpEvent, isolate, type Isolated, declareQueues } from '../../../test/support/isolated.js'
 import { bodyOf, queueDepth } from '../../../test/support/kv.js'
-import { assertQueues } from '../../shared/queue.js'
 import { handler } from './index.js'
 
 let iso: Isolated
@@ -14,9 +12,7 @@ let iso: Isolated
 beforeAll(async () => {
   iso = await isolate('putpgdown')
   Object.assign(process.env, iso.env, { DATABASE_URL: `postgres://postgres@127.0.0.1:1/${iso.id}` })
-  const connection = await connect(iso.env.AMQP_URL!)
-  await assertQueues(await connection.createChannel(), [iso.config.addQueue, iso.config.delQueue])
-  await connection.close()
+  await declareQueues(iso)
 })
 
 afterAll(async () => {
