@@ -362,10 +362,14 @@ function observerFor(routeKey: string, metrics: Metrics, config: Config): Route[
   if (routeKey === 'GET /api') {
     const hit = metrics.cacheReads.labels('redis')
     const miss = metrics.cacheReads.labels('postgres')
+    // `source` sits near the end of the answer ({data, source, version}): look only at the tail,
+    // so a GET of a 1 MiB value does not cost a 1 MiB scan.
+    const TAIL = 96
     return (status, body) => {
       if (status !== 200 || typeof body !== 'string') return
-      if (body.includes('"source":"redis"')) hit.inc()
-      else if (body.includes('"source":"postgres"')) miss.inc()
+      const from = Math.max(0, body.length - TAIL)
+      if (body.indexOf('"source":"redis"', from) !== -1) hit.inc()
+      else if (body.indexOf('"source":"postgres"', from) !== -1) miss.inc()
     }
   }
   const queue = routeKey === 'PUT /api' ? config.addQueue : routeKey === 'DELETE /api' ? config.delQueue : undefined
