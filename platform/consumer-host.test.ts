@@ -177,9 +177,13 @@ describe('consumer host', () => {
     const health = await fetch(`${host.url}/health`)
     expect(health.status).toBe(200)
     const readiness = await fetch(`${host.url}/ready`)
-    expect(await readiness.json()).toEqual({ status: 'ready', consuming: [iso.config.addQueue, iso.config.delQueue] })
+    expect(await readiness.json()).toEqual({
+      status: 'ready', consuming: [iso.config.addQueue, iso.config.delQueue],
+      held: { [iso.config.addQueue]: 0, [iso.config.delQueue]: 0 },
+    })
     const metrics = await (await fetch(`${host.url}/metrics`)).text()
     expect(metrics).toContain('kvarc_consumer_batches_total')
+    expect(metrics).toMatch(/kvarc_consumer_messages_held\{[^}]*consumer="add-key"[^}]*\} 0/)
     expect((await fetch(`${host.url}/nope`)).status).toBe(404)
     await host.close()
   })
@@ -193,6 +197,9 @@ describe('consumer host', () => {
     // Act / Assess: it keeps failing and retrying...
     await eventually(async () => (await counted(host.metrics.batches, { outcome: 'failed' })) >= 3, 'three failed attempts')
     expect(await rowsWithPrefix('outage-')).toBe(0)
+    // The broker counts them unacknowledged, maybe seconds late; the host knows at once (what "drained" checks).
+    const readiness = await (await fetch(`${host.url}/ready`)).json() as { held: Record<string, number> }
+    expect(readiness.held[iso.config.addQueue]).toBe(50)
     // ...and shutting down during the outage gives the messages back instead of acknowledging them.
     await host.close()
     expect(await settledReady(iso.config.addQueue)).toBe(50)

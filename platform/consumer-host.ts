@@ -195,11 +195,13 @@ function serveMetrics(metrics: Metrics, consumers: readonly RunningConsumer[], p
     if (path === '/health') return answer(res, 200, { status: 'ok' })
     if (path === '/ready') {
       const down = consumers.filter(c => !c.source.connected).map(c => c.queue)
+      const held = Object.fromEntries(consumers.map(c => [c.queue, c.source.messagesHeld]))
       return down.length === 0
-        ? answer(res, 200, { status: 'ready', consuming: consumers.map(c => c.queue) })
+        ? answer(res, 200, { status: 'ready', consuming: consumers.map(c => c.queue), held })
         : answer(res, 503, { detail: `not consuming ${down.join(', ')}: reconnecting to RabbitMQ` })
     }
     if (path === '/metrics') {
+      for (const c of consumers) metrics.messagesHeld.set({ consumer: c.name }, c.source.messagesHeld)
       metrics.registry.metrics().then(text => {
         res.writeHead(200, { 'content-type': metrics.registry.contentType })
         res.end(text)

@@ -71,6 +71,19 @@ export class RabbitEventSource {
     return this.inFlight.size
   }
 
+  /**
+   * Messages delivered to this source and not yet acknowledged: buffered,
+   * being applied, or applied and waiting for an earlier batch's ack. The
+   * broker's own count of unacknowledged messages can lag by seconds (a quorum
+   * queue publishes its statistics on a timer), so "drained" is only certain
+   * when this is zero too.
+   */
+  get messagesHeld(): number {
+    let held = this.buffer.length
+    for (const batch of this.pendingAcks) held += batch.messages.length
+    return held
+  }
+
   private async connectOnce(): Promise<void> {
     const connection = await connect(this.options.url, { timeout: 3000 })
     try {

@@ -26,6 +26,7 @@ export function createMetrics(labels: Record<string, string> = {}) {
       name: 'kvarc_consumer_batch_duration_seconds', help: 'Consumer batch invocation time', labelNames: ['consumer'], registers: [registry],
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
     }),
+    messagesHeld: new Gauge({ name: 'kvarc_consumer_messages_held', help: 'Messages a consumer holds unacknowledged: buffered, being applied or awaiting an earlier batch (read at scrape time)', labelNames: ['consumer'], registers: [registry] }),
     queueDepth: new Gauge({ name: 'kvarc_queue_messages', help: 'Messages ready in a queue (read at scrape time)', labelNames: ['queue'], registers: [registry] }),
   }
 }

@@ -21,6 +21,7 @@
 import http from 'node:http'
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
+import { readStackFile } from '../platform/stack-file.js'
 import { loadConfig } from '../src/shared/config.js'
 import { waitDrained } from '../test/faults/harness/inspect.js'
 import { startFaultStack, type FaultStack } from '../test/faults/harness/stack.js'
@@ -205,7 +206,11 @@ async function main(): Promise<void> {
     console.error(`soak: ${fmt(flags.requests)} PUTs on ${fmt(flags.keys)} keys at concurrency ${flags.concurrency} through ${url.origin}`)
     const newest = new Map<string, Newest>()
     const { counts, wallMs } = await drive(url, flags, runId, newest)
-    const drainMs = await waitDrained(config.amqpUrl, [config.addQueue, config.delQueue], 30 * 60_000)
+    // The consumer hosts say what they still hold: the broker's unacknowledged count can lag.
+    const consumerUrls = stack
+      ? stack.target.consumerUrls?.() ?? []
+      : (readStackFile(Number(url.port || 80))?.hosts ?? []).filter(h => h.role === 'consumer').map(h => h.url)
+    const drainMs = await waitDrained(config.amqpUrl, [config.addQueue, config.delQueue], 30 * 60_000, consumerUrls)
     const verifyStarted = Date.now()
     const result = await verifyAll(config.databaseUrl, runId, newest)
     const verifyMs = Date.now() - verifyStarted

@@ -37,7 +37,7 @@ async function api(method: string, path: string, body?: unknown): Promise<{ stat
 }
 
 async function drained(): Promise<void> {
-  await waitDrained(fs.target.amqpUrl, [fs.target.addQueue, fs.target.delQueue], 20_000)
+  await waitDrained(fs.target.amqpUrl, [fs.target.addQueue, fs.target.delQueue], 20_000, fs.target.consumerUrls?.())
 }
 
 async function purge(...args: string[]): Promise<string> {

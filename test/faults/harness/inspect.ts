@@ -103,24 +103,48 @@ export async function readyCounts(amqpUrl: string, names: readonly string[]): Pr
   }
 }
 
+/** Messages the consumer hosts at `consumerUrls` hold unacknowledged for `queues` (their /ready); undefined while one does not answer ready. */
+async function heldByConsumers(consumerUrls: readonly string[], queues: readonly string[]): Promise<number | undefined> {
+  let held = 0
+  for (const url of consumerUrls) {
+    const response = await fetch(`${url}/ready`, { signal: AbortSignal.timeout(3000) }).catch(() => undefined)
+    if (!response?.ok) return undefined
+    const body = await response.json() as { held?: Record<string, number> }
+    for (const queue of queues) held += body.held?.[queue] ?? 0
+  }
+  return held
+}
+
 /**
- * Waits until the write queues hold nothing, ready or unacknowledged: polls the
- * cheap ready count, then confirms with rabbitmqctl. Returns the milliseconds
- * it took; throws with the last state after `timeoutMs`.
+ * Waits until the write queues hold nothing: no message ready (AMQP, exact),
+ * none held by a consumer host (its /ready, exact), and rabbitmqctl agreeing,
+ * twice in a row 200 ms apart, so a message in flight between broker and
+ * consumer is not missed. The consumer hosts' word is needed because
+ * rabbitmqctl's unacknowledged count for a quorum queue is refreshed on a
+ * timer: it read 0 while a consumer still held thousands of messages it was
+ * retrying during a Redis outage, and a check trusting it alone ran the
+ * verifier early. Returns the milliseconds it took; throws with the last
+ * state after `timeoutMs`.
  */
-export async function waitDrained(amqpUrl: string, queues: readonly string[], timeoutMs: number): Promise<number> {
+export async function waitDrained(amqpUrl: string, queues: readonly string[], timeoutMs: number, consumerUrls: readonly string[] = []): Promise<number> {
   const started = Date.now()
   let last = 'not checked'
+  let cleanInARow = 0
   while (Date.now() - started < timeoutMs) {
     try {
       const ready = await readyCounts(amqpUrl, queues)
       last = `ready ${queues.map((q, i) => `${q}=${ready[i]}`).join(' ')}`
-      if (ready.every(n => n === 0)) {
+      const held = ready.every(n => n === 0) ? await heldByConsumers(consumerUrls, queues) : undefined
+      if (held !== undefined) last += `; held by consumer hosts ${held}`
+      if (held === 0) {
         const states = await queueStates(queues)
         last = states.map(s => `${s.name}: ${s.messages} messages, ${s.unacknowledged} unacked, ${s.consumers} consumers`).join('; ')
-        if (states.every(s => s.messages === 0)) return Date.now() - started
-      }
+        if (states.every(s => s.messages === 0)) cleanInARow++
+        else cleanInARow = 0
+      } else cleanInARow = 0
+      if (cleanInARow >= 2) return Date.now() - started
     } catch (error) {
+      cleanInARow = 0
       last = `broker not answering: ${(error as Error).message}`
     }
     await sleep(200)

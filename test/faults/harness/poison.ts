@@ -90,7 +90,7 @@ export async function runPoison(target: Target, options: { writerId?: number, dr
   }
 
   const queues = [target.addQueue, target.delQueue]
-  const drainMs = await waitDrained(target.amqpUrl, queues, options.drainTimeoutMs ?? 60_000)
+  const drainMs = await waitDrained(target.amqpUrl, queues, options.drainTimeoutMs ?? 60_000, target.consumerUrls?.())
   const deadLetters = await takeDeadLetters(target.amqpUrl, queues)
 
   const remaining = [...deadLetters]

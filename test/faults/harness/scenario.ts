@@ -21,6 +21,8 @@ export interface Target {
   addQueue: string
   delQueue: string
   cachePrefix: string
+  /** The stack's consumer hosts (their /ready tells what they still hold); none when unknown. */
+  consumerUrls?: () => string[]
 }
 
 export interface Fault {
@@ -179,7 +181,7 @@ export async function runScenario(target: Target, fault: Fault, options: Scenari
   }
 
   const queues = [target.addQueue, target.delQueue]
-  const drainMs = await waitDrained(target.amqpUrl, queues, options.drainTimeoutMs)
+  const drainMs = await waitDrained(target.amqpUrl, queues, options.drainTimeoutMs, target.consumerUrls?.())
   const records = [...load.records, ...probeRecords]
   const rows = await readRows(target.databaseUrl, prefix)
   const cache = await readCache(target.redisUrl, target.cachePrefix, new Set(records.map(r => r.key)))

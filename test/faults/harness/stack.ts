@@ -84,6 +84,7 @@ export async function startFaultStack(options: FaultStackOptions, output = new O
     const target: Target = {
       url: running.url, databaseUrl: config.databaseUrl, redisUrl: config.redisUrl, amqpUrl: config.amqpUrl,
       addQueue: config.addQueue, delQueue: config.delQueue, cachePrefix: config.cachePrefix,
+      consumerUrls: () => running.processes().filter(p => p.role === 'consumer').map(p => p.url),
     }
     let closing: Promise<void> | undefined
     return {
