@@ -74,13 +74,21 @@ CROSS JOIN LATERAL (SELECT * FROM kv_store s WHERE s.key = n.key) s
 /** Applies a batch (one write per key) in one statement; returns each touched key's final state. */
 export async function applyWrites(db: Queryable, writes: readonly Write[], horizon: bigint): Promise<RowState[]> {
   if (writes.length === 0) return []
-  const { rows } = await db.query<RowState>(APPLY_WRITES, [
-    writes.map(w => w.key),
-    writes.map(w => w.value),
-    writes.map(w => w.version.toString()),
-    writes.map(w => w.deleted),
-    horizon.toString(),
-  ])
+  // Named: prepared once per connection, so a batch pays no parse and plan (0.9 ms of PostgreSQL
+  // CPU each, paid by every small batch of a steady trickle). Its generic plan, which PostgreSQL
+  // may settle on after five runs, keeps the primary-key probes (EXPLAIN ANALYZE with
+  // plan_cache_mode = force_generic_plan, 500 writes on 100,000 rows: 4.3 ms).
+  const { rows } = await db.query<RowState>({
+    name: 'kvarc-apply-writes',
+    text: APPLY_WRITES,
+    values: [
+      writes.map(w => w.key),
+      writes.map(w => w.value),
+      writes.map(w => w.version.toString()),
+      writes.map(w => w.deleted),
+      horizon.toString(),
+    ],
+  })
   const byKey = new Map(writes.map(w => [w.key, w]))
   for (const row of rows) {
     if (!row.applied) continue
