@@ -145,18 +145,21 @@ describe('npm run status', () => {
     expect(report.traffic.appliedPerSecond).toBeGreaterThan(0)
     expect(report.traffic.appliedTotal).toBeGreaterThan(0)
     expect(report.traffic.requestsPerSecond).toBeGreaterThan(0)
+    expect(report.traffic.heldByConsumers).toEqual(expect.any(Number)) // the consumer host's gauge was scraped
     expect(report.services.postgres.keys).toBeGreaterThanOrEqual(3)
     const text = renderStatus(report)
     expect(text).toContain('all up')
     expect(text).toMatch(/up {4}http:\/\/127\.0\.0\.1:\d+ +consumer\b/)
     expect(text).toMatch(/up {4}http:\/\/127\.0\.0\.1:\d+ +http-1, up \d+s/)
     expect(text).toMatch(/applied\/s {7}[\d,]+ /)
+    expect(text).toMatch(/held unacked {4}[\d,]+ /)
 
     // Through the front door alone: the HTTP hosts' metrics, and a note instead of applied/s.
     expect(frontOnly.hosts.map(h => [h.role, h.ok])).toEqual([['front', true]])
     expect(frontOnly.traffic.sources.length).toBeGreaterThanOrEqual(1)
     expect(frontOnly.traffic.sources.every(name => name.startsWith('http-'))).toBe(true)
     expect(frontOnly.traffic.appliedPerSecond).toBeNull()
+    expect(frontOnly.traffic.heldByConsumers).toBeNull()
     expect(frontOnly.traffic.note).toContain('KVARC_HOSTS')
     expect(renderStatus(frontOnly)).toContain('applied/s       unknown')
   })

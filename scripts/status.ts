@@ -67,6 +67,8 @@ export interface StatusReport {
     cacheHitRatio: number | null
     appliedTotal: number | null
     appliedPerSecond: number | null
+    /** Messages the consumer hosts hold unacknowledged (buffered or being applied); null without their metrics. */
+    heldByConsumers: number | null
     requestsPerSecond: number | null
     note?: string
   }
@@ -218,6 +220,12 @@ export function parsePrometheus(text: string): Sample[] {
   return samples
 }
 
+/** Messages held by the consumer hosts among these samples; null when no consumer host's gauge is there. */
+function heldBy(samples: Sample[]): number | null {
+  const held = samples.filter(s => s.name === 'kvarc_consumer_messages_held')
+  return held.length === 0 ? null : total(held, 'kvarc_consumer_messages_held')
+}
+
 function total(samples: Sample[], name: string, labels: Record<string, string> = {}): number {
   let sum = 0
   for (const s of samples) {
@@ -260,7 +268,7 @@ async function scrapeAll(sources: string[], viaFront: boolean, timeoutMs: number
  * behind the front door: applied/s needs their URL in KVARC_HOSTS.
  */
 async function sampleTraffic(sources: string[], sampleMs: number, timeoutMs: number, viaFront: boolean, names: Map<string, string>): Promise<StatusReport['traffic']> {
-  const empty = { sources: [], sampleSeconds: sampleMs / 1000, cacheHits: null, cacheMisses: null, cacheHitRatio: null, appliedTotal: null, appliedPerSecond: null, requestsPerSecond: null }
+  const empty = { sources: [], sampleSeconds: sampleMs / 1000, cacheHits: null, cacheMisses: null, cacheHitRatio: null, appliedTotal: null, appliedPerSecond: null, heldByConsumers: null, requestsPerSecond: null }
   const first = await scrapeAll(sources, viaFront, timeoutMs, names)
   const firstAt = performance.now()
   if (first.size === 0) return { ...empty, note: 'no host answered GET /metrics' }
@@ -287,6 +295,7 @@ async function sampleTraffic(sources: string[], sampleMs: number, timeoutMs: num
     cacheHitRatio: hits + misses === 0 ? null : hits / (hits + misses),
     appliedTotal: viaFront ? null : applied(after),
     appliedPerSecond: viaFront ? null : rate(applied),
+    heldByConsumers: viaFront ? null : heldBy([...second.values()].flat()),
     requestsPerSecond: rate(requests),
     ...(viaFront ? { note: 'through the front door only: applied/s needs the consumer host\'s URL in KVARC_HOSTS (npm start prints it)' } : {}),
   }
@@ -387,6 +396,7 @@ export function renderStatus(report: StatusReport, style: Style = plain): string
     const ratio = t.cacheHitRatio === null ? 'no reads yet' : `${(t.cacheHitRatio * 100).toFixed(1)} %  ${style.dim(`(${number(t.cacheHits)} hits / ${number(t.cacheMisses)} misses)`)}`
     out.push(`  cache hit ratio ${ratio}`)
     out.push(`  applied/s       ${t.appliedPerSecond === null ? style.warn('unknown') : `${number(t.appliedPerSecond)}  ${style.dim(`(${number(t.appliedTotal)} applied since the hosts started)`)}`}`)
+    if (t.heldByConsumers !== null) out.push(`  held unacked    ${number(t.heldByConsumers)}  ${style.dim('(delivered to consumer hosts, not yet applied and acknowledged)')}`)
     out.push(`  requests/s      ${number(t.requestsPerSecond)}`)
     if (t.note) out.push(style.dim(`  (${t.note})`))
   }
