@@ -487,16 +487,24 @@ describe('operator endpoints', () => {
   })
 
   it('/metrics counts requests by route and status, cache reads, publishes and queue depths', async () => {
+    const sampleOf = (text: string) => (name: string, labels: string) => {
+      const line = text.split('\n').find(l => l.startsWith(`${name}{`) && labels.split(',').every(label => l.includes(label)))
+      return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1))
+    }
     await call(host.url, 'GET', '/api?key=both')
+    const before = sampleOf((await call(host.url, 'GET', '/metrics')).text)
+    await call(host.url, 'GET', '/api?key=absent-for-metrics') // a 404 from PostgreSQL...
+    await call(host.url, 'GET', '/api?key=absent-for-metrics') // ...then from its negative cache entry: a hit
     await call(host.url, 'PUT', '/api', { headers: { 'content-type': 'application/json' }, body: '{"key":"m","value":"1"}' })
     const metrics = await call(host.url, 'GET', '/metrics')
     expect(metrics.status).toBe(200)
     expect(metrics.headers['cache-control']).toBe('no-store')
     expect(metrics.headers['content-type']).toMatch(/^text\/plain/)
     const text = metrics.text
-    const sample = (name: string, labels: string) => {
-      const line = text.split('\n').find(l => l.startsWith(`${name}{`) && labels.split(',').every(label => l.includes(label)))
-      return line === undefined ? undefined : Number(line.slice(line.lastIndexOf(' ') + 1))
+    const sample = sampleOf(text)
+    for (const source of ['redis', 'postgres']) {
+      expect(sample('kvarc_cache_reads_total', `source="${source}"`), `404s count as cache reads from ${source}`)
+        .toBe((before('kvarc_cache_reads_total', `source="${source}"`) ?? 0) + 1)
     }
     expect(sample('kvarc_http_requests_total', 'route="GET /api",status="404",host="test-a"')).toBeGreaterThanOrEqual(1)
     expect(sample('kvarc_http_requests_total', 'route="GET /api",status="200"')).toBeGreaterThanOrEqual(1)

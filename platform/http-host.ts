@@ -102,7 +102,7 @@ interface Route {
   counts: Map<number, { inc(): void }>
   latency: { observe(seconds: number): void }
   /** Derives cache / publish metrics from a 2xx/5xx answer without the function's help. */
-  observe?: (status: number, body: string | Buffer) => void
+  observe?: (status: number, headers: Record<string, string | string[]>) => void
 }
 
 interface PatternRoute {
@@ -362,14 +362,11 @@ function observerFor(routeKey: string, metrics: Metrics, config: Config): Route[
   if (routeKey === 'GET /api') {
     const hit = metrics.cacheReads.labels('redis')
     const miss = metrics.cacheReads.labels('postgres')
-    // `source` sits near the end of the answer ({data, source, version}): look only at the tail,
-    // so a GET of a 1 MiB value does not cost a 1 MiB scan.
-    const TAIL = 96
-    return (status, body) => {
-      if (status !== 200 || typeof body !== 'string') return
-      const from = Math.max(0, body.length - TAIL)
-      if (body.indexOf('"source":"redis"', from) !== -1) hit.inc()
-      else if (body.indexOf('"source":"postgres"', from) !== -1) miss.inc()
+    // The function says where a 200 or a 404 came from in a header (never scanning a 1 MiB body).
+    return (_status, headers) => {
+      const source = headers['x-kvarc-source']
+      if (source === 'redis') hit.inc()
+      else if (source === 'postgres') miss.inc()
     }
   }
   const queue = routeKey === 'PUT /api' ? config.addQueue : routeKey === 'DELETE /api' ? config.delQueue : undefined
@@ -612,7 +609,7 @@ export async function startHttpHost(options: HttpHostOptions = {}): Promise<Http
     }
     writeAnswer(res, answer, closing)
     finish(route, '', answer.statusCode, started)
-    route.observe?.(answer.statusCode, answer.body)
+    route.observe?.(answer.statusCode, answer.headers)
   }
 
   function hasUnreadBody(req: IncomingMessage): boolean {

@@ -18,7 +18,7 @@ export function createMetrics(labels: Record<string, string> = {}) {
       name: 'kvarc_http_request_duration_seconds', help: 'HTTP request latency by route', labelNames: ['route'], registers: [registry],
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     }),
-    cacheReads: new Counter({ name: 'kvarc_cache_reads_total', help: 'GET /api answers by source: redis (hit) or postgres (miss)', labelNames: ['source'], registers: [registry] }),
+    cacheReads: new Counter({ name: 'kvarc_cache_reads_total', help: 'GET /api answers (200 and 404) by source: redis (hit, including negative entries) or postgres (miss)', labelNames: ['source'], registers: [registry] }),
     publishes: new Counter({ name: 'kvarc_publishes_total', help: 'Writes published: confirmed (200) or failed (503)', labelNames: ['queue', 'outcome'], registers: [registry] }),
     batches: new Counter({ name: 'kvarc_consumer_batches_total', help: 'Consumer batches by outcome (ok / failed, retried)', labelNames: ['consumer', 'outcome'], registers: [registry] }),
     writes: new Counter({ name: 'kvarc_consumer_writes_total', help: 'Writes seen by consumers: applied, skipped (older than stored), dead_lettered', labelNames: ['consumer', 'outcome'], registers: [registry] }),

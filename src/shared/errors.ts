@@ -26,11 +26,6 @@ export class PayloadTooLargeError extends HttpError {
   constructor(message: string) { super(413, message) }
 }
 
-export class NotFoundError extends HttpError {
-  override name = 'NotFoundError'
-  constructor(message = 'key not found') { super(404, message) }
-}
-
 /** 503 with Retry-After: a backing service is down; the client may retry, nothing was claimed done. */
 export class ServiceUnavailableError extends HttpError {
   override name = 'ServiceUnavailableError'

@@ -52,10 +52,11 @@ describe('GET /api 200', () => {
     // Assess
     expect(first).toEqual({
       statusCode: 200,
-      headers: { 'content-type': JSON_TYPE, 'cache-control': 'no-store' },
+      headers: { 'content-type': JSON_TYPE, 'cache-control': 'no-store', 'x-kvarc-source': 'postgres' },
       body: JSON.stringify({ data: { key: 'alpha', value: 'one' }, source: 'postgres', version: v }),
     })
     expect(bodyOf(second)).toEqual({ data: { key: 'alpha', value: 'one' }, source: 'redis', version: v })
+    expect(second.headers['x-kvarc-source']).toBe('redis')
     expect(await cachedEntry(redis, iso.config.cachePrefix, 'alpha')).toEqual({ ver: v, del: '0', val: 'one' })
     const ttl = await redis.ttl(iso.config.cachePrefix + 'alpha')
     expect(ttl).toBeGreaterThan(0)
@@ -89,14 +90,15 @@ describe('GET /api 404', () => {
     const first = await get('key=never-written')
     expect(first).toEqual({
       statusCode: 404,
-      headers: { 'content-type': JSON_TYPE, 'cache-control': 'no-store' },
+      headers: { 'content-type': JSON_TYPE, 'cache-control': 'no-store', 'x-kvarc-source': 'postgres' },
       body: '{"detail":"key not found"}',
     })
     expect(await cachedEntry(redis, iso.config.cachePrefix, 'never-written')).toEqual({ ver: '0', del: '1', val: '' })
     const ttl = await redis.ttl(iso.config.cachePrefix + 'never-written')
     expect(ttl).toBeGreaterThan(0)
     expect(ttl).toBeLessThanOrEqual(iso.config.negativeTtlSeconds)
-    expect(await get('key=never-written')).toEqual(first)
+    // The negative entry answers the next read: the same 404, from the cache.
+    expect(await get('key=never-written')).toEqual({ ...first, headers: { ...first.headers, 'x-kvarc-source': 'redis' } })
   })
 
   it('a deleted key (tombstone) is 404 from PostgreSQL, then from the cache', async () => {

@@ -1,7 +1,11 @@
-/** GET /api?key=K — read one key, from Redis when cached, else PostgreSQL. */
+/**
+ * GET /api?key=K — read one key, from Redis when cached, else PostgreSQL. Both
+ * the 200 and the 404 say where the answer came from in `x-kvarc-source`: a
+ * 404 served from a negative cache entry is a cache hit too, and the 404 body
+ * is fixed by the contract.
+ */
 import { cacheOptionsOf, createRedis } from '../../shared/cache.js'
 import { getConfig } from '../../shared/config.js'
-import { NotFoundError } from '../../shared/errors.js'
 import { json, requireKeyParam, withHttpErrors, type HttpEvent } from '../../shared/http.js'
 import { lazy } from '../../shared/lazy.js'
 import { openDatabase } from '../../shared/postgres.js'
@@ -25,6 +29,7 @@ function getDeps(): ReadDeps {
 export const handler = withHttpErrors(async (event: HttpEvent) => {
   const key = requireKeyParam(event, keyProblem)
   const result = await readThrough(getDeps(), key)
-  if (!result.found) throw new NotFoundError()
-  return json(200, { data: { key, value: result.value }, source: result.source, version: result.version })
+  const headers = { 'x-kvarc-source': result.source }
+  if (!result.found) return json(404, { detail: 'key not found' }, headers)
+  return json(200, { data: { key, value: result.value }, source: result.source, version: result.version }, headers)
 })
