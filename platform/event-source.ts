@@ -85,7 +85,7 @@ export class RabbitEventSource {
   }
 
   private async connectOnce(): Promise<void> {
-    const connection = await connect(this.options.url, { timeout: 3000 })
+    const connection = await connect(this.options.url, { timeout: 3000, noDelay: true }) // acks leave at once (see queue.ts)
     try {
       connection.on('error', () => {}) // 'close' follows and drives the reconnect
       const channel = await connection.createChannel()

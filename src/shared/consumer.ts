@@ -7,7 +7,7 @@
  */
 import { cacheApplyMany, type CacheClient, type CacheOptions } from './cache.js'
 import { PoisonMessageError } from './errors.js'
-import { decodeWrite, type WriteKind } from './messages.js'
+import { decodeWrites, type WriteKind } from './messages.js'
 import type { Queryable } from './postgres.js'
 import { deadLetterQueueName, REASON_HEADER, type PublishOptions } from './queue.js'
 import { queueOfKey, type RmqEvent, type RmqMessage } from './rmq-event.js'
@@ -46,7 +46,7 @@ export async function applyRmqEvent(deps: ConsumerDeps, event: RmqEvent, kind: W
     for (const message of messages) {
       received++
       try {
-        writes.push(decodeWrite(Buffer.from(message.data ?? '', 'base64'), kind))
+        writes.push(...decodeWrites(Buffer.from(message.data ?? '', 'base64'), kind))
       } catch (error) {
         if (!(error instanceof PoisonMessageError)) throw error
         poison.push({ queue, message, reason: error.message })

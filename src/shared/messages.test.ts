@@ -5,17 +5,17 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { PoisonMessageError } from './errors.js'
-import { decodeWrite, encodeWrite } from './messages.js'
+import { decodeWrites, encodeWrite, encodeWrites } from './messages.js'
 import { collapseWrites, type Write } from './store.js'
 
 const validText = (minLength: number) => fc.string({ unit: 'binary', minLength, maxLength: 40 }).filter(s => !s.includes('\u0000'))
 const validVersion = fc.bigInt({ min: 1n, max: (1n << 63n) - 1n })
 
-describe('encodeWrite / decodeWrite', () => {
+describe('encodeWrite(s) / decodeWrites', () => {
   it('round-trip every valid PUT and DELETE exactly', () => {
     fc.assert(fc.property(validText(1), validText(0), validVersion, (key, value, version) => {
-      expect(decodeWrite(encodeWrite(key, value, version), 'put')).toEqual({ key, value, version, deleted: false })
-      expect(decodeWrite(encodeWrite(key, null, version), 'delete')).toEqual({ key, value: null, version, deleted: true })
+      expect(decodeWrites(encodeWrite(key, value, version), 'put')).toEqual([{ key, value, version, deleted: false }])
+      expect(decodeWrites(encodeWrite(key, null, version), 'delete')).toEqual([{ key, value: null, version, deleted: true }])
     }))
   })
 
@@ -25,13 +25,32 @@ describe('encodeWrite / decodeWrite', () => {
   })
 
   it('a PUT message without a value is poison on add_key', () => {
-    expect(() => decodeWrite(encodeWrite('k', null, 5n), 'put')).toThrow(PoisonMessageError)
+    expect(() => decodeWrites(encodeWrite('k', null, 5n), 'put')).toThrow(PoisonMessageError)
+  })
+
+  it('carry several writes as one array message, in order; a lone write keeps the one-object format', () => {
+    fc.assert(fc.property(fc.array(fc.tuple(validText(1), validText(0), validVersion), { minLength: 1, maxLength: 8 }), entries => {
+      const writes = entries.map(([key, value, version]) => ({ key, value, version }))
+      const body = encodeWrites(writes)
+      expect(Array.isArray(JSON.parse(body.toString()))).toBe(writes.length > 1)
+      expect(decodeWrites(body, 'put')).toEqual(writes.map(w => ({ ...w, deleted: false })))
+    }))
+    expect(() => encodeWrites([])).toThrow(RangeError)
+  })
+
+  it('an array message with any write that can never apply is poison as a whole, saying which write', () => {
+    const good = { key: 'k', value: 'v', version: '7' }
+    expect(() => decodeWrites(Buffer.from('[]'), 'put')).toThrow(/empty array/)
+    expect(() => decodeWrites(Buffer.from(JSON.stringify([good, { key: '', value: 'v', version: '8' }])), 'put')).toThrow(/^write 2 of 2: key must not be empty$/)
+    expect(() => decodeWrites(Buffer.from(JSON.stringify([good, 'k'])), 'put')).toThrow(/^write 2 of 2 is not a JSON object$/)
+    expect(() => decodeWrites(Buffer.from(JSON.stringify([good, [good]])), 'put')).toThrow(PoisonMessageError)
+    expect(() => decodeWrites(Buffer.from(JSON.stringify([{ key: 'k', version: '9' }])), 'put')).toThrow(/^write 1 of 1: value must be a string/)
   })
 
   it('never throws anything but PoisonMessageError on arbitrary bytes', () => {
     fc.assert(fc.property(fc.uint8Array({ maxLength: 64 }), fc.constantFrom('put' as const, 'delete' as const), (bytes, kind) => {
       try {
-        decodeWrite(bytes, kind)
+        decodeWrites(bytes, kind)
       } catch (error) {
         expect(error).toBeInstanceOf(PoisonMessageError)
         expect((error as Error).message.length).toBeGreaterThan(0)

@@ -9,13 +9,13 @@ import { lazy } from './lazy.js'
 import { openDatabase } from './postgres.js'
 import { Publisher } from './queue.js'
 import { LeasedVersionClock } from './writer-lease.js'
-import type { WriterDeps } from './writer.js'
+import { WriteCoalescer, type WriterDeps } from './writer.js'
 
 export function openWriter(config: Config): WriterDeps {
   // One connection is plenty for a lease renewal every few minutes; it closes when idle.
   const db = lazy(() => openDatabase(config.databaseUrl, 1))
   return {
     clock: new LeasedVersionClock(db),
-    publisher: new Publisher({ url: config.amqpUrl, queues: [config.addQueue, config.delQueue], confirmTimeoutMs: config.publishTimeoutMs }),
+    writes: new WriteCoalescer(new Publisher({ url: config.amqpUrl, queues: [config.addQueue, config.delQueue], confirmTimeoutMs: config.publishTimeoutMs })),
   }
 }

@@ -131,7 +131,10 @@ export class Publisher {
   }
 
   private async connect(): Promise<ConfirmChannel> {
-    const connection = await connect(this.options.url, { timeout: 2000 })
+    // noDelay: amqplib writes a message of 2 KiB or more as two socket writes (frames, then
+    // body); with Nagle on (amqplib's default) the second waited for the broker's delayed ACK,
+    // up to 40 ms per coalesced message (measured: PUT p50 8.8 ms, 0.45x the baseline).
+    const connection = await connect(this.options.url, { timeout: 2000, noDelay: true })
     this.connection = connection
     connection.on('error', () => {}) // 'close' follows; callers see failed publishes
     connection.on('close', () => this.reset())

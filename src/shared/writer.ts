@@ -2,7 +2,7 @@
  * The API side of a write: stamp a version, publish durably, answer with the
  * version. Shared by PUT and DELETE.
  */
-import { encodeWrite } from './messages.js'
+import { encodeWrites, type QueuedWrite } from './messages.js'
 import type { PublishOptions } from './queue.js'
 
 export interface WritePublisher {
@@ -10,21 +10,101 @@ export interface WritePublisher {
 }
 
 export interface WriterDeps {
-  publisher: WritePublisher
+  writes: WriteCoalescer
   /** Synchronous on the hot path; a promise only while a writer id lease is being (re)taken. */
   clock: { next(): bigint | Promise<bigint> }
 }
 
+/** How much one coalesced message may carry. */
+export interface CoalesceLimits {
+  maxWrites: number
+  /** Bound on the keys' and values' length in UTF-16 units (a UTF-8 byte count would cost a scan per write). */
+  maxChars: number
+}
+
+interface Pending { write: QueuedWrite, resolve: () => void, reject: (error: unknown) => void }
+
 /**
- * Publishes one write and resolves with its version once the broker confirmed it.
- * The message id is the version: unique per write, so a duplicate is recognisable.
+ * Group commit to the broker. Writes queued in the same turn of the event loop
+ * (the requests a host parsed from its sockets in one go) leave as ONE message
+ * per queue, published with a confirm; each write's promise settles with that
+ * confirm, so a write is still acknowledged only once the broker holds it.
+ * Nothing waits for company: the flush runs right after the current I/O phase,
+ * and a lone write leaves alone, in the one-write format.
+ *
+ * Why: a confirmed publish to a quorum queue, then its delivery and ack, cost
+ * RabbitMQ about 60-85 µs of CPU per message here, more than everything else a
+ * PUT costs; per write in a coalesced message it is a fraction of that, and the
+ * consumer parses and acknowledges fewer frames too.
+ *
+ * Where a runtime runs one invocation at a time (AWS Lambda), every message
+ * holds one write: the same code, no coalescing.
+ */
+export class WriteCoalescer {
+  private pending = new Map<string, Pending[]>()
+  private scheduled = false
+
+  constructor(private readonly publisher: WritePublisher, private readonly limits: CoalesceLimits = { maxWrites: 500, maxChars: 256 * 1024 }) {}
+
+  /** Resolves once the broker confirmed the message holding this write; rejects as the publish did. */
+  publish(queue: string, write: QueuedWrite): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      let list = this.pending.get(queue)
+      if (!list) this.pending.set(queue, list = [])
+      list.push({ write, resolve, reject })
+      if (!this.scheduled) {
+        this.scheduled = true
+        setImmediate(() => this.flush())
+      }
+    })
+  }
+
+  private flush(): void {
+    this.scheduled = false
+    const pending = this.pending
+    this.pending = new Map()
+    for (const [queue, list] of pending) {
+      let chunk: Pending[] = []
+      let chars = 0
+      for (const entry of list) {
+        const size = entry.write.key.length + (entry.write.value?.length ?? 0)
+        if (chunk.length > 0 && (chunk.length >= this.limits.maxWrites || chars + size > this.limits.maxChars)) {
+          this.send(queue, chunk)
+          chunk = []
+          chars = 0
+        }
+        chunk.push(entry)
+        chars += size
+      }
+      if (chunk.length > 0) this.send(queue, chunk)
+    }
+  }
+
+  private send(queue: string, chunk: Pending[]): void {
+    // The message id is the first write's version: unique per message, so a duplicate is recognisable.
+    const messageId = chunk[0]!.write.version.toString()
+    let published: Promise<void>
+    try {
+      published = this.publisher.publish(queue, encodeWrites(chunk.map(p => p.write)), { messageId })
+    } catch (error) {
+      published = Promise.reject(error)
+    }
+    published.then(
+      () => { for (const p of chunk) p.resolve() },
+      (error: unknown) => { for (const p of chunk) p.reject(error) },
+    )
+  }
+}
+
+/**
+ * Stamps one write with a version and queues it; resolves with the version once
+ * the broker confirmed the message that carries it.
  *
  * @example const version = await queueWrite(deps, 'add_key', 'k', 'v')
  */
 export async function queueWrite(deps: WriterDeps, queue: string, key: string, value: string | null): Promise<string> {
   const next = deps.clock.next()
   const version = typeof next === 'bigint' ? next : await next
-  const id = version.toString()
-  await deps.publisher.publish(queue, encodeWrite(key, value, version), { messageId: id })
-  return id
+  await deps.writes.publish(queue, { key, value, version })
+  return version.toString()
 }

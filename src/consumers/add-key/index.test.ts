@@ -124,6 +124,19 @@ describe('add-key: a batch', () => {
     expect(rows[0]!.n).toBe('1000')
   })
 
+  it('applies every write of a coalesced message (an array of writes), newest per key across messages', async () => {
+    const [v1, v2, v3, v4] = [version(), version(), version(), version()]
+    const coalesced = rawMessage(JSON.stringify([
+      { key: `${ns}x`, value: 'x-old', version: v1.toString() },
+      { key: `${ns}y`, value: 'y', version: v2.toString() },
+      { key: `${ns}x`, value: 'x-new', version: v4.toString() },
+    ]))
+    const result = await consume([coalesced, writeMessage(`${ns}y`, 'y-newer', v3)])
+    expect(result).toEqual({ received: 2, applied: 2, skipped: 2, deadLettered: 0 })
+    expect(await row(`${ns}x`)).toEqual({ value: 'x-new', version: v4.toString(), deleted: false })
+    expect(await row(`${ns}y`)).toEqual({ value: 'y-newer', version: v3.toString(), deleted: false })
+  })
+
   it('an empty batch is a no-op', async () => {
     expect(await consume([])).toEqual({ received: 0, applied: 0, skipped: 0, deadLettered: 0 })
   })
@@ -158,6 +171,9 @@ describe('add-key: poison', () => {
       ['empty key', JSON.stringify({ key: '', value: 'v', version: v }), /key must not be empty/],
       ['key too long', JSON.stringify({ key: 'k'.repeat(MAX_KEY_BYTES + 1), value: 'v', version: v }), /key is larger than/],
       ['value too long', JSON.stringify({ key: `${ns}big`, value: 'v'.repeat(MAX_VALUE_BYTES + 1), version: v }), /value is larger than/],
+      // A coalesced message is dead-lettered whole: its valid first write must not apply either.
+      ['array with an invalid write', JSON.stringify([{ key: `${ns}inarray`, value: 'v', version: v }, { key: '', value: 'v', version: v }]), /^write 2 of 2: key must not be empty$/],
+      ['empty array', '[]', /empty array/],
     ]
     const good = [writeMessage(`${ns}good1`, 'g1', version()), writeMessage(`${ns}good2`, 'g2', version())]
     const batch = [good[0]!, ...poison.map(([, body], i) => rawMessage(body, `poison-${i}`)), good[1]!]
