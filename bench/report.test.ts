@@ -15,7 +15,7 @@ describe('bench report', () => {
     // Prepare
     const scenarios = [result('kvarc', 'get-hit', 9000), result('baseline', 'get-hit', 10000), result('kvarc', 'put', 7000), result('baseline', 'put', 10000)]
     // Act
-    const list = targets({ scenarios, drain: { messages: 1, publishSeconds: 1, publishRate: 1, startupSeconds: 1, drainSeconds: 1, writesPerSecond: 60000, rowsApplied: 1 } })
+    const list = targets({ scenarios, drain: { messages: 1, via: 'api', queuedMessages: 1, publishSeconds: 1, publishRate: 1, startupSeconds: 1, drainSeconds: 1, writesPerSecond: 60000, rowsApplied: 1 } })
     // Assess
     expect(list.map(t => [t.name, t.value, meets(t)])).toEqual([
       ['GET hit kvarc/baseline', 0.9, true],

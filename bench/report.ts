@@ -76,7 +76,12 @@ export function mergeRounds(results: ScenarioResult[]): ScenarioResult {
 }
 
 export interface DrainResult {
+  /** Writes in the backlog. */
   messages: number
+  /** How the backlog was queued: PUTs through the front door (coalesced as the hosts do), or one-write messages straight to the broker. */
+  via: 'api' | 'broker'
+  /** Messages on the queue holding those writes. */
+  queuedMessages: number
   publishSeconds: number
   publishRate: number
   /** From starting the consumer to the first applied row: process start-up, not drain speed. */
@@ -243,7 +248,9 @@ export function markdown(report: BenchReport): string {
   if (report.drain) {
     const d = report.drain
     parts.push('## Drain', '',
-      `${fixed(d.messages)} writes published with confirms in ${d.publishSeconds.toFixed(2)} s (${fixed(d.publishRate)}/s) while the consumer host was stopped; ` +
+      (d.via === 'api'
+        ? `${fixed(d.messages)} writes queued by PUTs through the front door in ${d.publishSeconds.toFixed(2)} s (${fixed(d.publishRate)}/s), as ${fixed(d.queuedMessages)} messages (${(d.messages / Math.max(1, d.queuedMessages)).toFixed(1)} writes per message), while the consumer host was stopped; `
+        : `${fixed(d.messages)} one-write messages published with confirms in ${d.publishSeconds.toFixed(2)} s (${fixed(d.publishRate)}/s) while the consumer host was stopped; `) +
       `consumer start-up ${d.startupSeconds.toFixed(2)} s, then ${fixed(d.rowsApplied)} rows applied in ${d.drainSeconds.toFixed(2)} s: **${fixed(d.writesPerSecond)} writes/s**`, '')
     if (d.batches) {
       const b = d.batches

@@ -15,6 +15,8 @@
  *   --sandbox-duration S  measured seconds per sandbox scenario (default 3, no warm-up: every sandbox request is a cold start)
  *   --sandbox-connections N  (default 4)
  *   --drain-count N       backlog for the drain measurement (default 200000; 0 skips)
+ *   --drain-via api|broker  queue the backlog by PUTs through the stack (default: what kvarc leaves
+ *                         behind a stopped consumer) or as one-write messages straight to the broker
  *   --lag-seconds S       visibility-lag run (default 10; 0 skips)
  *   --kvarc stack|hosts   the stack (platform/stack.ts) or the bench's own nginx → two hosts (default: stack when present)
  *   --hit-keys N --miss-keys N --value-bytes N   the data set
@@ -48,6 +50,7 @@ function options() {
       'sandbox-duration': { type: 'string', default: '3' },
       'sandbox-connections': { type: 'string', default: '4' },
       'drain-count': { type: 'string', default: '200000' },
+      'drain-via': { type: 'string', default: 'api' },
       'lag-seconds': { type: 'string', default: '10' },
       kvarc: { type: 'string' },
       'hit-keys': { type: 'string', default: '10000' },
@@ -66,6 +69,8 @@ function options() {
   for (const s of sides) if (!['kvarc', 'baseline', 'sandbox'].includes(s)) throw new Error(`unknown side ${s}: use kvarc, baseline, sandbox`)
   const kvarc = values.kvarc ?? (existsSync(join(ROOT, 'platform/stack.ts')) ? 'stack' : 'hosts')
   if (kvarc !== 'stack' && kvarc !== 'hosts') throw new Error('--kvarc must be stack or hosts')
+  const drainVia = values['drain-via']
+  if (drainVia !== 'api' && drainVia !== 'broker') throw new Error('--drain-via must be api or broker')
   return {
     duration: num('duration', 1),
     rounds: num('rounds', 1),
@@ -77,6 +82,7 @@ function options() {
     sandboxDuration: num('sandbox-duration', 1),
     sandboxConnections: num('sandbox-connections', 1),
     drainCount: num('drain-count', 0),
+    drainVia: drainVia as 'api' | 'broker',
     lagSeconds: num('lag-seconds', 0),
     kvarc,
     hitKeys: num('hit-keys', 1),
@@ -360,7 +366,7 @@ async function main(): Promise<void> {
       try {
         await waitForServices(kvarcIso, progress)
         report.drain = await measureDrain(kvarcIso.config, { stopConsumer: () => kvarc.stopConsumer!(), startConsumer: () => kvarc.startConsumer!() },
-          { count: opts.drainCount, valueBytes: opts.valueBytes, timeoutMs: 300_000, cpu: async () => ({ ...pick(cpuOf(kvarc), /consumer/i), ...(await servicesCpu(kvarcIso)) }), metricsUrl: () => kvarc.consumerMetricsUrl?.() },
+          { count: opts.drainCount, valueBytes: opts.valueBytes, timeoutMs: 300_000, via: opts.drainVia, url: kvarc.url, connections: opts.connections, cpu: async () => ({ ...pick(cpuOf(kvarc), /consumer/i), ...(await servicesCpu(kvarcIso)) }), metricsUrl: () => kvarc.consumerMetricsUrl?.() },
           (text, live) => live ? progress.status(text) : progress.line(text))
         progress.line(`drain: ${Math.round(report.drain.writesPerSecond).toLocaleString('en-US')} writes/s (${report.drain.rowsApplied} rows in ${report.drain.drainSeconds.toFixed(2)} s)`)
       } catch (error) {

@@ -42,6 +42,40 @@ export async function publishBacklog(config: Config, count: number, valueBytes: 
   }
 }
 
+/**
+ * Queues `count` PUTs (keys drain-<i>) the way users do: through the stack's
+ * front door, `connections` requests in flight, each retried until answered 200
+ * (so exactly `count` writes are queued). The warm hosts coalesce what arrives
+ * together (writer.ts), so the backlog holds the messages kvarc itself would
+ * leave behind a stopped consumer. Resolves with the time it took.
+ */
+export async function queueBacklogThroughApi(url: string, count: number, valueBytes: number, connections: number, onProgress?: (done: number) => void): Promise<number> {
+  const base = new URL(url)
+  const agent = new Agent({ keepAlive: true, maxSockets: connections })
+  const value = 'd'.repeat(valueBytes)
+  const started = performance.now()
+  let next = 0
+  let done = 0
+  const worker = async () => {
+    for (let i = next++; i < count; i = next++) {
+      const body = JSON.stringify({ key: `drain-${i}`, value })
+      for (let attempt = 1; ; attempt++) {
+        const answer = await call(agent, base, 'PUT', '/api', body).catch(() => undefined)
+        if (answer?.status === 200) break
+        if (attempt >= 20) throw new Error(`drain: PUT drain-${i} not accepted after ${attempt} attempts (last: ${answer ? `${answer.status} ${answer.body}` : 'no answer'})`)
+        await sleep(50 * attempt)
+      }
+      if (++done % 5000 === 0) onProgress?.(done)
+    }
+  }
+  try {
+    await Promise.all(Array.from({ length: connections }, worker))
+  } finally {
+    agent.destroy()
+  }
+  return (performance.now() - started) / 1000
+}
+
 export interface DrainControl {
   stopConsumer(): Promise<void>
   startConsumer(): Promise<void>
@@ -63,16 +97,25 @@ async function queueDepth(config: Config, queue: string): Promise<number> {
  * on the primary key, polled sparingly while the queue still holds messages
  * (it competes with the consumer for PostgreSQL) and often once it is empty.
  */
-export async function measureDrain(config: Config, control: DrainControl, options: { count: number, valueBytes: number, timeoutMs: number, cpu?: () => Promise<Record<string, number>>, metricsUrl?: () => string | undefined }, progress: (text: string, live?: boolean) => void): Promise<DrainResult> {
+export async function measureDrain(config: Config, control: DrainControl, options: { count: number, valueBytes: number, timeoutMs: number, via: DrainResult['via'], url?: string, connections: number, cpu?: () => Promise<Record<string, number>>, metricsUrl?: () => string | undefined }, progress: (text: string, live?: boolean) => void): Promise<DrainResult> {
   await control.stopConsumer()
   const db = await openDatabase(config.databaseUrl, 1)
   try {
     const drainRows = async () => Number((await db.query<{ n: string }>(`SELECT count(*) AS n FROM kv_store WHERE key >= 'drain-' AND key < 'drain.'`)).rows[0]!.n)
     const already = await drainRows()
     if (already > 0) throw new Error(`the bench database already holds ${already} drain rows`)
-    progress(`drain: publishing ${options.count.toLocaleString('en-US')} writes with confirms, consumer stopped`)
-    const publishSeconds = await publishBacklog(config, options.count, options.valueBytes, done => progress(`drain: published ${done.toLocaleString('en-US')}`, true))
-    progress(`drain: published in ${publishSeconds.toFixed(2)} s; starting the consumer`)
+    const onProgress = (done: number) => progress(`drain: queued ${done.toLocaleString('en-US')}`, true)
+    let publishSeconds: number
+    if (options.via === 'api') {
+      if (!options.url) throw new Error('drain through the API needs the stack\'s URL')
+      progress(`drain: queueing ${options.count.toLocaleString('en-US')} PUTs through ${options.url}, consumer stopped`)
+      publishSeconds = await queueBacklogThroughApi(options.url, options.count, options.valueBytes, options.connections, onProgress)
+    } else {
+      progress(`drain: publishing ${options.count.toLocaleString('en-US')} one-write messages with confirms, consumer stopped`)
+      publishSeconds = await publishBacklog(config, options.count, options.valueBytes, onProgress)
+    }
+    const queuedMessages = await queueDepth(config, config.addQueue)
+    progress(`drain: ${queuedMessages.toLocaleString('en-US')} messages queued in ${publishSeconds.toFixed(2)} s; starting the consumer`)
 
     const t0 = performance.now()
     const deadline = Date.now() + options.timeoutMs
@@ -114,6 +157,8 @@ export async function measureDrain(config: Config, control: DrainControl, option
       cpu,
       batches,
       messages: options.count,
+      via: options.via,
+      queuedMessages,
       publishSeconds,
       publishRate: options.count / publishSeconds,
       startupSeconds: (first - t0) / 1000,
