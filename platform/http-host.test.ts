@@ -15,8 +15,9 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { loadConfig } from '../src/shared/config.js'
 import { MAX_BODY_BYTES } from '../src/shared/limits.js'
-import { eventually, isolate, SERVICES, type Isolated } from '../test/support/isolated.js'
-import { queueDepth } from '../test/support/kv.js'
+import { declareQueues, eventually, isolate, SERVICES, type Isolated } from '../test/support/isolated.js'
+import { queueDepth, takeMessages } from '../test/support/kv.js'
+import { decodeWrites } from '../src/shared/messages.js'
 import { loadHandler, readAppFunctions, type Handler } from './functions.js'
 import { startHttpHost, type HostFunction, type HttpHost } from './http-host.js'
 
@@ -163,6 +164,36 @@ describe('routes from app.arc', () => {
     const del = await call(host.url, 'DELETE', '/api?key=k1')
     expect(del.status).toBe(200)
     expect(await queueDepth(iso.env.AMQP_URL!, iso.config.addQueue)).toBeGreaterThanOrEqual(1)
+  })
+
+  it('sends PUTs that arrive together as one confirmed message, each answered with its own version', async () => {
+    // Prepare: the queue declared and emptied of earlier tests' messages.
+    await declareQueues(iso)
+    await takeMessages(iso.env.AMQP_URL!, iso.config.addQueue)
+    const { port } = new URL(host.url)
+    const socket = await new Promise<ReturnType<typeof connect>>((done, fail) => {
+      const s = connect(Number(port), '127.0.0.1', () => done(s))
+      s.on('error', fail)
+    })
+    // Act: 40 PUTs pipelined in one write, so the host parses them in the same turn of its event loop.
+    const requests = Array.from({ length: 40 }, (_, i) => {
+      const body = JSON.stringify({ key: `together-${i}`, value: `v${i}` })
+      return `PUT /api HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n${i === 39 ? 'connection: close\r\n' : ''}\r\n${body}`
+    })
+    const text = await new Promise<string>(done => {
+      let received = ''
+      socket.on('data', (chunk: Buffer) => { received += chunk.toString() })
+      socket.on('close', () => done(received))
+      socket.write(requests.join(''))
+    })
+    const versions = [...text.matchAll(/"version":"(\d+)"/g)].map(m => m[1]!)
+    expect(text.match(/HTTP\/1\.1 200 /g)).toHaveLength(40)
+    // Assess: fewer messages than writes, and every acknowledged version in exactly one of them.
+    const messages = await takeMessages(iso.env.AMQP_URL!, iso.config.addQueue)
+    const queued = messages.flatMap(m => decodeWrites(m.content, 'put'))
+    expect(messages.length).toBeLessThan(40)
+    expect(queued.map(w => w.version.toString()).sort()).toEqual([...versions].sort())
+    expect(new Set(queued.map(w => w.key)).size).toBe(40)
   })
 
   it('answers an unknown route with 404 JSON and a wrong method with 405 JSON and Allow', async () => {
