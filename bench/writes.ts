@@ -9,6 +9,7 @@ import type { Config } from '../src/shared/config.js'
 import { encodeWrite } from '../src/shared/messages.js'
 import { openDatabase } from '../src/shared/postgres.js'
 import { VersionClock } from '../src/shared/version.js'
+import { queueDepth } from '../test/support/kv.js'
 import { cpuDelta } from './procs.js'
 import { runLoad } from './load.js'
 import type { DrainResult, LagResult } from './report.js'
@@ -81,16 +82,6 @@ export interface DrainControl {
   startConsumer(): Promise<void>
 }
 
-/** Ready messages on a queue (unacknowledged ones excluded). */
-async function queueDepth(config: Config, queue: string): Promise<number> {
-  const connection = await connect(config.amqpUrl)
-  try {
-    return (await (await connection.createChannel()).checkQueue(queue)).messageCount
-  } finally {
-    await connection.close().catch(() => {})
-  }
-}
-
 /**
  * Stops the consumer, publishes the backlog, starts the consumer and times
  * first applied row → all `count` rows present. Row counting is a range scan
@@ -114,7 +105,7 @@ export async function measureDrain(config: Config, control: DrainControl, option
       progress(`drain: publishing ${options.count.toLocaleString('en-US')} one-write messages with confirms, consumer stopped`)
       publishSeconds = await publishBacklog(config, options.count, options.valueBytes, onProgress)
     }
-    const queuedMessages = await queueDepth(config, config.addQueue)
+    const queuedMessages = await queueDepth(config.amqpUrl, config.addQueue)
     progress(`drain: ${queuedMessages.toLocaleString('en-US')} messages queued in ${publishSeconds.toFixed(2)} s; starting the consumer`)
 
     const t0 = performance.now()
@@ -137,7 +128,7 @@ export async function measureDrain(config: Config, control: DrainControl, option
     let last = first
     for (;;) {
       if (Date.now() > deadline) throw new Error(`drain: only ${rows} of ${options.count} rows applied before the timeout`)
-      const depth = await queueDepth(config, config.addQueue)
+      const depth = await queueDepth(config.amqpUrl, config.addQueue)
       if (depth > 0) {
         progress(`drain: ${depth.toLocaleString('en-US')} messages still queued`, true)
         await sleep(100)
