@@ -89,7 +89,7 @@ function withTimeout(fn: ConsumerFunction, handler: Handler): (event: unknown) =
   }
 }
 
-interface BatchCounts { received?: number, applied?: number, skipped?: number, deadLettered?: number }
+interface BatchCounts { received?: number, applied?: number, skipped?: number, deadLettered?: number, cacheDeferred?: number }
 
 function countBatch(metrics: Metrics, consumer: string, result: unknown): void {
   metrics.batches.inc({ consumer, outcome: 'ok' })
@@ -97,6 +97,7 @@ function countBatch(metrics: Metrics, consumer: string, result: unknown): void {
   if (r.applied) metrics.writes.inc({ consumer, outcome: 'applied' }, r.applied)
   if (r.skipped) metrics.writes.inc({ consumer, outcome: 'skipped' }, r.skipped)
   if (r.deadLettered) metrics.writes.inc({ consumer, outcome: 'dead_lettered' }, r.deadLettered)
+  if (r.cacheDeferred) metrics.writes.inc({ consumer, outcome: 'cache_deferred' }, r.cacheDeferred)
 }
 
 /**

@@ -32,8 +32,8 @@ export interface EventSourceOptions {
   maxBackoffMs?: number
 }
 
-/** Batches of one channel in delivery order: lets one `ack(…, allUpTo)` cover every finished batch. */
-interface Batch { messages: ConsumeMessage[], done: boolean }
+/** Unacknowledged batches of one channel, in delivery order. */
+interface Batch { messages: ConsumeMessage[] }
 
 export class RabbitEventSource {
   private connection: ChannelModel | undefined
@@ -191,7 +191,7 @@ export class RabbitEventSource {
   private dispatch(messages: ConsumeMessage[]): void {
     const channel = this.channel
     if (!channel) return
-    const batch: Batch = { messages, done: false }
+    const batch: Batch = { messages }
     this.pendingAcks.push(batch)
     const run = this.runBatch(channel, batch).finally(() => {
       this.inFlight.delete(run)
@@ -220,25 +220,24 @@ export class RabbitEventSource {
         if (channel !== this.channel || this.closed) return
       }
     }
-    batch.done = true
-    this.ackFinished(channel)
+    this.ackFinished(channel, batch)
   }
 
   /**
-   * Acknowledges, with one frame, every batch finished in delivery order.
-   * Batches are cut from the buffer in delivery order, so the delivery tags of
-   * the finished prefix are exactly those at or below its last message's tag.
+   * Acknowledges a finished batch at once, never behind an earlier batch still
+   * being retried. Batches are cut from the buffer in delivery order, so the
+   * oldest one is covered by one cumulative frame (`allUpTo`); a batch that
+   * finished before an older one is acknowledged message by message (a retried batch is rare: the function isolates writes that can
+   * never apply, so only an outage retries, and then every batch waits).
    */
-  private ackFinished(channel: Channel): void {
+  private ackFinished(channel: Channel, finished: Batch): void {
     if (channel !== this.channel) return
-    let last: ConsumeMessage | undefined
-    while (this.pendingAcks.length > 0 && this.pendingAcks[0]!.done) {
-      const batch = this.pendingAcks.shift()!
-      last = batch.messages[batch.messages.length - 1]
-    }
-    if (!last) return
+    const index = this.pendingAcks.indexOf(finished)
+    this.pendingAcks.splice(index, 1)
     try {
-      channel.ack(last, true)
+      // Every earlier batch is acknowledged: one frame covers this one's messages.
+      if (index === 0) channel.ack(finished.messages[finished.messages.length - 1]!, true)
+      else for (const message of finished.messages) channel.ack(message)
     } catch {
       // Channel closed after the batch applied: the messages are redelivered and re-apply as no-ops.
     }
@@ -260,12 +259,6 @@ export class RabbitEventSource {
       this.buffer = []
       this.arrivals = []
       await Promise.allSettled([...this.inFlight])
-      // A batch abandoned above blocks the cumulative ack of later ones that did apply: ack those one by one.
-      if (channel && channel === this.channel) {
-        for (const batch of this.pendingAcks.filter(b => b.done)) {
-          try { for (const message of batch.messages) channel.ack(message) } catch { break }
-        }
-      }
       this.pendingAcks = []
       this.channel = undefined
       await channel?.close().catch(() => {})

@@ -82,6 +82,7 @@ export interface CacheClient {
   hmget(key: string, ...fields: string[]): Promise<(string | null)[]>
   kvarcFill(key: string, version: string, deleted: string, value: string, ttl: number): Promise<number>
   kvarcApplyMany(numberOfKeys: number, ...keysAndArgs: (string | number)[]): Promise<number[]>
+  del(...keys: string[]): Promise<number>
 }
 
 export interface CacheOptions { prefix: string, ttlSeconds: number, negativeTtlSeconds: number }

@@ -1,24 +1,34 @@
 /**
- * A consumer invocation: one `aws:rmq` batch in, applied to the record and the
- * cache, poison dead-lettered. It resolves only when everything is durable, so
- * the event source may then acknowledge the whole batch; it throws on any
- * transient failure (PostgreSQL, Redis or RabbitMQ down), and the event source
- * retries the batch. Re-applying a batch is harmless: versions make it a no-op.
+ * A consumer invocation: one `aws:rmq` batch in, every write in it brought to
+ * an outcome — applied (or found older than the record: superseded), or
+ * dead-lettered alone with its reason when it can never apply. It resolves
+ * only when that is durable, so the event source may then acknowledge the
+ * whole batch; it throws only on a transient failure (PostgreSQL or RabbitMQ
+ * away), and the event source retries the batch. Re-applying a batch is
+ * harmless: versions make it a no-op.
+ *
+ * Redis is not on that list: once the record committed, a cache update that
+ * fails is noted in the record (cache-repair.ts) and repaired when Redis
+ * answers again, so a cache outage never holds the record back.
  */
 import { cacheApplyMany, type CacheClient, type CacheOptions } from './cache.js'
-import { PoisonMessageError } from './errors.js'
-import { decodeWrites, type WriteKind } from './messages.js'
+import { CacheHealth, noteStale, repairStale } from './cache-repair.js'
+import { applyIsolating } from './isolate.js'
+import { errorThrottled } from './log.js'
+import { decodeMessage, encodeWrites, type WriteKind } from './messages.js'
 import type { Queryable } from './postgres.js'
-import { deadLetterQueueName, REASON_HEADER, type PublishOptions } from './queue.js'
-import { queueOfKey, type RmqEvent, type RmqMessage } from './rmq-event.js'
-import { applyWrites, collapseWrites, type Write } from './store.js'
+import { deadLetterQueueName, REASON_HEADER, SOURCE_QUEUE_HEADER, type PublishOptions } from './queue.js'
+import { queueOfKey, type RmqEvent } from './rmq-event.js'
+import type { RowState, Write } from './store.js'
 import { versionAtMillis } from './version.js'
 
 export interface ConsumerDeps {
   db: () => Promise<Queryable>
   redis: CacheClient
   cache: CacheOptions
-  /** Publishes dead letters (confirmed); only used when a batch holds poison. */
+  /** What this process knows of Redis between invocations. */
+  cacheHealth: CacheHealth
+  /** Publishes dead letters (confirmed); only used when a batch holds writes that can never apply. */
   publish: (queue: string, body: Buffer, options?: PublishOptions) => Promise<void>
   tombstoneHorizonMs: number
   now?: () => number
@@ -30,45 +40,86 @@ export interface BatchResult {
   /** Writes whose key already held a newer (or equal) version, including duplicates within the batch. */
   skipped: number
   deadLettered: number
+  /** Keys whose cache update waits for Redis (noted in the record for repair). */
+  cacheDeferred: number
 }
 
-interface Poison { queue: string, message: RmqMessage, reason: string }
+interface DeadLetter { queue: string, messageId: string | undefined, body: Buffer, reason: string }
 
 export async function applyRmqEvent(deps: ConsumerDeps, event: RmqEvent, kind: WriteKind): Promise<BatchResult> {
   if (!event || typeof event.rmqMessagesByQueue !== 'object' || event.rmqMessagesByQueue === null) {
     throw new TypeError('not an aws:rmq event: rmqMessagesByQueue is missing')
   }
   const writes: Write[] = []
-  const poison: Poison[] = []
+  /** Where each write came from, to dead-letter it to its own queue's DLQ. */
+  const origin = new Map<Write, { queue: string, messageId: string | undefined }>()
+  const deadLetters: DeadLetter[] = []
   let received = 0
   for (const [queueKey, messages] of Object.entries(event.rmqMessagesByQueue)) {
     const queue = queueOfKey(queueKey)
     for (const message of messages) {
       received++
-      try {
-        writes.push(...decodeWrites(Buffer.from(message.data ?? '', 'base64'), kind))
-      } catch (error) {
-        if (!(error instanceof PoisonMessageError)) throw error
-        poison.push({ queue, message, reason: error.message })
+      const messageId = message.basicProperties?.messageId ?? undefined
+      const decoded = decodeMessage(Buffer.from(message.data ?? '', 'base64'), kind)
+      for (const write of decoded.writes) {
+        writes.push(write)
+        origin.set(write, { queue, messageId })
       }
+      for (const part of decoded.poison) deadLetters.push({ queue, messageId, ...part })
     }
   }
 
-  const collapsed = collapseWrites(writes)
+  const db = await deps.db()
   const horizon = versionAtMillis((deps.now ?? Date.now)() - deps.tombstoneHorizonMs)
-  const rows = await applyWrites(await deps.db(), collapsed, horizon)
-  // The record is now durable; bring the cache to the same state (newer-only, so racing readers are harmless).
-  await cacheApplyMany(deps.redis, deps.cache, rows)
-  // Dead letters last: if this fails the batch is retried, and the valid writes re-apply as no-ops.
-  await Promise.all(poison.map(p => deadLetter(deps, p)))
+  const { rows, refused } = await applyIsolating(db, writes, horizon)
+  for (const { write, reason } of refused) {
+    deadLetters.push({ ...origin.get(write)!, body: encodeWrites([{ key: write.key, value: write.value, version: write.version }]), reason })
+  }
+  const cacheDeferred = await updateCache(deps, db, rows)
+  // Dead letters last: if publishing fails the batch is retried, and the valid writes re-apply as no-ops.
+  await Promise.all(deadLetters.map(letter => deadLetter(deps, letter)))
+  if (cacheDeferred === 0 && deps.cacheHealth.repairPending) await repairCache(deps, db)
 
   const applied = rows.filter(r => r.applied).length
-  return { received, applied, skipped: writes.length - applied, deadLettered: poison.length }
+  return { received, applied, skipped: writes.length - applied - refused.length, deadLettered: deadLetters.length, cacheDeferred }
 }
 
-function deadLetter(deps: ConsumerDeps, { queue, message, reason }: Poison): Promise<void> {
-  return deps.publish(deadLetterQueueName(queue), Buffer.from(message.data ?? '', 'base64'), {
-    messageId: message.basicProperties?.messageId ?? undefined,
-    headers: { [REASON_HEADER]: reason, 'x-kvarc-source-queue': queue },
+/**
+ * Brings the cache to the record's state (newer-only, so racing readers are
+ * harmless); when Redis fails, notes the keys instead. Returns how many keys
+ * were noted. Throws only when the record cannot take the notes either: then
+ * the batch is retried and the cache update with it.
+ */
+async function updateCache(deps: ConsumerDeps, db: Queryable, rows: readonly RowState[]): Promise<number> {
+  if (rows.length === 0) return 0
+  if (deps.cacheHealth.available) {
+    try {
+      await cacheApplyMany(deps.redis, deps.cache, rows)
+      return 0
+    } catch (error) {
+      deps.cacheHealth.failed()
+      errorThrottled('consumer cache update', { err: error }, 'cache update failed; noting the keys for repair once Redis answers')
+    }
+  }
+  await noteStale(db, rows)
+  return rows.length
+}
+
+/** Repairs what earlier batches (of any process) noted; a failure leaves the notes for a later batch. */
+async function repairCache(deps: ConsumerDeps, db: Queryable): Promise<void> {
+  try {
+    await repairStale(db, deps.redis, deps.cache)
+    deps.cacheHealth.repaired()
+  } catch (error) {
+    deps.cacheHealth.failed()
+    errorThrottled('consumer cache repair', { err: error }, 'cache repair failed; retrying with a later batch')
+  }
+}
+
+function deadLetter(deps: ConsumerDeps, { queue, messageId, body, reason }: DeadLetter): Promise<void> {
+  return deps.publish(deadLetterQueueName(queue), body, {
+    messageId,
+    timestamp: Math.floor((deps.now ?? Date.now)() / 1000),
+    headers: { [REASON_HEADER]: reason, [SOURCE_QUEUE_HEADER]: queue },
   })
 }

@@ -5,8 +5,7 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { PoisonMessageError } from './errors.js'
-import { decodeWrites, encodeWrite, encodeWrites } from './messages.js'
-import { collapseWrites, type Write } from './store.js'
+import { decodeMessage, decodeWrites, encodeWrite, encodeWrites } from './messages.js'
 
 const validText = (minLength: number) => fc.string({ unit: 'binary', minLength, maxLength: 40 }).filter(s => !s.includes('\u0000'))
 const validVersion = fc.bigInt({ min: 1n, max: (1n << 63n) - 1n })
@@ -59,17 +58,24 @@ describe('encodeWrite(s) / decodeWrites', () => {
   })
 })
 
-describe('collapseWrites', () => {
-  it('keeps exactly the newest write per key, in any input order', () => {
-    const write = fc.record({ key: fc.constantFrom('a', 'b', 'c'), version: fc.bigInt({ min: 1n, max: 50n }), deleted: fc.boolean() })
-    fc.assert(fc.property(fc.uniqueArray(write, { selector: w => w.version, maxLength: 30 }), fc.func(fc.integer()), (raw, rank) => {
-      const writes: Write[] = raw.map(w => ({ ...w, value: w.deleted ? null : `v${w.version}` }))
-      const shuffled = [...writes].sort((x, y) => rank(x.version) - rank(y.version))
-      const collapsed = collapseWrites(shuffled)
-      const expected = new Map<string, Write>()
-      for (const w of writes) if (!expected.has(w.key) || expected.get(w.key)!.version < w.version) expected.set(w.key, w)
-      expect(new Map(collapsed.map(w => [w.key, w]))).toEqual(expected)
-      expect(collapsed).toHaveLength(expected.size)
-    }))
+describe('decodeMessage', () => {
+  it('an array with bad entries: the valid writes decode, each bad entry is poison alone with its own body', () => {
+    const good = { key: 'k', value: 'v', version: '7' }
+    const bad = { key: '', value: 'v', version: '8' }
+    const { writes, poison } = decodeMessage(Buffer.from(JSON.stringify([good, bad, 'x'])), 'put')
+    expect(writes).toEqual([{ key: 'k', value: 'v', version: 7n, deleted: false }])
+    expect(poison.map(p => [p.body.toString(), p.reason])).toEqual([
+      [JSON.stringify(bad), 'write 2 of 3: key must not be empty'],
+      ['"x"', 'write 3 of 3 is not a JSON object'],
+    ])
+  })
+
+  it('a body that is not a JSON object or array is poison whole, with its original bytes', () => {
+    for (const body of [Buffer.from([0xff, 0xfe]), Buffer.from('nope'), Buffer.from('[]'), Buffer.from('null')]) {
+      const { writes, poison } = decodeMessage(body, 'delete')
+      expect(writes).toEqual([])
+      expect(poison).toHaveLength(1)
+      expect(poison[0]!.body.equals(body)).toBe(true)
+    }
   })
 })

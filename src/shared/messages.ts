@@ -4,9 +4,8 @@
  * "version"} on add_key, {"key","version"} on del_key, the version a decimal
  * string — or several writes as a JSON array of such objects (writes that
  * reached one host in the same instant, coalesced: writer.ts). Consumers
- * re-validate everything: a message that can never apply, in whole or in part,
- * is a `PoisonMessageError` and is dead-lettered whole, so nothing in it is
- * silently dropped.
+ * re-validate everything, so nothing that can never apply is
+ * silently dropped: a bad message, or a bad write in an array, is dead-lettered.
  */
 import { PoisonMessageError } from './errors.js'
 import type { Write } from './store.js'
@@ -34,17 +33,50 @@ export function encodeWrite(key: string, value: string | null, version: bigint):
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
-/** The writes of one message, or a PoisonMessageError saying why it can never apply. */
-export function decodeWrites(data: Uint8Array, kind: WriteKind): Write[] {
+/** A part of a message that can never apply: the bytes to dead-letter and why. */
+export interface PoisonPart { body: Buffer, reason: string }
+
+/**
+ * The writes of one message, and its parts that can never apply. A body that
+ * is not a JSON object or array is poison whole; in an array (writes that
+ * different clients sent at once, coalesced) each bad entry is poison alone,
+ * and the valid writes beside it still apply.
+ */
+export function decodeMessage(data: Uint8Array, kind: WriteKind): { writes: Write[], poison: PoisonPart[] } {
   let parsed: unknown
   try {
     parsed = JSON.parse(utf8.decode(data))
   } catch {
-    throw new PoisonMessageError('message body is not UTF-8 JSON')
+    return { writes: [], poison: [{ body: Buffer.from(data), reason: 'message body is not UTF-8 JSON' }] }
   }
-  if (!Array.isArray(parsed)) return [toWrite(parsed, kind, 'message body')]
-  if (parsed.length === 0) throw new PoisonMessageError('message body is an empty array: no write in it')
-  return parsed.map((entry, i) => toWrite(entry, kind, `write ${i + 1} of ${parsed.length}`))
+  const whole = (reason: string) => ({ writes: [], poison: [{ body: Buffer.from(data), reason }] })
+  if (!Array.isArray(parsed)) {
+    try {
+      return { writes: [toWrite(parsed, kind, 'message body')], poison: [] }
+    } catch (error) {
+      if (error instanceof PoisonMessageError) return whole(error.message)
+      throw error
+    }
+  }
+  if (parsed.length === 0) return whole('message body is an empty array: no write in it')
+  const writes: Write[] = []
+  const poison: PoisonPart[] = []
+  parsed.forEach((entry, i) => {
+    try {
+      writes.push(toWrite(entry, kind, `write ${i + 1} of ${parsed.length}`))
+    } catch (error) {
+      if (!(error instanceof PoisonMessageError)) throw error
+      poison.push({ body: Buffer.from(JSON.stringify(entry) ?? 'null'), reason: error.message })
+    }
+  })
+  return { writes, poison }
+}
+
+/** The writes of one message, or a PoisonMessageError saying why (part of) it can never apply. */
+export function decodeWrites(data: Uint8Array, kind: WriteKind): Write[] {
+  const { writes, poison } = decodeMessage(data, kind)
+  if (poison.length > 0) throw new PoisonMessageError(poison[0]!.reason)
+  return writes
 }
 
 function toWrite(parsed: unknown, kind: WriteKind, where: string): Write {

@@ -4,6 +4,7 @@
  * letters. Shared by add-key and del-key, which differ only in the kind of write.
  */
 import { cacheOptionsOf, createRedis } from './cache.js'
+import { CacheHealth } from './cache-repair.js'
 import type { Config } from './config.js'
 import type { ConsumerDeps } from './consumer.js'
 import { lazy } from './lazy.js'
@@ -16,6 +17,7 @@ export function openConsumer(config: Config): ConsumerDeps {
     db: lazy(() => openDatabase(config.databaseUrl)),
     redis: createRedis(config.redisUrl),
     cache: cacheOptionsOf(config),
+    cacheHealth: new CacheHealth(),
     publish: (queue, body, options) => deadLetters.publish(queue, body, options),
     tombstoneHorizonMs: config.tombstoneHorizonMs,
   }

@@ -4,6 +4,7 @@
  * cold start) can prepare it safely, even several at once.
  */
 import pg from 'pg'
+import { CACHE_REPAIR_TABLE } from './cache-repair.js'
 import { WRITER_LEASES_TABLE } from './writer-lease.js'
 
 /** What the store needs of a client: a pool, a client or a transaction all fit. */
@@ -50,7 +51,7 @@ ALTER TABLE kv_store ADD COLUMN IF NOT EXISTS version bigint NOT NULL DEFAULT 0;
 ALTER TABLE kv_store ADD COLUMN IF NOT EXISTS deleted boolean NOT NULL DEFAULT false;
 ALTER TABLE kv_store ADD COLUMN IF NOT EXISTS updated_at timestamptz NOT NULL DEFAULT now();
 CREATE INDEX IF NOT EXISTS kv_store_tombstones ON kv_store (version) WHERE deleted;
-` + WRITER_LEASES_TABLE
+` + WRITER_LEASES_TABLE + CACHE_REPAIR_TABLE
 
 export async function migrate(db: pg.Pool | pg.Client): Promise<void> {
   const client = db instanceof pg.Pool ? await db.connect() : db

@@ -44,6 +44,8 @@ export async function assertQueues(channel: Channel, queues: readonly string[]):
 
 /** Header that carries why a message was dead-lettered. */
 export const REASON_HEADER = 'x-kvarc-reason'
+/** Header that carries the queue a dead letter came from (where a replay puts it back). */
+export const SOURCE_QUEUE_HEADER = 'x-kvarc-source-queue'
 
 export interface PublisherOptions {
   url: string
@@ -57,6 +59,8 @@ export interface PublisherOptions {
 export interface PublishOptions {
   messageId?: string
   headers?: Record<string, unknown>
+  /** Seconds since the epoch (AMQP's timestamp property). */
+  timestamp?: number
 }
 
 /**
@@ -92,6 +96,7 @@ export class Publisher {
           contentType: 'application/json',
           messageId: id,
           headers: options.headers,
+          timestamp: options.timestamp,
         }, (error: unknown) => {
           clearTimeout(timer)
           if (error) reject(new ServiceUnavailableError('the queue refused the write; it was not acknowledged, retry it', { cause: error }))

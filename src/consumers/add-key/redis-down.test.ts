@@ -1,7 +1,8 @@
 /**
  * The add-key consumer with Redis unreachable: the write is durable in
- * PostgreSQL, but the invocation fails so the batch is retried until the cache
- * can be brought to the same state; nothing is dead-lettered meanwhile.
+ * PostgreSQL and the invocation succeeds (so the batch is acknowledged and the
+ * record keeps moving); the keys whose cache entry may be stale are noted in
+ * the record for repair; poison is still dead-lettered.
  */
 import type pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -30,13 +31,17 @@ afterAll(async () => {
 })
 
 describe('add-key with Redis down', () => {
-  it('applies to PostgreSQL, fails the invocation, dead-letters nothing; a retry re-applies as a no-op', async () => {
+  it('applies to PostgreSQL, notes the key for cache repair, and completes; the next batch too', async () => {
     const v = versionAtMillis(Date.now())
-    const event = buildRmqEvent(iso.config.addQueue, [writeMessage('k', 'v', v), rawMessage('not json')])
-    await expect(handler(event)).rejects.toThrow()
+    const result = await handler(buildRmqEvent(iso.config.addQueue, [writeMessage('k', 'v', v), rawMessage('not json')]))
+    expect(result).toEqual({ received: 2, applied: 1, skipped: 0, deadLettered: 1, cacheDeferred: 1 })
     expect(await readKey(db, 'k')).toEqual({ value: 'v', version: v.toString(), deleted: false })
-    await expect(handler(event)).rejects.toThrow()
-    expect(await readKey(db, 'k')).toEqual({ value: 'v', version: v.toString(), deleted: false })
-    expect(await queueDepth(iso.env.AMQP_URL!, deadLetterQueueName(iso.config.addQueue))).toBe(0)
+    expect(await queueDepth(iso.env.AMQP_URL!, deadLetterQueueName(iso.config.addQueue))).toBe(1)
+
+    const v2 = v + 1024n
+    expect(await handler(buildRmqEvent(iso.config.addQueue, [writeMessage('k', 'v2', v2), writeMessage('other', 'o', v2)]))).toMatchObject({ applied: 2, cacheDeferred: 2 })
+    expect(await readKey(db, 'k')).toEqual({ value: 'v2', version: v2.toString(), deleted: false })
+    const { rows } = await db.query('SELECT key, version::text AS version FROM kv_cache_repair ORDER BY key')
+    expect(rows).toEqual([{ key: 'k', version: v2.toString() }, { key: 'other', version: v2.toString() }])
   })
 })

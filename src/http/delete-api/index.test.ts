@@ -74,7 +74,7 @@ describe('DELETE /api 422', () => {
     ['repeated key', 'key=a&key=a', 'query parameter "key" given more than once'],
     ['bad percent-encoding', 'key=%C3', 'query parameter "key" is not valid percent-encoded UTF-8'],
     ['NUL in key', 'key=%00', 'key must not contain NUL characters'],
-    ['key over 4096 bytes', `key=${'k'.repeat(MAX_KEY_BYTES + 1)}`, `key is larger than ${MAX_KEY_BYTES} bytes of UTF-8`],
+    ['key over 2048 bytes', `key=${'k'.repeat(MAX_KEY_BYTES + 1)}`, `key is larger than ${MAX_KEY_BYTES} bytes of UTF-8`],
   ]
   for (const [name, query, detail] of cases) {
     it(name, async () => {

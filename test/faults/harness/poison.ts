@@ -39,7 +39,7 @@ export function poisonCases(prefix: string, version: () => bigint): PoisonCase[]
     { name: 'version not decimal', queue: 'add', body: json({ key: prefix + 'hex', value: 'v', version: '0x10' }) },
     { name: 'version zero', queue: 'del', body: json({ key: prefix + 'zero', version: '0' }) },
     { name: 'version beyond 63 bits', queue: 'add', body: json({ key: prefix + 'big', value: 'v', version: '9223372036854775808' }) },
-    { name: 'key over 4096 bytes', queue: 'add', body: json({ key: prefix + 'k'.repeat(5000), value: 'v', version: v() }) },
+    { name: 'key over 2048 bytes', queue: 'add', body: json({ key: prefix + 'k'.repeat(5000), value: 'v', version: v() }) },
     { name: '5 MB value', queue: 'add', body: json({ key: prefix + 'huge', value: 'x'.repeat(5 * 1024 * 1024), version: v() }) },
   ]
 }

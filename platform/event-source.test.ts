@@ -1,0 +1,84 @@
+/**
+ * The RabbitMQ event source against the real broker: a batch whose invocation
+ * keeps failing (retried) never holds back the acknowledgement of the batches
+ * delivered after it.
+ */
+import { connect } from 'amqplib'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { assertQueues } from '../src/shared/queue.js'
+import type { RmqEvent } from '../src/shared/rmq-event.js'
+import { eventually, isolate, type Isolated } from '../test/support/isolated.js'
+import { RabbitEventSource } from './event-source.js'
+
+let iso: Isolated
+
+beforeAll(async () => {
+  iso = await isolate('evsource')
+})
+
+afterAll(async () => {
+  await iso?.cleanup()
+})
+
+const bodies = (event: RmqEvent) => Object.values(event.rmqMessagesByQueue).flat().map(m => Buffer.from(m.data, 'base64').toString())
+
+/** Ready messages once the broker has settled (it takes back a closed channel's messages asynchronously). */
+async function settledReady(queue: string): Promise<number> {
+  const connection = await connect(iso.config.amqpUrl)
+  try {
+    const channel = await connection.createChannel()
+    return await eventually(async () => {
+      const first = (await channel.checkQueue(queue)).messageCount
+      await new Promise(resolve => setTimeout(resolve, 150))
+      const second = (await channel.checkQueue(queue)).messageCount
+      return first === second ? { n: first } : undefined
+    }, 'a settled queue depth').then(r => r.n)
+  } finally {
+    await connection.close()
+  }
+}
+
+describe('RabbitEventSource', () => {
+  it('acknowledges later batches while an earlier one is being retried', async () => {
+    // Prepare: 30 messages; the batch holding m0..m9 fails on every attempt.
+    const queue = iso.config.addQueue
+    const connection = await connect(iso.config.amqpUrl)
+    const channel = await connection.createConfirmChannel()
+    await assertQueues(channel, [queue])
+    for (let i = 0; i < 30; i++) channel.sendToQueue(queue, Buffer.from(`m${i}`), { persistent: true })
+    await channel.waitForConfirms()
+    await connection.close()
+    const applied: string[] = []
+    let failedAttempts = 0
+    const source = new RabbitEventSource({
+      url: iso.config.amqpUrl,
+      queue,
+      batchSize: 10,
+      // Long enough that every batch fills to 10 (30 messages, prefetch 30): batches are m0-m9, m10-m19, m20-m29.
+      windowMs: 10_000,
+      concurrency: 2,
+      minBackoffMs: 5,
+      maxBackoffMs: 20,
+      invoke: async event => {
+        const messages = bodies(event)
+        if (messages.includes('m0')) {
+          failedAttempts++
+          throw new Error('this batch keeps failing')
+        }
+        applied.push(...messages)
+      },
+    })
+
+    // Act
+    await source.start()
+    try {
+      // Assess: the two later batches applied and were acknowledged; only the failing batch is held.
+      await eventually(async () => applied.length === 20 && source.messagesHeld === 10 && failedAttempts > 2, 'later batches acknowledged while the first is retried')
+      expect(applied.sort()).toEqual(Array.from({ length: 20 }, (_, i) => `m${i + 10}`).sort())
+    } finally {
+      await source.close()
+    }
+    // The broker agrees: only the failing batch's 10 messages come back to the queue.
+    expect(await settledReady(queue)).toBe(10)
+  })
+})
