@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { queueStates, takeDeadLetters } from './harness/inspect.js'
-import { runPoison, type PoisonResult } from './harness/poison.js'
+import { installRefusals, runPoison, runRefusedSweep, type PoisonResult } from './harness/poison.js'
 import { startFaultStack, type FaultStack } from './harness/stack.js'
 
 let fs: FaultStack & { output: { text(): string } }
@@ -51,4 +51,26 @@ describe('poison messages', () => {
     expect(states.map(s => [s.name, s.messages])).toEqual([[fs.target.addQueue, 0], [fs.target.delQueue, 0]])
     expect(await takeDeadLetters(fs.target.amqpUrl, [fs.target.addQueue, fs.target.delQueue])).toEqual([])
   }, 30_000)
+
+  it('writes PostgreSQL refuses for good, among 1,200 PUTs through the stack: exactly those are dead-lettered, each alone with its reason; every other write is readable', async () => {
+    // Prepare: a CHECK constraint and a trigger in this stack's own database refuse some values the API accepts.
+    const remove = await installRefusals(fs.target.databaseUrl)
+    try {
+      // Act
+      const result = await runRefusedSweep(fs.target)
+      // Assess
+      const context = `${JSON.stringify(result, null, 1).slice(0, 3000)}\n--- stack output ---\n${fs.output.text().slice(-3000)}`
+      expect(result.refused, context).toBeGreaterThanOrEqual(12)
+      expect(result.missing, context).toEqual([])
+      expect(result.duplicated, context).toEqual([])
+      expect(result.unexpected, context).toEqual([])
+      expect(result.withoutReason, context).toEqual([])
+      expect(result.notReadable, context).toEqual([])
+      expect(result.refusedReadable, context).toEqual([])
+      const states = await queueStates([fs.target.addQueue, fs.target.delQueue])
+      expect(states.map(s => [s.name, s.messages])).toEqual([[fs.target.addQueue, 0], [fs.target.delQueue, 0]])
+    } finally {
+      await remove()
+    }
+  }, 120_000)
 })

@@ -5,8 +5,10 @@
  * around them must apply; nothing may loop back onto the write queues.
  */
 import { randomBytes } from 'node:crypto'
+import pg from 'pg'
 import { encodeWrite } from '../../../src/shared/messages.js'
 import { VersionClock } from '../../../src/shared/version.js'
+import { keepAliveAgent, request } from './client.js'
 import { publishRaw, readRows, takeDeadLetters, waitDrained, type DeadLetter } from './inspect.js'
 import type { Target } from './scenario.js'
 import type { StoredRow } from './verify.js'
@@ -22,7 +24,7 @@ export function poisonCases(prefix: string, version: () => bigint): PoisonCase[]
     { name: 'not JSON (del)', queue: 'del', body: Buffer.from('DELETE x') },
     { name: 'empty body', queue: 'add', body: Buffer.alloc(0) },
     { name: 'invalid UTF-8', queue: 'add', body: Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]) },
-    { name: 'JSON array', queue: 'add', body: json([prefix + 'a', 'v', v()]) },
+    { name: 'JSON string', queue: 'add', body: json(prefix + 'a') },
     { name: 'JSON null', queue: 'del', body: Buffer.from('null') },
     { name: 'missing key', queue: 'add', body: json({ value: 'v', version: v() }) },
     { name: 'missing value', queue: 'add', body: json({ key: prefix + 'mv', version: v() }) },
@@ -118,4 +120,113 @@ export async function runPoison(target: Target, options: { writerId?: number, dr
   }
   const poisonRows = [...rows.keys()].filter(k => !expected.has(k))
   return { injected: cases.length, deadLetters, missing, duplicated, withoutReason, validNotApplied, unexpected: remaining.length, poisonRows, drainMs }
+}
+
+export interface RefusedResult {
+  /** Writes acknowledged by the API: valid ones, and ones PostgreSQL refuses. */
+  valid: number
+  refused: number
+  /** Refused writes with no dead letter / more than one; dead letters that are not a refused write. */
+  missing: string[]
+  duplicated: string[]
+  unexpected: string[]
+  /** Dead letters whose reason does not name the SQLSTATE. */
+  withoutReason: string[]
+  /** Valid writes whose GET through the stack does not answer their value and version. */
+  notReadable: string[]
+  refusedReadable: string[]
+  drainMs: number
+}
+
+/**
+ * A CHECK constraint and a trigger in the stack's own database make PostgreSQL
+ * refuse some values the API accepts. Installed before a sweep, removed after.
+ */
+export async function installRefusals(databaseUrl: string): Promise<() => Promise<void>> {
+  const db = new pg.Client({ connectionString: databaseUrl })
+  await db.connect()
+  try {
+    await db.query("ALTER TABLE kv_store ADD CONSTRAINT sweep_refuse_check CHECK (value IS NULL OR value NOT LIKE 'refuse-check%')")
+    await db.query(`
+      CREATE FUNCTION sweep_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.value LIKE 'refuse-trigger%' THEN RAISE EXCEPTION 'sweep trigger refuses %', NEW.key; END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER sweep_refuse BEFORE INSERT OR UPDATE ON kv_store FOR EACH ROW EXECUTE FUNCTION sweep_refuse();
+    `)
+  } finally {
+    await db.end()
+  }
+  return async () => {
+    const drop = new pg.Client({ connectionString: databaseUrl })
+    await drop.connect()
+    try {
+      await drop.query('DROP TRIGGER IF EXISTS sweep_refuse ON kv_store; DROP FUNCTION IF EXISTS sweep_refuse(); ALTER TABLE kv_store DROP CONSTRAINT IF EXISTS sweep_refuse_check')
+    } finally {
+      await drop.end()
+    }
+  }
+}
+
+/**
+ * Writes through the running stack (nginx → hosts, which coalesce concurrent
+ * writes into shared messages): `valid` ordinary PUTs with every `every`-th one
+ * a value PostgreSQL refuses, sent `concurrency` at a time. Every one must be
+ * acknowledged; afterwards the queues drain, the dead-letter queue holds
+ * exactly the refused writes (each alone, with its reason) and every valid
+ * write reads back through the stack.
+ */
+export async function runRefusedSweep(target: Target, options: { writes?: number, every?: number, concurrency?: number, drainTimeoutMs?: number } = {}): Promise<RefusedResult> {
+  const prefix = `refused-${randomBytes(3).toString('hex')}/`
+  const total = options.writes ?? 1200
+  const every = options.every ?? 97
+  const agent = keepAliveAgent(options.concurrency ?? 24)
+  const base = new URL(target.url)
+  const sent: { key: string, value: string, version: string, refused: boolean }[] = []
+  let nextIndex = 0
+  const worker = async () => {
+    while (nextIndex < total) {
+      const i = nextIndex++
+      const refused = i % every === every - 1
+      const key = `${prefix}${String(i).padStart(5, '0')}`
+      const value = refused ? `${i % 2 === 0 ? 'refuse-check' : 'refuse-trigger'} ${i}` : `value ${i} ${randomBytes(8).toString('hex')}`
+      const answer = await request(base, { agent, method: 'PUT', path: '/api', body: JSON.stringify({ key, value }), timeoutMs: 20_000 })
+      if (answer.status !== 200) throw new Error(`PUT ${key} answered ${answer.status} ${answer.body}`)
+      sent.push({ key, value, version: JSON.parse(answer.body).version, refused })
+    }
+  }
+  await Promise.all(Array.from({ length: options.concurrency ?? 24 }, worker))
+
+  const queues = [target.addQueue, target.delQueue]
+  const drainMs = await waitDrained(target.amqpUrl, queues, options.drainTimeoutMs ?? 60_000, target.consumerUrls?.())
+  const letters = await takeDeadLetters(target.amqpUrl, queues)
+  const refusedWrites = sent.filter(s => s.refused)
+  const identity = (w: { key: string, value: string, version: string }) => JSON.stringify([w.key, w.value, w.version])
+  const lettered = new Map<string, DeadLetter[]>()
+  const unexpected: string[] = []
+  for (const letter of letters) {
+    let parsed: { key?: string, value?: string, version?: string } = {}
+    try { parsed = JSON.parse(letter.body.toString()) } catch {}
+    const id = identity({ key: parsed.key ?? '', value: parsed.value ?? '', version: parsed.version ?? '' })
+    if (!refusedWrites.some(w => identity(w) === id)) unexpected.push(letter.body.toString().slice(0, 200))
+    lettered.set(id, [...(lettered.get(id) ?? []), letter])
+  }
+  const missing = refusedWrites.filter(w => !lettered.has(identity(w))).map(w => w.key)
+  const duplicated = refusedWrites.filter(w => (lettered.get(identity(w))?.length ?? 0) > 1).map(w => w.key)
+  const withoutReason = letters.filter(l => !/SQLSTATE (23514|P0001)/.test(l.reason ?? '')).map(l => `${l.body.toString().slice(0, 80)}: ${l.reason}`)
+
+  const notReadable: string[] = []
+  const refusedReadable: string[] = []
+  for (const write of sent) {
+    const answer = await request(base, { agent, method: 'GET', path: `/api?key=${encodeURIComponent(write.key)}`, timeoutMs: 20_000 })
+    if (write.refused) {
+      if (answer.status !== 404) refusedReadable.push(`${write.key}: ${answer.status}`)
+      continue
+    }
+    const body = answer.status === 200 ? JSON.parse(answer.body) : undefined
+    if (body?.data?.value !== write.value || body?.version !== write.version) notReadable.push(`${write.key}: ${answer.status} ${answer.body.slice(0, 120)}`)
+  }
+  agent.destroy()
+  return { valid: sent.length - refusedWrites.length, refused: refusedWrites.length, missing, duplicated, unexpected, withoutReason, notReadable, refusedReadable, drainMs }
 }
