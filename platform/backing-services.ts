@@ -29,7 +29,8 @@ const HOW_TO_START = {
   RabbitMQ: 'rabbitmq-server -detached',
 }
 
-function unreachable(service: keyof typeof HOW_TO_START, url: string, error: unknown): BackingServiceError {
+/** The error for a service that does not answer: its name, its URL (password hidden), how to start it. */
+export function unreachable(service: keyof typeof HOW_TO_START, url: string, error: unknown): BackingServiceError {
   const reason = error instanceof Error ? error.message : String(error)
   return new BackingServiceError(
     `${service} is unreachable at ${redactUrl(url)} (${reason || 'no answer'}).\n` +
