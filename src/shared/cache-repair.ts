@@ -94,6 +94,7 @@ export async function repairStale(db: Queryable, redis: CacheClient, options: Ca
 export class CacheHealth {
   private pending = true
   private failedAt = -Infinity
+  private timer: ReturnType<typeof setTimeout> | undefined
 
   constructor(private readonly retryMs = 1000, private readonly now: () => number = Date.now) {}
 
@@ -114,5 +115,23 @@ export class CacheHealth {
 
   repaired(): void {
     this.pending = false
+  }
+
+  /**
+   * Runs `repair` every `retryMs` while notes remain, so entries are repaired
+   * soon after Redis answers again even when no batch follows (the last writes
+   * before an idle spell). One timer at a time, unref'd: it never keeps a
+   * process alive. Where the process is frozen between invocations (Lambda),
+   * it fires at the next one; the entries' TTL bounds them meanwhile.
+   */
+  repairSoon(repair: () => Promise<void>): void {
+    if (this.timer) return
+    this.timer = setTimeout(() => {
+      repair().finally(() => {
+        this.timer = undefined
+        if (this.pending) this.repairSoon(repair)
+      })
+    }, this.retryMs)
+    this.timer.unref?.()
   }
 }

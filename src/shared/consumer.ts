@@ -102,6 +102,7 @@ async function updateCache(deps: ConsumerDeps, db: Queryable, rows: readonly Row
     }
   }
   await noteStale(db, rows)
+  deps.cacheHealth.repairSoon(() => repairCache(deps, db))
   return rows.length
 }
 

@@ -152,6 +152,32 @@ export async function waitDrained(amqpUrl: string, queues: readonly string[], ti
   throw new Error(`queues did not drain within ${timeoutMs} ms: ${last}`)
 }
 
+/**
+ * Waits until no cache entry awaits repair (kv_cache_repair is empty): after a
+ * Redis outage the consumers repair the entries they could not update once
+ * Redis answers, which may be after the queues drained. Returns the
+ * milliseconds it took; throws with the count left after `timeoutMs`.
+ */
+export async function waitCacheRepaired(databaseUrl: string, timeoutMs: number): Promise<number> {
+  const started = Date.now()
+  let left = 'not checked'
+  while (Date.now() - started < timeoutMs) {
+    const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 5000 })
+    try {
+      await client.connect()
+      const { rows } = await client.query<{ n: string }>('SELECT count(*) AS n FROM kv_cache_repair')
+      left = rows[0]!.n
+      if (left === '0') return Date.now() - started
+    } catch (error) {
+      left = `PostgreSQL not answering: ${(error as Error).message}`
+    } finally {
+      await client.end().catch(() => {})
+    }
+    await sleep(200)
+  }
+  throw new Error(`cache entries still awaiting repair after ${timeoutMs} ms: ${left}`)
+}
+
 export interface DeadLetter { queue: string, body: Buffer, reason: string | undefined, sourceQueue: string | undefined }
 
 /** Takes every message from the dead-letter queues of `queues` (at most `max` each). */

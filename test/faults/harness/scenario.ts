@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { keepAliveAgent, request, versionOf } from './client.js'
-import { readCache, readRows, takeDeadLetters, waitDrained } from './inspect.js'
+import { readCache, readRows, takeDeadLetters, waitCacheRepaired, waitDrained } from './inspect.js'
 import { LoadRun, until, type ReadCounts, type WriteRecord } from './load.js'
 import { clean, verify, type Verdict } from './verify.js'
 
@@ -182,6 +182,7 @@ export async function runScenario(target: Target, fault: Fault, options: Scenari
 
   const queues = [target.addQueue, target.delQueue]
   const drainMs = await waitDrained(target.amqpUrl, queues, options.drainTimeoutMs, target.consumerUrls?.())
+  await waitCacheRepaired(target.databaseUrl, options.drainTimeoutMs)
   const records = [...load.records, ...probeRecords]
   const rows = await readRows(target.databaseUrl, prefix)
   const cache = await readCache(target.redisUrl, target.cachePrefix, new Set(records.map(r => r.key)))
