@@ -52,7 +52,7 @@ export interface StatusReport {
   ok: boolean
   hosts: HostStatus[]
   services: {
-    postgres: Probe & { url: string, keys?: number, tombstones?: number, note?: string }
+    postgres: Probe & { url: string, keys?: number, tombstones?: number, cacheRepairs?: number, note?: string }
     redis: Probe & { url: string }
     rabbitmq: Probe & { url: string, queues: QueueStatus[] }
   }
@@ -141,7 +141,10 @@ async function probePostgres(config: Config, timeoutMs: number): Promise<StatusR
       await within(timeoutMs, 'PostgreSQL', client.connect())
       const { rows } = await client.query<{ keys: string, tombstones: string }>(
         'SELECT count(*) FILTER (WHERE NOT deleted) AS keys, count(*) FILTER (WHERE deleted) AS tombstones FROM kv_store')
-      return { keys: Number(rows[0]?.keys ?? 0), tombstones: Number(rows[0]?.tombstones ?? 0) }
+      // Cache entries a consumer could not update while Redis was away, waiting for repair.
+      // (A database from before the table existed has none: nothing is waiting.)
+      const repairs = await client.query<{ n: string }>('SELECT count(*) AS n FROM kv_cache_repair').catch(() => ({ rows: [{ n: '0' }] }))
+      return { keys: Number(rows[0]?.keys ?? 0), tombstones: Number(rows[0]?.tombstones ?? 0), cacheRepairs: Number(repairs.rows[0]?.n ?? 0) }
     } catch (error) {
       const code = (error as { code?: string }).code
       if (code === '3D000') { note = 'database does not exist yet (created when the system starts)'; return { keys: 0, tombstones: 0 } }
@@ -384,6 +387,7 @@ export function renderStatus(report: StatusReport, style: Style = plain): string
   const keys = postgres.ok ? number(postgres.keys) : style.bad('unknown (PostgreSQL is down)')
   out.push(`  keys            ${keys}`)
   out.push(`  tombstones      ${postgres.ok ? number(postgres.tombstones) : style.bad('unknown')}`)
+  if (postgres.ok && (postgres.cacheRepairs ?? 0) > 0) out.push(`  cache repairs   ${style.warn(number(postgres.cacheRepairs))} (entries to refresh once Redis answers)`)
   const dead = report.deadLetters
   out.push(`  dead letters    ${dead === null ? style.bad('unknown (RabbitMQ is down)') : dead > 0 ? style.warn(number(dead)) : number(dead)}`)
   if (postgres.note) out.push(style.dim(`  (${postgres.note})`))
