@@ -106,19 +106,21 @@ async function ready(queue: string): Promise<number> {
 }
 
 /**
- * The ready count once the broker has settled: a quorum queue takes back the
- * messages of a closed channel asynchronously, so one read right after close()
- * may not see them yet. Reads until two in a row, 150 ms apart, agree.
+ * The ready count once the broker has settled at `expected`: a quorum queue
+ * takes back the messages of a closed channel asynchronously, and on a loaded
+ * machine later than any fixed pause, so two reads that merely agree (both
+ * before the return) prove nothing. Reads until two in a row, 150 ms apart,
+ * show `expected`; after 15 s, returns the last read for the assertion to show.
  */
-async function settledReady(queue: string): Promise<number> {
+async function settledReady(queue: string, expected: number): Promise<number> {
+  const deadline = Date.now() + 15_000
   let last = await ready(queue)
-  for (let i = 0; i < 20; i++) {
+  for (;;) {
     await new Promise(resolve => setTimeout(resolve, 150))
     const now = await ready(queue)
-    if (now === last) return now
+    if ((now === expected && last === expected) || Date.now() > deadline) return now
     last = now
   }
-  return last
 }
 
 async function counted(metric: Metrics['batches'] | Metrics['writes'], labels: Record<string, string>): Promise<number> {
@@ -165,8 +167,8 @@ describe('consumer host', () => {
     await host.close()
 
     // Assess: nothing came back to the queue on close, so every message was acknowledged.
-    expect(await settledReady(iso.config.addQueue)).toBe(0)
-    expect(await settledReady(deadLetterQueueName(iso.config.addQueue))).toBe(1)
+    expect(await settledReady(iso.config.addQueue, 0)).toBe(0)
+    expect(await settledReady(deadLetterQueueName(iso.config.addQueue), 1)).toBe(1)
     expect(await counted(host.metrics.writes, { outcome: 'applied' })).toBe(1200)
     const { rows } = await db.query('SELECT value FROM kv_store WHERE key = $1', ['apply-7'])
     expect(rows).toEqual([{ value: 'value 7' }])
@@ -198,12 +200,13 @@ describe('consumer host', () => {
     await eventually(async () => (await counted(host.metrics.batches, { outcome: 'failed' })) >= 3, 'three failed attempts')
     expect(await rowsWithPrefix('outage-')).toBe(0)
     // The broker counts them unacknowledged, maybe seconds late; the host knows at once (what "drained" checks).
-    const readiness = await (await fetch(`${host.url}/ready`)).json() as { held: Record<string, number> }
-    expect(readiness.held[iso.config.addQueue]).toBe(50)
+    // (Waited for, not read once: three failed attempts can come before the broker delivered all 50.)
+    const held = async () => ((await (await fetch(`${host.url}/ready`)).json()) as { held: Record<string, number> }).held[iso.config.addQueue]
+    await eventually(async () => (await held()) === 50, 'the host holding all 50 messages')
     // ...and shutting down during the outage gives the messages back instead of acknowledging them.
     await host.close()
-    expect(await settledReady(iso.config.addQueue)).toBe(50)
-    expect(await settledReady(deadLetterQueueName(iso.config.addQueue))).toBe(1) // only the earlier poison
+    expect(await settledReady(iso.config.addQueue, 50)).toBe(50)
+    expect(await settledReady(deadLetterQueueName(iso.config.addQueue), 1)).toBe(1) // only the earlier poison
 
     // A host started during the outage recovers when PostgreSQL returns, without a restart.
     const recovering = await start()
@@ -211,8 +214,8 @@ describe('consumer host', () => {
     proxy.set('forward')
     await eventually(async () => (await rowsWithPrefix('outage-')) === 50, '50 rows applied after the outage', 20_000)
     await recovering.close()
-    expect(await settledReady(iso.config.addQueue)).toBe(0)
-    expect(await settledReady(deadLetterQueueName(iso.config.addQueue))).toBe(1)
+    expect(await settledReady(iso.config.addQueue, 0)).toBe(0)
+    expect(await settledReady(deadLetterQueueName(iso.config.addQueue), 1)).toBe(1)
   })
 
   it('reconnects to RabbitMQ after losing its connection, without a restart', async () => {
@@ -233,7 +236,7 @@ describe('consumer host', () => {
     await eventually(async () => (await rowsWithPrefix('after-')) === 20, 'writes applied after the reconnect', 20_000)
     expect((await fetch(`${host.url}/ready`)).status).toBe(200)
     await host.close()
-    expect(await settledReady(iso.config.addQueue)).toBe(0)
+    expect(await settledReady(iso.config.addQueue, 0)).toBe(0)
   })
 
   it('fails an invocation that outlives the function timeout from app.arc, and does not acknowledge it', async () => {
@@ -266,7 +269,7 @@ describe('consumer host', () => {
       // Assess
       expect(errors.join('\n')).toContain('add-key did not finish within its 1000 ms timeout')
       expect(await counted(host.metrics.batches, { outcome: 'ok' })).toBe(0)
-      expect(await settledReady(iso.config.addQueue)).toBe(1)
+      expect(await settledReady(iso.config.addQueue, 1)).toBe(1)
     } finally {
       rmSync(project, { recursive: true, force: true })
       // The message is the real consumer's to take now.
@@ -290,6 +293,6 @@ describe('consumer host', () => {
     // Assess: whatever was taken is applied and acknowledged; the rest waits in the queue; nothing is lost or held.
     const applied = await rowsWithPrefix('drain-')
     expect(applied).toBeGreaterThan(0)
-    expect(applied + await settledReady(iso.config.addQueue)).toBe(200)
+    expect(applied + await settledReady(iso.config.addQueue, 200 - applied)).toBe(200)
   })
 })
