@@ -70,6 +70,8 @@ beforeAll(async () => {
   letters.forEach(([dlq, source, body, reason], i) => channel.sendToQueue(dlq, body, {
     persistent: true, contentType: 'application/json', messageId: `m${i + 1}`,
     headers: { [REASON_HEADER]: reason, [SOURCE_HEADER]: source },
+    // One carries the time it was dead-lettered (AMQP timestamp: seconds), as the consumer may.
+    ...(dlq === delDlq ? { timestamp: Math.floor(at / 1000) + 60 } : {}),
   }))
   await channel.waitForConfirms()
   await channel.close()
@@ -110,7 +112,7 @@ describe('npm run dlq', () => {
     expect(out).toContain('value 5,000 B "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"…\n')
     expect(out).toContain('why: message body is not UTF-8 JSON')
     expect(out).toContain('not UTF-8): <1b 5b 32 4a')
-    expect(out).toContain(`4. ${delDlq} (from ${iso.config.delQueue})`)
+    expect(out).toContain(`4. ${delDlq} (from ${iso.config.delQueue})  at 2025-01-02T03:05:05.000Z`)
     expect(out).toContain('"dlq/gone"')
     expect(out).toContain('no value (a DELETE)')
     expect(out).not.toContain('\u001b')

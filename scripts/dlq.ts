@@ -241,7 +241,7 @@ async function depth(connection: ChannelModel, queue: string): Promise<number | 
  * dead-letter queues a policy with `delivery-limit` -1.
  */
 async function walk(
-  connection: ChannelModel, config: Config, queue: string, filter: Filter,
+  connection: ChannelModel, queue: string, filter: Filter,
   act: (channel: ConfirmChannel, message: GetMessage, letter: DeadLetter) => Promise<void>,
 ): Promise<QueueSummary> {
   const deadLetterQueue = deadLetterQueueName(queue)
@@ -267,15 +267,16 @@ async function walk(
 }
 
 /**
- * The dead letters of `filter.queues`, oldest first, without removing any.
+ * The dead letters of `filter.queues`, in queue order (letters an earlier list
+ * handed back may have moved), without removing any.
  *
- * @example const { letters } = await listDeadLetters(connection, config, { queues: [config.addQueue], limit: 20 })
+ * @example const { letters } = await listDeadLetters(await openBroker(config), { queues: [config.addQueue], limit: 20 })
  */
-export async function listDeadLetters(connection: ChannelModel, config: Config, filter: Filter): Promise<{ queues: QueueSummary[], letters: DeadLetter[] }> {
+export async function listDeadLetters(connection: ChannelModel, filter: Filter): Promise<{ queues: QueueSummary[], letters: DeadLetter[] }> {
   const letters: DeadLetter[] = []
   const queues: QueueSummary[] = []
   for (const queue of filter.queues) {
-    queues.push(await walk(connection, config, queue, filter, async (_channel, _message, letter) => { letters.push(letter) }))
+    queues.push(await walk(connection, queue, filter, async (_channel, _message, letter) => { letters.push(letter) }))
   }
   return { queues, letters }
 }
@@ -336,7 +337,7 @@ export async function replayDeadLetters(connection: ChannelModel, config: Config
     await assertQueues(setup, filter.queues)
     await setup.close()
     for (const queue of filter.queues) {
-      queues.push(await walk(connection, config, queue, filter, async (channel, message, letter) => {
+      queues.push(await walk(connection, queue, filter, async (channel, message, letter) => {
         await publishConfirmed(channel, queue, message, config.publishTimeoutMs)
         channel.ack(message)
         replayed.push(letter)
@@ -349,11 +350,11 @@ export async function replayDeadLetters(connection: ChannelModel, config: Config
 }
 
 /** Removes matching dead letters for good and returns them. */
-export async function dropDeadLetters(connection: ChannelModel, config: Config, filter: Filter): Promise<{ queues: QueueSummary[], dropped: DeadLetter[] }> {
+export async function dropDeadLetters(connection: ChannelModel, filter: Filter): Promise<{ queues: QueueSummary[], dropped: DeadLetter[] }> {
   const dropped: DeadLetter[] = []
   const queues: QueueSummary[] = []
   for (const queue of filter.queues) {
-    queues.push(await walk(connection, config, queue, filter, async (channel, message, letter) => {
+    queues.push(await walk(connection, queue, filter, async (channel, message, letter) => {
       channel.ack(message)
       dropped.push(letter)
     }))
@@ -494,7 +495,7 @@ export async function main(argv: string[], env: Record<string, string | undefine
   try {
     connection = await openBroker(config)
     if (action === 'list') {
-      const result = await listDeadLetters(connection, config, filter)
+      const result = await listDeadLetters(connection, filter)
       io.out(json ? JSON.stringify(result, null, 2) + '\n' : renderList(result, filter))
     } else if (action === 'replay') {
       const { queues, replayed } = await replayDeadLetters(connection, config, filter)
@@ -504,7 +505,7 @@ export async function main(argv: string[], env: Record<string, string | undefine
         io.out(renderOutcome('replayed', replayed, queues))
       }
     } else {
-      const { queues, dropped } = await dropDeadLetters(connection, config, filter)
+      const { queues, dropped } = await dropDeadLetters(connection, filter)
       if (json) io.out(JSON.stringify({ dropped: dropped.length, letters: dropped }, null, 2) + '\n')
       else {
         dropped.forEach((letter, i) => io.out(`${renderLetter(letter, i + 1)}\n`))
