@@ -22,17 +22,12 @@ afterAll(async () => {
 
 const bodies = (event: RmqEvent) => Object.values(event.rmqMessagesByQueue).flat().map(m => Buffer.from(m.data, 'base64').toString())
 
-/** Ready messages once the broker has settled (it takes back a closed channel's messages asynchronously). */
-async function settledReady(queue: string): Promise<number> {
+/** Waits until `queue` holds `count` ready messages (a quorum queue takes back a closed channel's messages asynchronously). */
+async function waitReady(queue: string, count: number): Promise<void> {
   const connection = await connect(iso.config.amqpUrl)
   try {
     const channel = await connection.createChannel()
-    return await eventually(async () => {
-      const first = (await channel.checkQueue(queue)).messageCount
-      await new Promise(resolve => setTimeout(resolve, 150))
-      const second = (await channel.checkQueue(queue)).messageCount
-      return first === second ? { n: first } : undefined
-    }, 'a settled queue depth').then(r => r.n)
+    await eventually(async () => (await channel.checkQueue(queue)).messageCount === count, `${count} messages ready on ${queue}`)
   } finally {
     await connection.close()
   }
@@ -78,7 +73,16 @@ describe('RabbitEventSource', () => {
     } finally {
       await source.close()
     }
-    // The broker agrees: only the failing batch's 10 messages come back to the queue.
-    expect(await settledReady(queue)).toBe(10)
+    // The broker agrees: the failing batch's 10 messages come back to the queue, and nothing else stays.
+    await waitReady(queue, 10)
+    const check = await connect(iso.config.amqpUrl)
+    try {
+      const channel = await check.createChannel()
+      const back: string[] = []
+      for (let message = await channel.get(queue, { noAck: true }); message; message = await channel.get(queue, { noAck: true })) back.push(message.content.toString())
+      expect(back.sort()).toEqual(Array.from({ length: 10 }, (_, i) => `m${i}`).sort())
+    } finally {
+      await check.close()
+    }
   })
 })
