@@ -11,14 +11,6 @@ import { cacheApplyMany, type CacheClient, type CacheOptions } from './cache.js'
 import type { Queryable } from './postgres.js'
 import type { RowState } from './store.js'
 
-export const CACHE_REPAIR_TABLE = `
-CREATE TABLE IF NOT EXISTS kv_cache_repair (
-  key      text COLLATE "C" PRIMARY KEY,
-  version  bigint NOT NULL,
-  noted_at timestamptz NOT NULL DEFAULT now()
-);
-`
-
 /**
  * Notes keys whose cache entry may be older than `version`. A key noted twice
  * keeps the higher version. Key order: two consumers noting overlapping keys

@@ -1,11 +1,10 @@
 /**
- * PostgreSQL connection and schema. The database is created when missing and the
- * migration is idempotent, so any entry point (sandbox, the warm hosts, a Lambda
- * cold start) can prepare it safely, even several at once.
+ * PostgreSQL connections. The database is created when missing and migrated
+ * (schema.ts) before the first pool is handed out, so any entry point (sandbox,
+ * the warm hosts, a Lambda cold start) can prepare it safely, even several at once.
  */
 import pg from 'pg'
-import { CACHE_REPAIR_TABLE } from './cache-repair.js'
-import { WRITER_LEASES_TABLE } from './writer-lease.js'
+import { migrate } from './schema.js'
 
 /** What the store needs of a client: a pool, a client or a transaction all fit. */
 export interface Queryable {
@@ -27,45 +26,6 @@ export function createPool(databaseUrl: string, max = 10): pg.Pool {
   // the pool drops it and the next query opens a new one.
   pool.on('error', () => {})
   return pool
-}
-
-/** Serialises concurrent migrations (two hosts starting together) on one advisory lock. */
-const MIGRATION_LOCK = 0x6b76617263 // "kvarc"
-
-/**
- * One row per key. `version` orders writes (newer wins), `deleted` marks a
- * tombstone, so an older PUT that arrives after a DELETE cannot resurrect the
- * key. Keys use the "C" collation: byte order, the same order `/api/all`'s
- * cursor walks, independent of the server's locale. The ALTERs upgrade a table
- * left by the original system (key, value only).
- */
-export const MIGRATION = `
-CREATE TABLE IF NOT EXISTS kv_store (
-  key        text COLLATE "C" PRIMARY KEY,
-  value      text,
-  version    bigint NOT NULL DEFAULT 0,
-  deleted    boolean NOT NULL DEFAULT false,
-  updated_at timestamptz NOT NULL DEFAULT now()
-);
-ALTER TABLE kv_store ADD COLUMN IF NOT EXISTS version bigint NOT NULL DEFAULT 0;
-ALTER TABLE kv_store ADD COLUMN IF NOT EXISTS deleted boolean NOT NULL DEFAULT false;
-ALTER TABLE kv_store ADD COLUMN IF NOT EXISTS updated_at timestamptz NOT NULL DEFAULT now();
-CREATE INDEX IF NOT EXISTS kv_store_tombstones ON kv_store (version) WHERE deleted;
-` + WRITER_LEASES_TABLE + CACHE_REPAIR_TABLE
-
-export async function migrate(db: pg.Pool | pg.Client): Promise<void> {
-  const client = db instanceof pg.Pool ? await db.connect() : db
-  try {
-    await client.query('BEGIN')
-    await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK])
-    await client.query(MIGRATION)
-    await client.query('COMMIT')
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => {})
-    throw error
-  } finally {
-    if (db instanceof pg.Pool) (client as pg.PoolClient).release()
-  }
 }
 
 /** Creates the database named in the URL when it does not exist (connecting to `postgres` to do it). */

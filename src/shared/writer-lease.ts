@@ -12,18 +12,6 @@ import { ServiceUnavailableError } from './errors.js'
 import type { Queryable } from './postgres.js'
 import { MAX_WRITER_ID, VersionClock } from './version.js'
 
-/** One row per writer id; `expires_at` in the past means free. Part of the migration. */
-export const WRITER_LEASES_TABLE = `
-CREATE TABLE IF NOT EXISTS kv_writer_leases (
-  id         integer PRIMARY KEY,
-  holder     text,
-  expires_at timestamptz NOT NULL
-);
-INSERT INTO kv_writer_leases (id, expires_at)
-SELECT g, '-infinity' FROM generate_series(0, ${MAX_WRITER_ID}) AS g
-ON CONFLICT (id) DO NOTHING;
-`
-
 /** Takes the id free the longest; SKIP LOCKED lets writers starting together take different ids. */
 export const ACQUIRE_LEASE = `
 UPDATE kv_writer_leases l SET holder = $1, expires_at = now() + make_interval(secs => $2)
