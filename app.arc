@@ -8,6 +8,9 @@ get /api
 get /api/all
 put /api
 delete /api
+# Everything else: 405 (wrong method on an API path) or 404 as JSON, and the
+# @static files, which it serves in place of Architect's static proxy.
+any /*
 
 @static
 folder public

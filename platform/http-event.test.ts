@@ -92,6 +92,8 @@ describe('request events are the ones sandbox builds', () => {
     { name: 'repeated headers', method: 'GET', path: '/api?key=r', headers: { 'x-many': ['1', '2'], accept: ['a/b', 'c/d'] } },
     { name: 'PUT with a JSON body', method: 'PUT', path: '/api', headers: { 'content-type': 'application/json' }, body: '{"key":"k","value":"ünïcödé ✓"}' },
     { name: 'PUT with a vendor JSON type', method: 'PUT', path: '/api', headers: { 'content-type': 'application/vnd.api+json; charset=utf-8' }, body: '{"key":"k","value":"v"}' },
+    // Sandbox as patched by scripts/patch-dependencies.mjs (stock 7.1.0 decodes it with U+FFFD).
+    { name: 'PUT with a JSON body that is not valid UTF-8 (base64)', method: 'PUT', path: '/api', headers: { 'content-type': 'application/json' }, body: Buffer.from([0x7b, 0x22, 0xff, 0xfe, 0xc3, 0x28, 0x22, 0x7d]) },
     { name: 'PUT with a text body (base64)', method: 'PUT', path: '/api', headers: { 'content-type': 'text/plain' }, body: 'key=value' },
     { name: 'PUT with binary bytes', method: 'PUT', path: '/api', headers: { 'content-type': 'application/octet-stream' }, body: Buffer.from([0, 255, 128, 10, 13]) },
     { name: 'PUT without a content type', method: 'PUT', path: '/api', body: '{"key":"k","value":"v"}' },
@@ -119,6 +121,20 @@ describe('request events are the ones sandbox builds', () => {
     })
     expect((ours.headers as Record<string, string>)['x-forwarded-proto']).toBe('http')
     expect((ours.headers as Record<string, string>).cookie).toBeUndefined()
+  })
+
+  it('hands a JSON body that is not valid UTF-8 over as its bytes, base64-encoded, never with U+FFFD', async () => {
+    for (const bad of [[0xff, 0xfe, 0xc3, 0x28], [0xf0, 0x9f, 0x98], [0xed, 0xa0, 0x80]]) {
+      // Prepare: a truncated 4-byte sequence decodes lossily to one U+FFFD of the same length; ED A0 80 is a UTF-16 surrogate.
+      const body = Buffer.concat([Buffer.from('{"key":"k","value":"'), Buffer.from(bad), Buffer.from('"}')])
+      // Act
+      const { ours } = await send('PUT', '/api', { 'content-type': 'application/json' }, body)
+      // Assess
+      expect(ours.isBase64Encoded).toBe(true)
+      expect(Buffer.from(ours.body as string, 'base64').equals(body)).toBe(true)
+    }
+    const { ours: valid } = await send('PUT', '/api', { 'content-type': 'application/json' }, '{"value":"\uFFFD is a character too"}')
+    expect(valid).toMatchObject({ body: '{"value":"\uFFFD is a character too"}', isBase64Encoded: false })
   })
 
   it('reads a chunked body, which sandbox drops (a deliberate difference: API Gateway keeps it)', async () => {

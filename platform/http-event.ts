@@ -6,6 +6,7 @@
  * handler cannot tell which runtime it runs in. Differences from sandbox are
  * deliberate and named where they are made.
  */
+import { isUtf8 } from 'node:buffer'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { parse as parseQueryString } from 'node:querystring'
 import { parse as legacyParseUrl } from 'node:url'
@@ -153,10 +154,15 @@ const JSON_CONTENT_TYPE = /^application\/.*json/
 /**
  * HTTP APIs keep JSON bodies as (UTF-8 decoded) strings and base64-encode
  * everything else. An empty body is no body at all, as in sandbox.
+ *
+ * A JSON body whose bytes are not valid UTF-8 is base64-encoded too: decoding
+ * it to a string would replace the bad bytes with U+FFFD, and the function
+ * could never tell the damage from a real U+FFFD. Base64 hands it the bytes
+ * as sent, so its strict decoder can refuse them (src/shared/http.ts readBody).
  */
 export function eventBody(contentType: string | undefined, body: Buffer | undefined): { body?: string, isBase64Encoded: boolean } {
   if (!body || body.length === 0) return { isBase64Encoded: false }
-  if (contentType !== undefined && JSON_CONTENT_TYPE.test(contentType)) return { body: body.toString('utf8'), isBase64Encoded: false }
+  if (contentType !== undefined && JSON_CONTENT_TYPE.test(contentType) && isUtf8(body)) return { body: body.toString('utf8'), isBase64Encoded: false }
   return { body: body.toString('base64'), isBase64Encoded: true }
 }
 

@@ -149,7 +149,7 @@ afterAll(async () => {
 describe('routes from app.arc', () => {
   it('serves every HTTP function app.arc declares, and nothing else', async () => {
     const app = await readAppFunctions(ROOT)
-    expect(app.http.map(f => `${f.method} ${f.path}`).sort()).toEqual(['DELETE /api', 'GET /api', 'GET /api/all', 'PUT /api'])
+    expect(app.http.map(f => `${f.method} ${f.path}`).sort()).toEqual(['ANY /*', 'DELETE /api', 'GET /api', 'GET /api/all', 'PUT /api'])
     const all = await call(host.url, 'GET', '/api/all')
     expect(all.status).toBe(200)
     expect(json(all)).toMatchObject({ data: [] })
@@ -197,19 +197,101 @@ describe('routes from app.arc', () => {
   })
 
   it('answers an unknown route with 404 JSON and a wrong method with 405 JSON and Allow', async () => {
+    // app.arc's `any /*` answers what no route takes; without one (the fixtures) the host answers itself, alike.
     const unknown = await call(host.url, 'GET', '/api/all/')
     expect(unknown.status).toBe(404)
-    expect(json(unknown).detail).toBe('no route or file for GET /api/all/')
+    expect(json(unknown).detail).toBe('no route for GET /api/all/')
     const noFunction = await call(fixtures.url, 'POST', '/nowhere', { body: 'x' })
     expect(noFunction.status).toBe(404)
     expect(json(noFunction)).toEqual({ detail: 'no route for POST /nowhere' })
     const wrong = await call(host.url, 'POST', '/api', { body: '{}' })
     expect(wrong.status).toBe(405)
-    expect(wrong.headers.allow).toBe('GET, PUT, DELETE, HEAD')
-    expect(json(wrong).detail).toMatch(/POST is not allowed on \/api/)
+    expect(wrong.headers.allow).toBe('GET, PUT, DELETE')
+    expect(json(wrong).detail).toBe('method POST is not allowed on /api; use GET, PUT, DELETE')
+    const wrongFixture = await call(fixtures.url, 'DELETE', '/echo')
+    expect(wrongFixture.status).toBe(405)
+    expect(wrongFixture.headers.allow).toBe('GET, PUT, HEAD')
+    expect(json(wrongFixture).detail).toBe('method DELETE is not allowed on /echo; use GET, PUT, HEAD')
     const wrongOperator = await call(host.url, 'DELETE', '/health')
     expect(wrongOperator.status).toBe(405)
     expect(json(wrongOperator).detail).toMatch(/use GET/)
+  })
+
+  it('refuses bytes that are not UTF-8, in a body or a query, with 422 and queues nothing', async () => {
+    // Prepare: the issue's body, and a truncated 4-byte sequence, which a lossy decoder turns into one U+FFFD of the same length.
+    await declareQueues(iso)
+    const before = await queueDepth(iso.env.AMQP_URL!, iso.config.addQueue)
+    const bodies = [[0xff, 0xfe, 0xc3, 0x28], [0xf0, 0x9f, 0x98]].map(bad => Buffer.concat([Buffer.from('{"key":"k","value":"'), Buffer.from(bad), Buffer.from('"}')]))
+    for (const body of bodies) {
+      // Act
+      const put = await call(host.url, 'PUT', '/api', { headers: { 'content-type': 'application/json' }, body })
+      // Assess
+      expect(put.status).toBe(422)
+      expect(json(put)).toEqual({ detail: 'request body is not valid UTF-8' })
+    }
+    for (const path of ['/api?key=%FF', '/api?key=%C3%28', '/api/all?prefix=%E2%82']) {
+      const get = await call(host.url, 'GET', path)
+      expect(get.status, path).toBe(422)
+      expect(json(get).detail, path).toMatch(/is not valid percent-encoded UTF-8/)
+    }
+    expect(await queueDepth(iso.env.AMQP_URL!, iso.config.addQueue)).toBe(before)
+  })
+
+  it("lets an over-long key reach its function (422), and answers headers past 64 KiB with 431 JSON", async () => {
+    const long = await call(host.url, 'GET', `/api?key=${'k'.repeat(20_000)}`)
+    expect(long.status).toBe(422)
+    expect(json(long)).toEqual({ detail: 'key is larger than 2048 bytes of UTF-8' })
+    const huge = await raw(host.port, `GET /api?key=${'k'.repeat(70_000)} HTTP/1.1\r\nHost: x\r\n\r\n`)
+    expect(huge).toMatch(/^HTTP\/1\.1 431 /)
+    expect(huge).toContain('{"detail":"request headers are too large"}')
+  })
+
+  it("answers what no route takes with app.arc's catch-all: 405 with Allow on API paths, 404 JSON elsewhere", async () => {
+    for (const [method, path, status, detail, allow] of [
+      ['POST', '/api', 405, 'method POST is not allowed on /api; use GET, PUT, DELETE', 'GET, PUT, DELETE'],
+      ['PATCH', '/api', 405, 'method PATCH is not allowed on /api; use GET, PUT, DELETE', 'GET, PUT, DELETE'],
+      ['PUT', '/api/all', 405, 'method PUT is not allowed on /api/all; use GET', 'GET'],
+      ['DELETE', '/nowhere', 404, 'no route for DELETE /nowhere', undefined],
+      ['POST', '/', 404, 'no route for POST /', undefined],
+      ['GET', '/missing.css', 404, 'no route for GET /missing.css', undefined],
+    ] as const) {
+      // Act
+      // (node's client frames no body for GET or DELETE: those go without one)
+      const reply = await call(host.url, method, path, method === 'GET' || method === 'DELETE' ? {} : { headers: { 'content-type': 'application/json' }, body: '{}' })
+      // Assess
+      expect(reply.status, `${method} ${path}`).toBe(status)
+      expect(json(reply), `${method} ${path}`).toEqual({ detail })
+      expect(reply.headers.allow, `${method} ${path}`).toBe(allow)
+      expect(reply.headers['cache-control']).toBe('no-store')
+    }
+  })
+
+  it('sends a request no route takes to the greedy root route, as API Gateway does, after its own static files', async () => {
+    // Prepare: a host whose app declares `any /*` (an echo) beside exact, :param and catch-all routes.
+    const greedy = await startHttpHost({
+      config: iso.config, port: 0, hostName: 'greedy', serveStatic: true, staticDir,
+      functions: [
+        fixture('echo', 'GET', '/echo', 'echo-handler.mjs'),
+        fixture('item', 'GET', '/items/:id', 'echo-handler.mjs'),
+        fixture('fallback', 'ANY', '/*', 'echo-handler.mjs'),
+      ],
+    })
+    try {
+      for (const [method, path, proxy] of [['DELETE', '/echo', 'echo'], ['PUT', '/items/7', 'items/7'], ['POST', '/', ''], ['GET', '/a/b', 'a/b'], ['GET', '/nope.css', 'nope.css']] as const) {
+        // Act
+        const reply = await call(greedy.url, method, path, method === 'GET' || method === 'DELETE' ? {} : { body: 'x' })
+        // Assess
+        expect(reply.status, `${method} ${path}`).toBe(200)
+        expect(json(reply), `${method} ${path}`).toMatchObject({ routeKey: 'ANY /{proxy+}', rawPath: path, pathParameters: { proxy }, requestContext: { http: { method } } })
+      }
+      // Static files come first; the routes declared for a path still take their methods.
+      const index = await call(greedy.url, 'GET', '/')
+      expect([index.status, index.text]).toEqual([200, '<!doctype html><title>kvarc</title>'])
+      expect(json(await call(greedy.url, 'GET', '/items/7'))).toMatchObject({ routeKey: 'GET /items/{id}' })
+      expect(json(await call(greedy.url, 'GET', '/echo'))).toMatchObject({ routeKey: 'GET /echo' })
+    } finally {
+      await greedy.close()
+    }
   })
 
   it('routes :param and catch-all paths with API Gateway route keys and path parameters', async () => {
@@ -254,7 +336,7 @@ describe('the same handler answers the same under sandbox and the host', () => {
 
   afterAll(() => new Promise<void>(r => sandbox.close(() => r())))
 
-  const requests: { name: string, method: string, path: string, headers?: Record<string, string>, body?: string }[] = [
+  const requests: { name: string, method: string, path: string, headers?: Record<string, string>, body?: string | Buffer }[] = [
     { name: 'a read that misses', method: 'GET', path: '/api?key=absent' },
     { name: 'a read with no key', method: 'GET', path: '/api' },
     { name: 'a repeated key parameter', method: 'GET', path: '/api?key=a&key=b' },
@@ -264,6 +346,8 @@ describe('the same handler answers the same under sandbox and the host', () => {
     { name: 'a number value', method: 'PUT', path: '/api', headers: { 'content-type': 'application/json' }, body: '{"key":"k","value":1}' },
     { name: 'a text/plain body (base64 in the event)', method: 'PUT', path: '/api', headers: { 'content-type': 'text/plain' }, body: 'key=k' },
     { name: 'an empty body', method: 'PUT', path: '/api', headers: { 'content-type': 'application/json' } },
+    { name: 'a JSON body that is not valid UTF-8', method: 'PUT', path: '/api', headers: { 'content-type': 'application/json' }, body: Buffer.concat([Buffer.from('{"key":"k","value":"'), Buffer.from([0xff, 0xfe, 0xc3, 0x28]), Buffer.from('"}')]) },
+    { name: 'a query that is not valid UTF-8', method: 'GET', path: '/api?key=%FF' },
     { name: 'a delete with no key', method: 'DELETE', path: '/api' },
   ]
 
@@ -456,7 +540,7 @@ describe('static files', () => {
   it('answers 404 JSON for missing files and never leaves the folder', async () => {
     const missing = await call(host.url, 'GET', '/nope.js')
     expect(missing.status).toBe(404)
-    expect(json(missing).detail).toBe('no route or file for GET /nope.js')
+    expect(json(missing).detail).toBe('no route for GET /nope.js')
     for (const target of ['/../package.json', '/%2e%2e/package.json', '/docs/..%2f..%2fpackage.json', '/..%5cpackage.json', '/index.html%00.css', '/escape.txt', '//etc/passwd']) {
       const answer = await raw(host.port, `GET ${target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`)
       expect(answer, target).toMatch(/^HTTP\/1\.1 404 /)
@@ -539,7 +623,7 @@ describe('operator endpoints', () => {
     }
     expect(sample('kvarc_http_requests_total', 'route="GET /api",status="404",host="test-a"')).toBeGreaterThanOrEqual(1)
     expect(sample('kvarc_http_requests_total', 'route="GET /api",status="200"')).toBeGreaterThanOrEqual(1)
-    expect(sample('kvarc_http_requests_total', 'route="unmatched",status="405"')).toBeGreaterThanOrEqual(1)
+    expect(sample('kvarc_http_requests_total', 'route="ANY /{proxy+}",status="405"')).toBeGreaterThanOrEqual(1)
     expect(sample('kvarc_http_request_duration_seconds_count', 'route="PUT /api"')).toBeGreaterThanOrEqual(1)
     expect(sample('kvarc_cache_reads_total', 'source="redis"')).toBeGreaterThanOrEqual(1)
     expect(sample('kvarc_cache_reads_total', 'source="postgres"')).toBeGreaterThanOrEqual(1)

@@ -5,7 +5,10 @@
  * builds (http-event.ts).
  *
  * What API Gateway and Lambda would do around a function, the host does too:
- * unknown route → 404, wrong method → 405, body over the limit → 413 (decided
+ * a request no route takes goes to the app's greedy root route (`any /*`) when
+ * app.arc declares one, as API Gateway sends it to `ANY /{proxy+}` (static
+ * files are still served by the host first, when it serves them); without one,
+ * unknown route → 404, wrong method → 405. Body over the limit → 413 (decided
  * from content-length before any of the body is read), a throwing function →
  * 500, a function past its app.arc timeout → 504; all JSON with a `detail`.
  * Keep-alive outlives nginx's upstream keep-alive, so nginx always closes
@@ -65,6 +68,8 @@ export interface HttpHostOptions {
   staticDir?: string
   /** Default MAX_BODY_BYTES (src/shared/limits.ts). */
   maxBodyBytes?: number
+  /** Request line and headers together; default MAX_HEADER_BYTES. */
+  maxHeaderBytes?: number
   /**
    * Idle keep-alive sockets are closed after this long. Must exceed nginx's
    * upstream `keepalive_timeout` (60 s by default), so the proxy, not the host,
@@ -353,6 +358,15 @@ function readBody(req: BodyRequest, limit: number, expected: number): Promise<Bu
   return promise
 }
 
+/**
+ * 64 KiB of request line and headers (node's default is 16 KiB): a valid request
+ * always fits (a key of 2,048 bytes is at most 6,144 characters percent-encoded,
+ * and nginx passes request lines of up to 16 KiB), so an over-long key reaches
+ * its function and gets the function's 422 rather than a bare 431. The same
+ * figure is given to `arc sandbox` (package.json, test/sandbox/sandbox.ts).
+ */
+export const MAX_HEADER_BYTES = 64 * 1024
+
 function seconds(ms: number): string {
   return ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`
 }
@@ -423,8 +437,15 @@ export async function startHttpHost(options: HttpHostOptions = {}): Promise<Http
 
   const exact = new Map<string, Map<string, Route>>()
   const patterns: PatternRoute[] = []
+  /** The greedy root routes (`any /*`, `get /*`) by method: where requests no other route takes go. */
+  const fallbacks = new Map<string, Route>()
   for (const { fn, handler } of loaded) {
     const route = makeRoute(fn, handler)
+    if (fn.path === '/*') {
+      if (fallbacks.has(route.info.method)) throw new Error(`two functions serve ${route.info.routeKey}`)
+      fallbacks.set(route.info.method, route)
+      continue
+    }
     if (fn.path.includes(':') || fn.path.endsWith('/*')) {
       const names: string[] = []
       const catchall = fn.path.endsWith('/*')
@@ -494,13 +515,18 @@ export async function startHttpHost(options: HttpHostOptions = {}): Promise<Http
     return list.join(', ')
   }
 
+  /** A route declared for `method` in `methods`: `any` takes every method, GET takes HEAD. */
+  function routeFor(methods: Map<string, Route>, method: string): Route | undefined {
+    return methods.get(method) ?? methods.get('ANY') ?? (method === 'HEAD' ? methods.get('GET') : undefined)
+  }
+
   /** Route for a path that has no exact entry: app.arc's `:param` and `/*` routes, in declaration order. */
   function matchPattern(pathname: string, method: string): { route?: Route, params?: Record<string, string>, allowed: string[] } {
     const allowed: string[] = []
     for (const p of patterns) {
       const m = p.pattern.exec(pathname)
       if (!m) continue
-      if (p.method !== method && !(method === 'HEAD' && p.method === 'GET')) { allowed.push(p.method); continue }
+      if (p.method !== method && p.method !== 'ANY' && !(method === 'HEAD' && p.method === 'GET')) { allowed.push(p.method); continue }
       const params: Record<string, string> = {}
       p.names.forEach((name, i) => { params[name] = m[i + 1]! })
       if (p.catchall) params.proxy = m[p.names.length + 1] ?? ''
@@ -516,12 +542,17 @@ export async function startHttpHost(options: HttpHostOptions = {}): Promise<Http
     let route: Route | undefined
     let params: Record<string, string> | undefined
     if (methods) {
-      route = methods.get(method) ?? (method === 'HEAD' ? methods.get('GET') : undefined)
+      route = routeFor(methods, method)
       if (!route) {
-        const allow = allowedMethods(methods)
-        writeAnswer(res, errorAnswer(405, `method ${method} is not allowed on ${url.pathname}; use ${allow}`, { allow }), closing || hasUnreadBody(req))
-        finish(undefined, 'unmatched', 405, started)
-        return
+        // API Gateway sends a method no route of this path declares to the greedy root route, when there is one.
+        route = routeFor(fallbacks, method)
+        if (!route) {
+          const allow = allowedMethods(methods)
+          writeAnswer(res, errorAnswer(405, `method ${method} is not allowed on ${url.pathname}; use ${allow}`, { allow }), closing || hasUnreadBody(req))
+          finish(undefined, 'unmatched', 405, started)
+          return
+        }
+        params = { proxy: url.pathname.slice(1) }
       }
     } else {
       const operatorEndpoint = operatorEndpoints.get(url.pathname)
@@ -539,7 +570,7 @@ export async function startHttpHost(options: HttpHostOptions = {}): Promise<Http
         const found = matchPattern(url.pathname, method)
         route = found.route
         params = found.params
-        if (!route && found.allowed.length) {
+        if (!route && found.allowed.length && !routeFor(fallbacks, method)) {
           const allow = found.allowed.join(', ')
           writeAnswer(res, errorAnswer(405, `method ${method} is not allowed on ${url.pathname}; use ${allow}`, { allow }), closing || hasUnreadBody(req))
           finish(undefined, 'unmatched', 405, started)
@@ -547,15 +578,19 @@ export async function startHttpHost(options: HttpHostOptions = {}): Promise<Http
         }
       }
       if (!route) {
-        if (staticFiles && (method === 'GET' || method === 'HEAD')) {
-          await staticFiles.serve(req, res, url.pathname, closing || hasUnreadBody(req))
+        const servesStatic = staticFiles !== undefined && (method === 'GET' || method === 'HEAD')
+        if (servesStatic && await staticFiles!.serve(req, res, url.pathname, closing || hasUnreadBody(req))) {
           finish(undefined, 'static', res.statusCode, started)
           return
         }
-        // The body, if any, is never read: ask the client for a fresh connection.
-        writeAnswer(res, errorAnswer(404, `no route for ${method} ${url.pathname}`), closing || hasUnreadBody(req))
-        finish(undefined, 'unmatched', 404, started)
-        return
+        route = routeFor(fallbacks, method)
+        if (!route) {
+          // The body, if any, is never read: ask the client for a fresh connection.
+          writeAnswer(res, errorAnswer(404, `no route ${servesStatic ? 'or file ' : ''}for ${method} ${url.pathname}`), closing || hasUnreadBody(req))
+          finish(undefined, 'unmatched', 404, started)
+          return
+        }
+        params = { proxy: url.pathname.slice(1) }
       }
     }
 
@@ -649,7 +684,10 @@ export async function startHttpHost(options: HttpHostOptions = {}): Promise<Http
   // headersTimeout above keepAliveTimeout, or node may cut a reused socket as its next request starts;
   // requestTimeout (whole request, body included) bounds slow uploads.
   const headersTimeout = keepAliveTimeout + 1_000
-  const server = createServer({ keepAliveTimeout, headersTimeout, requestTimeout: Math.max(120_000, headersTimeout + 1_000) }, onRequest)
+  const server = createServer({
+    keepAliveTimeout, headersTimeout, requestTimeout: Math.max(120_000, headersTimeout + 1_000),
+    maxHeaderSize: options.maxHeaderBytes ?? MAX_HEADER_BYTES,
+  }, onRequest)
   // Answer an oversized or misrouted `Expect: 100-continue` request before the client sends its body.
   server.on('checkContinue', onCheckContinue)
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {

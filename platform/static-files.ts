@@ -9,7 +9,6 @@ import { createReadStream, realpathSync } from 'node:fs'
 import { realpath, stat } from 'node:fs/promises'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { extname, join, sep } from 'node:path'
-import { errorAnswer, writeAnswer } from './http-event.js'
 
 const CONTENT_TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -38,8 +37,11 @@ export function contentTypeOf(file: string): string {
 }
 
 export interface StaticFiles {
-  /** Answers the request from the folder; answers 404 JSON when nothing matches. */
-  serve(req: IncomingMessage, res: ServerResponse, pathname: string, closeConnection: boolean): Promise<void>
+  /**
+   * Answers the request from the folder and resolves true; resolves false,
+   * having written nothing, when no file matches (the caller answers).
+   */
+  serve(req: IncomingMessage, res: ServerResponse, pathname: string, closeConnection: boolean): Promise<boolean>
 }
 
 /**
@@ -90,10 +92,7 @@ export function createStaticFiles(folder: string): StaticFiles {
   return {
     async serve(req, res, pathname, closeConnection) {
       const found = await locate(pathname)
-      if (!found) {
-        writeAnswer(res, errorAnswer(404, `no route or file for ${req.method} ${pathname}`), closeConnection)
-        return
-      }
+      if (!found) return false
       const lastModified = new Date(Math.floor(found.mtime.getTime() / 1000) * 1000)
       const since = req.headers['if-modified-since']
       const headers: Record<string, string> = {
@@ -106,13 +105,13 @@ export function createStaticFiles(folder: string): StaticFiles {
       if (since && !Number.isNaN(Date.parse(since)) && Date.parse(since) >= lastModified.getTime()) {
         res.writeHead(304, headers)
         res.end()
-        return
+        return true
       }
       headers['content-length'] = String(found.size)
       res.writeHead(200, headers)
       if (req.method === 'HEAD') {
         res.end()
-        return
+        return true
       }
       await new Promise<void>(resolve => {
         const stream = createReadStream(found.file)
@@ -121,6 +120,7 @@ export function createStaticFiles(folder: string): StaticFiles {
         res.on('close', () => { stream.destroy(); resolve() })
         stream.pipe(res)
       })
+      return true
     },
   }
 }

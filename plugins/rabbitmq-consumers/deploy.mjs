@@ -5,7 +5,9 @@
  * - each `@rabbitmq` consumer gets an Amazon MQ for RabbitMQ event source
  *   (SAM `Type: MQ`) with the queue, batch size and batching window of app.arc;
  * - every kvarc function gets DATABASE_URL / REDIS_URL / AMQP_URL and a VpcConfig
- *   (PostgreSQL, Redis and the broker live in a VPC);
+ *   (PostgreSQL, Redis and the broker live in a VPC), except the one that serves
+ *   `/` (app.arc's `any /*`, or Arc's static asset proxy): it reads the static
+ *   bucket and needs no service, so it stays outside the VPC and reaches S3;
  * - the shared Arc role gets what MQ event sources and VPC functions need.
  *
  * `arc deploy` passes no parameter overrides, so every parameter has a default
@@ -138,9 +140,14 @@ function isFunction(resource) {
   return resource?.Type === 'AWS::Serverless::Function'
 }
 
-/** kvarc's own functions: every function except Arc's static asset proxy, which needs neither VPC nor services. */
-function isKvarcFunction(resource) {
-  return isFunction(resource) && !resource.ArcMetadata?.arcStaticAssetProxy
+/**
+ * Functions that talk to PostgreSQL, Redis or RabbitMQ: all but the one serving
+ * `/` (Inventory's root handler), which only reads the static bucket. In a VPC
+ * without a NAT gateway or an S3 endpoint it could not reach the bucket at all.
+ */
+function needsServices(resource, rootHandler) {
+  if (!isFunction(resource) || resource.ArcMetadata?.arcStaticAssetProxy) return false
+  return !(resource.ArcMetadata?.pragma === 'http' && resource.ArcMetadata?.name === rootHandler)
 }
 
 /**
@@ -169,9 +176,10 @@ export function addRabbitMqDeployment({ arc, cloudformation, inventory, stage })
   const resources = cloudformation.Resources
   cloudformation.Parameters = { ...cloudformation.Parameters, ...parametersFor(inventory.inv.app, stage) }
   resources[POLICY_RESOURCE] = policyResource()
+  const rootHandler = inventory.inv._project?.rootHandler
 
   for (const resource of Object.values(resources)) {
-    if (!isKvarcFunction(resource)) continue
+    if (!needsServices(resource, rootHandler)) continue
     const properties = resource.Properties
     properties.Environment ??= { Variables: {} }
     properties.Environment.Variables ??= {}

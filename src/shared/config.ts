@@ -23,6 +23,12 @@ export interface Config {
   /** Tombstones older than this are purged; writes older than this with no row are dropped. */
   readonly tombstoneHorizonMs: number
   readonly logLevel: string
+  /**
+   * Where `@static` files live, as Architect tells its functions (ARC_STATIC_BUCKET):
+   * the S3 bucket on AWS, the local folder under sandbox. Unset on the warm
+   * platform, whose hosts (or nginx) serve public/ themselves.
+   */
+  readonly staticBucket?: string
 }
 
 type Env = Record<string, string | undefined>
@@ -78,6 +84,7 @@ export function loadConfig(env: Env): Config {
     publishTimeoutMs: int(env, 'KVARC_PUBLISH_TIMEOUT_MS', 5000, 10, 120000),
     tombstoneHorizonMs: int(env, 'KVARC_TOMBSTONE_HORIZON_MS', 7 * 24 * 3600 * 1000, 1000, 365 * 24 * 3600 * 1000),
     logLevel: str(env, 'LOG_LEVEL', 'warn'),
+    staticBucket: str(env, 'ARC_STATIC_BUCKET', '') || undefined,
   })
 }
 

@@ -21,6 +21,7 @@ const FUNCTIONS: Record<string, string> = {
   'get-api-all': 'build/http/get-api-all',
   'put-api': 'build/http/put-api',
   'delete-api': 'build/http/delete-api',
+  'any-catchall': 'build/http/any-catchall',
   'add-key': 'build/src/consumers/add-key',
   'del-key': 'build/src/consumers/del-key',
 }
@@ -147,5 +148,16 @@ describe('container bundles run on their own, as the Lambda runtime runs them', 
     expect(JSON.parse(gone.body)).toEqual({ detail: 'key not found' })
     expect(all.statusCode).toBe(200)
     expect(JSON.parse(all.body).data).toEqual([])
+  })
+
+  it('answers a wrong method and an unknown path through any-catchall, as JSON', async () => {
+    // Act: API Gateway sends what no route takes to ANY /{proxy+}.
+    const wrong = await invoke('any-catchall', { ...httpEvent('POST', '/api', { body: '{}' }), routeKey: 'ANY /{proxy+}' })
+    const unknown = await invoke('any-catchall', { ...httpEvent('GET', '/nowhere'), routeKey: 'ANY /{proxy+}' })
+    // Assess
+    expect(wrong).toMatchObject({ statusCode: 405, headers: { allow: 'GET, PUT, DELETE' } })
+    expect(JSON.parse(wrong.body)).toEqual({ detail: 'method POST is not allowed on /api; use GET, PUT, DELETE' })
+    expect(unknown.statusCode).toBe(404)
+    expect(JSON.parse(unknown.body)).toEqual({ detail: 'no route for GET /nowhere' })
   })
 })

@@ -22,8 +22,9 @@ interface Template {
 }
 
 const SERVICE_URLS = ['DATABASE_URL', 'REDIS_URL', 'AMQP_URL']
-/** The HTTP contract of design.md, as API Gateway routes. */
-const ROUTES = ['GET /api', 'GET /api/all', 'PUT /api', 'DELETE /api']
+/** The HTTP contract of design.md, as API Gateway routes, and the catch-all (404/405 JSON, the static files). */
+const ROUTES = ['GET /api', 'GET /api/all', 'PUT /api', 'DELETE /api', 'ANY /{proxy+}']
+const CATCHALL = 'AnyCatchallHTTPLambda'
 
 let project: ProjectCopy
 let staging: Template
@@ -32,6 +33,8 @@ let arc: unknown
 
 const functions = (t: Template) => Object.entries(t.Resources).filter(([, r]) => r.Type === 'AWS::Serverless::Function')
 const kvarcFunctions = (t: Template) => functions(t).filter(([, r]) => !r.ArcMetadata?.arcStaticAssetProxy)
+/** The functions that reach PostgreSQL, Redis or RabbitMQ: all but the catch-all, which only reads the static bucket. */
+const serviceFunctions = (t: Template) => kvarcFunctions(t).filter(([name]) => name !== CATCHALL)
 const eventsOf = (r: Resource) => Object.values(r.Properties.Events ?? {}) as { Type: string, Properties: Record<string, any> }[]
 const httpRoute = (r: Resource) => eventsOf(r).filter(e => e.Type === 'HttpApi').map(e => `${e.Properties.Method} ${e.Properties.Path}`)
 
@@ -80,7 +83,7 @@ describe('deploy template: HTTP functions', () => {
 
   it('builds every kvarc function from its esbuild bundle', () => {
     const all = kvarcFunctions(staging)
-    expect(all).toHaveLength(6)
+    expect(all).toHaveLength(7)
     for (const [name, r] of all) {
       const codeUri = r.Properties.CodeUri as string
       expect(codeUri.startsWith(join(project.dir, 'build') + '/'), name).toBe(true)
@@ -91,7 +94,25 @@ describe('deploy template: HTTP functions', () => {
     }
   })
 
-  it('uses no Lambda runtime AWS has deprecated, ASAP included', () => {
+  it('serves `/` and every unmatched request with the catch-all, not Arc\'s static asset proxy', () => {
+    // app.arc's `any /*` replaces ASAP: it reads the static bucket with @architect/asap itself.
+    expect(functions(staging).filter(([, r]) => r.ArcMetadata?.arcStaticAssetProxy)).toEqual([])
+    const catchall = staging.Resources[CATCHALL]!
+    expect(httpRoute(catchall)).toEqual(['ANY /{proxy+}'])
+    expect(catchall.Properties.CodeUri).toBe(join(project.dir, 'build', 'http', 'any-catchall'))
+    expect(catchall.Properties.Environment.Variables.ARC_STATIC_BUCKET).toEqual({ Ref: 'StaticBucket' })
+    expect(staging.Resources.StaticBucket?.Type).toBe('AWS::S3::Bucket')
+    // Arc's role may read the bucket; outside the VPC the function reaches S3 without a NAT gateway or endpoint.
+    const statements = (staging.Resources.Role!.Properties.Policies as { PolicyDocument: { Statement: { Action: string | string[], Resource: unknown }[] } }[])
+      .flatMap(p => p.PolicyDocument.Statement)
+    const read = statements.find(s => [s.Action].flat().includes('s3:GetObject'))
+    expect(JSON.stringify(read?.Resource)).toContain('StaticBucket')
+    expect(catchall.Properties.VpcConfig).toBeUndefined()
+    const variables = catchall.Properties.Environment.Variables as Record<string, unknown>
+    for (const variable of SERVICE_URLS) expect(variables[variable], variable).toBeUndefined()
+  })
+
+  it('uses no Lambda runtime AWS has deprecated', () => {
     const runtimes = functions(staging).map(([, r]) => r.Properties.Runtime as string)
     expect(runtimes).toHaveLength(7)
     for (const runtime of runtimes) {
@@ -143,8 +164,9 @@ describe('deploy template: consumers', () => {
 })
 
 describe('deploy template: configuration', () => {
-  it('wires the service URLs and the VPC from parameters into every kvarc function', () => {
-    for (const [name, r] of kvarcFunctions(staging)) {
+  it('wires the service URLs and the VPC from parameters into every function that uses the services', () => {
+    expect(serviceFunctions(staging)).toHaveLength(6)
+    for (const [name, r] of serviceFunctions(staging)) {
       const variables = r.Properties.Environment.Variables as Record<string, unknown>
       for (const variable of SERVICE_URLS) {
         expect(variables[variable], `${name} ${variable}`).toEqual({ 'Fn::Sub': `{{resolve:secretsmanager:\${KvarcServiceUrlsSecret}:SecretString:${variable}}}` })
