@@ -64,6 +64,60 @@ describe('arc sandbox, end to end', { timeout: 60_000 }, () => {
     expect(await response.text()).toMatch(/<form|<html/i)
   })
 
+  it("serves the form's files through the catch-all (@architect/asap), and a JSON 404 for a missing one", async () => {
+    for (const [path, type] of [['/app.js', /javascript/], ['/style.css', /^text\/css/], ['/index.html', /^text\/html/]] as const) {
+      const response = await fetch(`${sandbox.url}${path}`, { signal: AbortSignal.timeout(10_000) })
+      expect(response.status, path).toBe(200)
+      expect(response.headers.get('content-type'), path).toMatch(type)
+      await response.arrayBuffer()
+    }
+    const missing = await call('GET', '/missing.css')
+    expect([missing.status, missing.type]).toEqual([404, 'application/json; charset=utf-8'])
+    expect(missing.body).toEqual({ detail: 'no route for GET /missing.css' })
+  })
+
+  it("answers unknown routes and methods with 404/405 JSON, never Architect's HTML page", async () => {
+    for (const [method, path, status, detail, allow] of [
+      ['POST', '/api', 405, 'method POST is not allowed on /api; use GET, PUT, DELETE', 'GET, PUT, DELETE'],
+      ['PATCH', '/api', 405, 'method PATCH is not allowed on /api; use GET, PUT, DELETE', 'GET, PUT, DELETE'],
+      ['PUT', '/api/all', 405, 'method PUT is not allowed on /api/all; use GET', 'GET'],
+      ['GET', '/nowhere', 404, 'no route for GET /nowhere', null],
+      ['DELETE', '/nowhere/deeper', 404, 'no route for DELETE /nowhere/deeper', null],
+      ['POST', '/', 404, 'no route for POST /', null],
+    ] as const) {
+      // Act
+      const answer = await call(method, path, method === 'GET' || method === 'DELETE' ? undefined : '{}')
+      // Assess
+      expect(answer.status, `${method} ${path}`).toBe(status)
+      expect(answer.type, `${method} ${path}`).toBe('application/json; charset=utf-8')
+      expect(answer.body, `${method} ${path}`).toEqual({ detail })
+      expect(answer.headers.get('allow'), `${method} ${path}`).toBe(allow)
+    }
+  })
+
+  it('refuses a JSON body that is not valid UTF-8 with 422, never storing U+FFFD', async () => {
+    // Prepare: the issue's bytes, and a truncated 4-byte sequence (a lossy decoder makes it one U+FFFD of equal length).
+    for (const bad of [[0xff, 0xfe, 0xc3, 0x28], [0xf0, 0x9f, 0x98]]) {
+      const body = Buffer.concat([Buffer.from('{"key":"sbx-not-utf8","value":"'), Buffer.from(bad), Buffer.from('"}')])
+      // Act
+      const response = await fetch(`${sandbox.url}/api`, { method: 'PUT', body, headers: { 'content-type': 'application/json' }, signal: AbortSignal.timeout(15_000) })
+      // Assess
+      expect(response.status).toBe(422)
+      expect(await response.json()).toEqual({ detail: 'request body is not valid UTF-8' })
+    }
+    const listed = await call('GET', '/api/all?prefix=sbx-not-utf8')
+    expect(listed.body.data).toEqual([])
+  })
+
+  it('answers an over-long key with the function\'s 422 JSON, and a query that is not UTF-8 with 422', async () => {
+    const long = await call('GET', `/api?key=${'k'.repeat(20_000)}`)
+    expect(long.status).toBe(422)
+    expect(long.body).toEqual({ detail: 'key is larger than 2048 bytes of UTF-8' })
+    const notUtf8 = await call('GET', '/api?key=%FF')
+    expect(notUtf8.status).toBe(422)
+    expect(notUtf8.body).toEqual({ detail: 'query parameter "key" is not valid percent-encoded UTF-8' })
+  })
+
   it('PUT → queued → GET from postgres → GET from redis → DELETE → 404 → list', async () => {
     // PUT answers queued, with a version.
     const put = await call('PUT', '/api', JSON.stringify({ key: 'minha_chave', value: '123' }))
