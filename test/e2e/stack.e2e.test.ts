@@ -108,13 +108,31 @@ describe('the stack through nginx', () => {
     expect(await page.text()).toMatch(/<html/i)
     const missing = await call('GET', '/no-such-file.txt')
     expect(missing.status).toBe(404)
-    expect(missing.json).toEqual({ detail: 'not found' })
+    expect(missing.json).toEqual({ detail: 'not found: no file or route at this path' })
+  })
+
+  it('answers bytes that are not UTF-8, unknown methods and over-long requests with JSON, through nginx', async () => {
+    const body = Buffer.concat([Buffer.from('{"key":"e2e-bad","value":"'), Buffer.from([0xff, 0xfe, 0xc3, 0x28]), Buffer.from('"}')])
+    const put = await fetch(`${stack.url}/api`, { method: 'PUT', body, headers: { 'content-type': 'application/json' } })
+    expect([put.status, await put.json()]).toEqual([422, { detail: 'request body is not valid UTF-8' }])
+    expect(await call('GET', '/api?key=%FF')).toMatchObject({ status: 422, json: { detail: 'query parameter "key" is not valid percent-encoded UTF-8' } })
+    // The hosts hand what no route takes to app.arc's catch-all.
+    const wrong = await call('POST', '/api', { key: 'k', value: 'v' })
+    expect([wrong.status, wrong.headers.get('allow'), wrong.json]).toEqual([405, 'GET, PUT, DELETE', { detail: 'method POST is not allowed on /api; use GET, PUT, DELETE' }])
+    expect(await call('PUT', '/api/all', {})).toMatchObject({ status: 405, json: { detail: 'method PUT is not allowed on /api/all; use GET' } })
+    expect(await call('GET', '/api/nothing-here')).toMatchObject({ status: 404, json: { detail: 'no route for GET /api/nothing-here' } })
+    // nginx's own: a request line past 16 KiB.
+    const long = await call('GET', `/api?key=${'k'.repeat(20_000)}`)
+    expect(long.status).toBe(414)
+    expect(long.headers.get('content-type')).toBe('application/json')
+    expect(long.json.detail).toMatch(/^request line too long/)
   })
 
   it('routes around an HTTP host killed with SIGKILL, and takes it back after a restart', async () => {
     await eventually(async () => (await call('GET', '/api?key=e2e-keep')).status === 200, 'e2e-keep readable', 15_000)
     const victim = stack.processes().find(p => p.name === 'http-1')!
-    await stack.kill('http-1', 'SIGKILL')
+    // stop, not kill: it stays down (no automatic restart) while nginx must route around it.
+    await stack.stop('http-1', 'SIGKILL')
     expect(alive(victim.pid!)).toBe(false)
 
     const statuses: number[] = []
@@ -133,7 +151,7 @@ describe('the stack through nginx', () => {
   })
 
   it('answers JSON, not an HTML page, when no host is up', async () => {
-    await Promise.all([stack.kill('http-1', 'SIGKILL'), stack.kill('http-2', 'SIGKILL')])
+    await Promise.all([stack.stop('http-1', 'SIGKILL'), stack.stop('http-2', 'SIGKILL')])
     const down = await call('GET', '/api?key=e2e-keep')
     expect(down.status).toBe(502)
     expect(down.headers.get('content-type')).toContain('application/json')
