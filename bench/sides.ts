@@ -113,7 +113,7 @@ export async function startKvarcSide(env: Record<string, string>): Promise<Side>
     url: stack.url.replace(/\/$/, ''),
     processes: () => stack.processes().filter((p): p is typeof p & { pid: number } => p.running && typeof p.pid === 'number').map(p => ({ name: p.name, pid: p.pid })),
     async stopConsumer() {
-      for (const name of consumers()) await stack.kill(name, 'SIGTERM')
+      for (const name of consumers()) await stack.stop(name, 'SIGTERM')
     },
     async startConsumer() {
       for (const name of consumers()) await stack.start(name)

@@ -2,22 +2,25 @@
  * The whole system on one machine, as child processes: nginx in front of two
  * warm HTTP hosts, and the consumer host. Backing services are checked and
  * prepared (database, schema, queues) before any host starts. Every child runs
- * in its own process group and is tracked, so `close()` (and `npm start`'s
- * Ctrl-C) stops all of it, grandchildren included. Where nginx is not
- * installed, one HTTP host serves API and public/ on the port itself.
+ * is supervised (ops/supervisor.ts): one that dies unexpectedly is restarted
+ * with backoff and counted; `close()` (and `npm start`'s Ctrl-C) stops all of
+ * it in order, grandchildren included. Where nginx is not installed, one HTTP
+ * host serves API and public/ on the port itself.
  *
  * @example
  *   const stack = await startStack({ port: 8080 })
- *   await stack.kill('http-1', 'SIGKILL'); await stack.start('http-1')
+ *   await stack.kill('consumer', 'SIGKILL')    // a crash: the supervisor restarts it
+ *   await stack.stop('http-1', 'SIGKILL'); await stack.start('http-1')   // down until started again
  *   await stack.close()
  */
-import { spawn, type ChildProcess } from 'node:child_process'
 import { accessSync, chmodSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import { loadConfig } from '../src/shared/config.js'
 import { MAX_BODY_BYTES } from '../src/shared/limits.js'
+import { NotReadyError, waitReady } from '../ops/readiness.js'
+import { Supervisor, type Backoff, type SupervisedChild } from '../ops/supervisor.js'
 import { prepareBackingServices } from './backing-services.js'
 
 export interface StackOptions {
@@ -46,6 +49,10 @@ export interface StackOptions {
   readyTimeoutMs?: number
   /** Bound on each child's graceful stop before SIGKILL. Default 25 s. */
   stopTimeoutMs?: number
+  /** Restart backoff of crashed children (ops/supervisor.ts DEFAULT_BACKOFF). */
+  restartBackoff?: Partial<Backoff>
+  /** A crashed child was spawned again (its restart count is in `processes()`). */
+  onRestart?: (process: StackProcess) => void
 }
 
 export type Role = 'nginx' | 'http' | 'consumer'
@@ -57,6 +64,10 @@ export interface StackProcess {
   running: boolean
   /** Where it listens (the consumer host: its /health, /ready, /metrics). */
   url: string
+  /** Its readiness URL (ops/readiness.ts probes it). */
+  readyUrl: string
+  /** Times the supervisor restarted it after it died unexpectedly. */
+  restarts: number
 }
 
 export interface Stack {
@@ -66,9 +77,19 @@ export interface Stack {
   /** Lines worth telling the person who started the stack (e.g. how to install nginx). */
   notices: string[]
   processes(): StackProcess[]
-  /** Signals one child's process group and waits until it has exited. */
-  kill(name: string, signal?: NodeJS.Signals): Promise<void>
-  /** Starts a stopped child again, on the same port, and waits until it is ready. */
+  /**
+   * A supervised stop: the child is not restarted; it stays down until
+   * `start(name)`. `signal` defaults to its graceful one (SIGTERM, nginx
+   * SIGQUIT); SIGKILL stops it abruptly. Resolves once it has exited.
+   */
+  stop(name: string, signal?: NodeJS.Signals): Promise<void>
+  /**
+   * A crash from outside, as `kill -<signal> <pid>`: signals the child's process
+   * group and resolves once it has exited. The supervisor restarts it by itself
+   * (after its backoff delay, `restarts` + 1); wait for its readyUrl to know it is back.
+   */
+  kill(name: string, signal: NodeJS.Signals): Promise<void>
+  /** Starts a stopped child again (or a crashed one at once), on the same port, and waits until it is ready. */
   start(name: string): Promise<void>
   /** Idempotent: nginx first (no new requests), then the HTTP hosts (draining), then the consumer host (finishing its batches). */
   close(): Promise<void>
@@ -147,104 +168,6 @@ interface ChildSpec {
   stopSignal: NodeJS.Signals
 }
 
-const TAIL_LINES = 40
-
-class ManagedChild {
-  private proc: ChildProcess | undefined
-  private exit: Promise<void> = Promise.resolve()
-  private tail: string[] = []
-
-  constructor(readonly spec: ChildSpec, private readonly cwd: string, private readonly onOutput?: (name: string, line: string) => void) {}
-
-  get pid(): number | undefined { return this.proc?.pid }
-  get running(): boolean { return this.proc !== undefined }
-
-  private record(line: string): void {
-    this.tail.push(line)
-    if (this.tail.length > TAIL_LINES) this.tail.shift()
-    this.onOutput?.(this.spec.name, line)
-  }
-
-  async start(readyTimeoutMs: number): Promise<void> {
-    if (this.proc) return
-    this.tail = []
-    // detached: its own process group, so one signal reaches the child and anything it spawned,
-    // and a Ctrl-C in the terminal reaches only the parent, which then stops the children in order.
-    const proc = spawn(this.spec.command, this.spec.args, { cwd: this.cwd, env: this.spec.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] })
-    this.proc = proc
-    for (const stream of [proc.stdout, proc.stderr]) {
-      let partial = ''
-      stream?.setEncoding('utf8')
-      stream?.on('data', (chunk: string) => {
-        const lines = (partial + chunk).split('\n')
-        partial = lines.pop() ?? ''
-        for (const line of lines) if (line) this.record(line)
-      })
-    }
-    this.exit = new Promise(resolve => {
-      proc.once('exit', (code, signal) => {
-        if (this.proc === proc) this.proc = undefined
-        this.record(`exited (${signal ?? `code ${code}`})`)
-        resolve()
-      })
-      proc.once('error', error => {
-        if (this.proc === proc) this.proc = undefined
-        this.record(`failed to start: ${error.message}`)
-        resolve()
-      })
-    })
-    try {
-      await this.waitReady(proc, readyTimeoutMs)
-    } catch (error) {
-      await this.stop('SIGKILL', 1000)
-      throw error
-    }
-  }
-
-  private async waitReady(proc: ChildProcess, timeoutMs: number): Promise<void> {
-    const deadline = Date.now() + timeoutMs
-    let exited = false
-    void this.exit.then(() => { exited = true })
-    for (let delay = 25; ; delay = Math.min(delay * 2, 250)) {
-      if (exited || this.proc !== proc) throw new StackStartError(`${this.spec.name} exited while starting:\n  ${this.tail.join('\n  ')}`)
-      try {
-        const response = await fetch(this.spec.readyUrl, { signal: AbortSignal.timeout(2000) })
-        await response.arrayBuffer()
-        if (response.status === 200) return
-      } catch { /* not listening yet */ }
-      if (Date.now() > deadline) throw new StackStartError(`${this.spec.name} was not ready at ${this.spec.readyUrl} within ${timeoutMs} ms:\n  ${this.tail.join('\n  ')}`)
-      await new Promise(resolve => setTimeout(resolve, delay))
-    }
-  }
-
-  /** Signals the process group; waits for the exit, escalating to SIGKILL after timeoutMs. */
-  async stop(signal: NodeJS.Signals, timeoutMs: number): Promise<void> {
-    const proc = this.proc
-    if (!proc?.pid) return this.exit
-    signalGroup(proc.pid, signal)
-    let timer: NodeJS.Timeout | undefined
-    const escalate = new Promise<void>(resolve => {
-      timer = setTimeout(() => {
-        if (proc.pid) signalGroup(proc.pid, 'SIGKILL')
-        resolve()
-      }, timeoutMs)
-    })
-    await Promise.race([this.exit, escalate])
-    clearTimeout(timer)
-    await this.exit
-    // The leader is gone; make sure nothing it started lingers in its group.
-    if (proc.pid) signalGroup(proc.pid, 'SIGKILL')
-  }
-}
-
-function signalGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal)
-  } catch {
-    // ESRCH: the group is already gone.
-  }
-}
-
 /**
  * Prepares the backing services, then starts the HTTP hosts, the consumer host
  * and nginx, each ready before it returns. Throws a BackingServiceError (which
@@ -310,50 +233,65 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     })
   }
 
-  const children = new Map(specs.map(spec => [spec.name, new ManagedChild(spec, cwd, options.onOutput)]))
   const readyTimeoutMs = options.readyTimeoutMs ?? 30_000
-  const stopTimeoutMs = options.stopTimeoutMs ?? 25_000
-  const byRole = (role: Role) => [...children.values()].filter(c => c.spec.role === role)
+  const roles = new Map(specs.map(spec => [spec.name, spec]))
+  const describe = (c: SupervisedChild): StackProcess => {
+    const spec = roles.get(c.name)!
+    return { name: c.name, role: spec.role, pid: c.pid, running: c.running, url: spec.url, readyUrl: spec.readyUrl, restarts: c.restarts }
+  }
+  const supervisor = new Supervisor({
+    stopTimeoutMs: options.stopTimeoutMs ?? 25_000,
+    ...(options.restartBackoff ? { backoff: options.restartBackoff } : {}),
+    ...(options.onOutput ? { onOutput: options.onOutput } : {}),
+    onRestart: c => options.onRestart?.(describe(c)),
+  })
+  for (const spec of specs) {
+    const child: SupervisedChild = supervisor.add({
+      name: spec.name, command: spec.command, args: spec.args, cwd, env: spec.env, stopSignal: spec.stopSignal,
+      ready: gone => waitReady(spec.readyUrl, { timeoutMs: readyTimeoutMs, abandon: gone }).catch((error: unknown) => {
+        if (!(error instanceof NotReadyError)) throw error
+        const tail = child.tail().join('\n  ')
+        throw new StackStartError(error.why === 'abandoned'
+          ? `${spec.name} exited while starting:\n  ${tail}`
+          : `${spec.name} was not ready at ${spec.readyUrl} within ${readyTimeoutMs} ms:\n  ${tail}`)
+      }),
+    })
+  }
+  const names = (role: Role) => specs.filter(spec => spec.role === role).map(spec => spec.name)
 
   let closing: Promise<void> | undefined
   const close = () => {
-    closing ??= (async () => {
-      const stopAll = (list: ManagedChild[]) => Promise.allSettled(list.map(c => c.stop(c.spec.stopSignal, stopTimeoutMs)))
-      await stopAll(byRole('nginx'))
-      await stopAll(byRole('http'))
-      await stopAll(byRole('consumer'))
+    // nginx first (no new requests), then the HTTP hosts (draining), then the consumer host (finishing its batches).
+    closing ??= supervisor.close([names('nginx'), names('http'), names('consumer')]).then(() => {
       if (prefix) rmSync(prefix, { recursive: true, force: true })
-    })()
+    })
     return closing
   }
 
   try {
     // Hosts start together (each loads its bundles); nginx last, so its first request finds them up.
-    await Promise.all([...byRole('http'), ...byRole('consumer')].map(c => c.start(readyTimeoutMs)))
-    await Promise.all(byRole('nginx').map(c => c.start(readyTimeoutMs)))
+    await Promise.all([...names('http'), ...names('consumer')].map(name => supervisor.get(name).start()))
+    await Promise.all(names('nginx').map(name => supervisor.get(name).start()))
   } catch (error) {
     await close()
     throw error
   }
 
   const child = (name: string) => {
-    const found = children.get(name)
-    if (!found) throw new Error(`no process named ${name} in this stack (there are: ${[...children.keys()].join(', ')})`)
-    return found
+    if (!roles.has(name)) throw new Error(`no process named ${name} in this stack (there are: ${[...roles.keys()].join(', ')})`)
+    return supervisor.get(name)
   }
 
   return {
     url: `http://${listenHost === '0.0.0.0' ? '127.0.0.1' : listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${port}`,
     nginx: useNginx,
     notices,
-    processes: () => [...children.values()].map(c => ({ name: c.spec.name, role: c.spec.role, pid: c.pid, running: c.running, url: c.spec.url })),
-    kill: async (name, signal = 'SIGTERM') => {
-      const target = child(name)
-      await target.stop(signal, stopTimeoutMs)
-    },
+    processes: () => supervisor.list().map(describe),
+    stop: (name, signal) => child(name).stop(signal),
+    kill: (name, signal) => child(name).kill(signal),
     start: async name => {
       if (closing) throw new Error('the stack is closing')
-      await child(name).start(readyTimeoutMs)
+      await child(name).start()
     },
     close,
   }

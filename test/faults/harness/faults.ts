@@ -15,11 +15,15 @@ import { startService, stopService, waitAnswers, type Service, type StopMode } f
 import type { Fault } from './scenario.js'
 import type { FaultStack, Proxies } from './stack.js'
 
+// The process faults stop a child through the stack's supervisor (stop, not kill):
+// it stays down for the whole hold, and `undo` starts it, exactly as before the
+// stack restarted crashed children by itself; no automatic restart races with them.
+
 export function consumerSigkill(fs: FaultStack, holdMs = 1500): Fault {
   return {
     name: 'SIGKILL consumer host, start again',
     holdMs,
-    inject: () => fs.kill('consumer', 'SIGKILL'),
+    inject: () => fs.stop('consumer', 'SIGKILL'),
     undo: () => fs.start('consumer'),
   }
 }
@@ -28,7 +32,7 @@ export function httpSigkill(fs: FaultStack, holdMs = 3000): Fault {
   return {
     name: 'SIGKILL one HTTP host (nginx routes around), start again',
     holdMs,
-    inject: () => fs.kill('http-1', 'SIGKILL'),
+    inject: () => fs.stop('http-1', 'SIGKILL'),
     undo: () => fs.start('http-1'),
   }
 }
@@ -48,7 +52,7 @@ export function gracefulRestartAll(fs: FaultStack, holdMs = 500): Fault {
     holdMs,
     inject: async () => {
       const procs = order()
-      await Promise.all(procs.map(p => fs.kill(p.name, p.role === 'nginx' ? 'SIGQUIT' : 'SIGTERM')))
+      await Promise.all(procs.map(p => fs.stop(p.name, p.role === 'nginx' ? 'SIGQUIT' : 'SIGTERM')))
     },
     undo: async () => {
       const stopped = fs.processes().filter(p => !p.running)

@@ -34,7 +34,10 @@ export interface FaultStack {
   proxies: Proxies | undefined
   stack: Stack
   processes(): StackProcess[]
-  kill(name: string, signal?: NodeJS.Signals): Promise<void>
+  /** Stops a child (not restarted by the stack's supervisor) until start(name): platform/stack.ts Stack.stop. */
+  stop(name: string, signal?: NodeJS.Signals): Promise<void>
+  /** A crash the stack's supervisor restarts by itself: platform/stack.ts Stack.kill. */
+  kill(name: string, signal: NodeJS.Signals): Promise<void>
   start(name: string): Promise<void>
   close(): Promise<void>
 }
@@ -90,6 +93,7 @@ export async function startFaultStack(options: FaultStackOptions, output = new O
     return {
       url: running.url, config, env, target, proxies, stack: running, output,
       processes: () => running.processes(),
+      stop: (name, signal) => running.stop(name, signal),
       kill: (name, signal) => running.kill(name, signal),
       start: name => running.start(name),
       close: () => {
