@@ -5,6 +5,7 @@
  * Walks the original system's curl session, then bad input, Unicode and poison.
  */
 import { connect } from 'amqplib'
+import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { eventually, isolate, type Isolated } from '../support/isolated.js'
 import { takeMessages } from '../support/kv.js'
@@ -215,5 +216,32 @@ describe('arc sandbox, end to end', { timeout: 60_000 }, () => {
     expect(put.status).toBe(200)
     await waitListed('after-poison', true)
     expect((await call('GET', '/api?key=after-poison')).body).toMatchObject({ data: { value: 'ok' } })
+  })
+
+  it('a write PostgreSQL refuses for good is dead-lettered alone with its reason; a fresh PUT after it is readable', async () => {
+    // Prepare: this sandbox's own database refuses one value the API accepts (a CHECK constraint).
+    const db = new pg.Client({ connectionString: iso.env.DATABASE_URL })
+    await db.connect()
+    try {
+      await db.query("ALTER TABLE kv_store ADD CONSTRAINT sbx_refuse CHECK (value IS NULL OR value <> 'refused by PostgreSQL')")
+      // Act: the refused write, then a fresh one.
+      const refused = await call('PUT', '/api', JSON.stringify({ key: 'refused', value: 'refused by PostgreSQL' }))
+      expect(refused.status).toBe(200)
+      const dead = await eventually(async () => {
+        const messages = await takeMessages(iso.env.AMQP_URL!, deadLetterQueueName(iso.config.addQueue))
+        return messages.length ? messages : undefined
+      }, 'the refused write to be dead-lettered', 30_000)
+      const fresh = await call('PUT', '/api', JSON.stringify({ key: 'after-refused', value: 'applied' }))
+      expect(fresh.status).toBe(200)
+      // Assess: the refused write alone, with the constraint named; the fresh write applies and reads back.
+      expect(dead.map(m => JSON.parse(m.content.toString()))).toEqual([{ key: 'refused', value: 'refused by PostgreSQL', version: refused.body.version }])
+      expect(String(dead[0]!.properties.headers?.[REASON_HEADER])).toMatch(/SQLSTATE 23514.*sbx_refuse/)
+      await waitListed('after-refused', true)
+      expect((await call('GET', '/api?key=after-refused')).body).toMatchObject({ data: { value: 'applied' }, version: fresh.body.version })
+      expect((await call('GET', '/api?key=refused')).status).toBe(404)
+    } finally {
+      await db.query('ALTER TABLE kv_store DROP CONSTRAINT IF EXISTS sbx_refuse').catch(() => {})
+      await db.end()
+    }
   })
 })
