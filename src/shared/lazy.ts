@@ -15,3 +15,14 @@ export function lazy<T>(build: () => Promise<T>): () => Promise<T> {
     return pending
   }
 }
+
+/**
+ * A function's clients, built on its first invocation (never at import) and
+ * kept while the process stays warm: the one way every handler holds them.
+ *
+ * @example const clients = warm(() => openWriter(getConfig()))
+ */
+export function warm<T>(build: () => T): () => T {
+  let built: { value: T } | undefined
+  return () => (built ??= { value: build() }).value
+}

@@ -1,9 +1,10 @@
 /** Consumes queue del_key (aws:rmq batches): applies each DELETE newer than the stored row, then updates the cache. */
 import { getConfig } from '../../shared/config.js'
-import { applyRmqEvent, type ConsumerDeps } from '../../shared/consumer.js'
+import { applyRmqEvent } from '../../shared/consumer.js'
+import { warm } from '../../shared/lazy.js'
 import { openConsumer } from '../../shared/open-consumer.js'
 import type { RmqEvent } from '../../shared/rmq-event.js'
 
-let deps: ConsumerDeps | undefined
+const clients = warm(() => openConsumer(getConfig()))
 
-export const handler = (event: RmqEvent) => applyRmqEvent(deps ??= openConsumer(getConfig()), event, 'delete')
+export const handler = (event: RmqEvent) => applyRmqEvent(clients(), event, 'delete')

@@ -9,10 +9,11 @@
 import asap, { type AsapResult } from '@architect/asap'
 import { getConfig } from '../../shared/config.js'
 import { json, withHttpErrors, type HttpEvent, type HttpResult } from '../../shared/http.js'
+import { warm } from '../../shared/lazy.js'
 import { errorThrottled } from '../../shared/log.js'
 import { methodsOn } from './routes.js'
 
-let readStatic: ((event: unknown) => Promise<AsapResult | null>) | undefined
+const readStatic = warm((): (event: unknown) => Promise<AsapResult | null> => asap({ passthru: true }))
 
 /** The static file the request names, or undefined when there is none (or no static store here). */
 async function staticFile(event: HttpEvent): Promise<HttpResult | undefined> {
@@ -21,8 +22,7 @@ async function staticFile(event: HttpEvent): Promise<HttpResult | undefined> {
   // asap joins the path onto the folder as is: under sandbox `..` would read files beside public/.
   const path = event.rawPath ?? ''
   if (path.split('/').some(segment => segment === '..' || segment === '.') || /[\\\0]/.test(path)) return undefined
-  readStatic ??= asap({ passthru: true })
-  const found = await readStatic(event)
+  const found = await readStatic()(event)
   if (!found) return undefined
   if (found.statusCode >= 400) {
     // asap renders its errors (S3 unreachable, access denied) as HTML pages: keep them off the wire.

@@ -2,13 +2,13 @@
 import { getConfig } from '../../shared/config.js'
 import { ServiceUnavailableError, ValidationError } from '../../shared/errors.js'
 import { json, parseQuery, withHttpErrors, type HttpEvent } from '../../shared/http.js'
-import { lazy } from '../../shared/lazy.js'
+import { warm } from '../../shared/lazy.js'
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../shared/limits.js'
-import { openDatabase } from '../../shared/postgres.js'
+import { openLister } from '../../shared/open-reader.js'
 import { listKeys } from '../../shared/store.js'
 import { decodeCursor, encodeCursor, parseLimit } from './paging.js'
 
-let db: (() => ReturnType<typeof openDatabase>) | undefined
+const clients = warm(() => openLister(getConfig()))
 
 export const handler = withHttpErrors(async (event: HttpEvent) => {
   const query = parseQuery(event)
@@ -23,10 +23,9 @@ export const handler = withHttpErrors(async (event: HttpEvent) => {
   const cursor = query.get('cursor')
   const after = cursor === undefined ? '' : decodeCursor(cursor)
 
-  db ??= lazy(() => openDatabase(getConfig().databaseUrl))
   let page: Awaited<ReturnType<typeof listKeys>>
   try {
-    page = await listKeys(await db(), { prefix, after, limit })
+    page = await listKeys(await clients().db(), { prefix, after, limit })
   } catch (error) {
     throw new ServiceUnavailableError('the database is unavailable; retry shortly', { cause: error })
   }

@@ -2,11 +2,12 @@
 import { getConfig } from '../../shared/config.js'
 import { PayloadTooLargeError, ValidationError } from '../../shared/errors.js'
 import { json, readJsonObject, withHttpErrors, type HttpEvent } from '../../shared/http.js'
+import { warm } from '../../shared/lazy.js'
 import { openWriter } from '../../shared/open-writer.js'
 import { keyProblem, valueProblem } from '../../shared/validate.js'
-import { queueWrite, type WriterDeps } from '../../shared/writer.js'
+import { queueWrite } from '../../shared/writer.js'
 
-let writer: WriterDeps | undefined
+const clients = warm(() => openWriter(getConfig()))
 
 export const handler = withHttpErrors(async (event: HttpEvent) => {
   const body = readJsonObject(event)
@@ -18,7 +19,6 @@ export const handler = withHttpErrors(async (event: HttpEvent) => {
   if (badValue) throw badValue.tooLarge ? new PayloadTooLargeError(badValue.message) : new ValidationError(badValue.message)
 
   const config = getConfig()
-  writer ??= openWriter(config)
-  const version = await queueWrite(writer, config.addQueue, body.key as string, body.value as string)
+  const version = await queueWrite(clients(), config.addQueue, body.key as string, body.value as string)
   return json(200, { status: 'queued', version })
 })
