@@ -1,17 +1,42 @@
 /**
  * Where a running `npm start` says what it started, so operator tools
- * (`npm run status`) find the hosts behind nginx without being told their ports.
- * One file per front-door port under the system's temp folder; removed on stop,
- * ignored when the process that wrote it is gone.
+ * (`npm run status`) find the hosts behind nginx without being told their ports,
+ * and see how often the supervisor restarted each one. One file per front-door
+ * port under the system's temp folder; rewritten after every restart, removed
+ * on stop, ignored when the process that wrote it is gone.
  */
-import { readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import type { Stack } from './stack.js'
+
+export interface RecordedProcess {
+  name: string
+  /** Its pid when the file was written (undefined while it was waiting to be restarted). */
+  pid?: number
+  /** Times the supervisor restarted it after it died unexpectedly. */
+  restarts?: number
+}
 
 export interface StackFile {
   url: string
+  /** The `npm start` process. */
   pid: number
-  hosts: { name: string, role: string, url: string }[]
+  hosts: (RecordedProcess & { role: string, url: string })[]
+  /** nginx, when it serves `url`. */
+  front?: RecordedProcess
+}
+
+/** What a running stack records: its hosts (with their pids and restart counts) and nginx. */
+export function stackFileOf(stack: Stack, pid = process.pid): StackFile {
+  const processes = stack.processes()
+  const nginx = processes.find(p => p.role === 'nginx')
+  return {
+    url: stack.url,
+    pid,
+    hosts: processes.filter(p => p.role !== 'nginx').map(p => ({ name: p.name, role: p.role, url: p.url, pid: p.pid, restarts: p.restarts })),
+    ...(nginx ? { front: { name: nginx.name, pid: nginx.pid, restarts: nginx.restarts } } : {}),
+  }
 }
 
 export function stackFilePath(port: number): string {
@@ -19,7 +44,10 @@ export function stackFilePath(port: number): string {
 }
 
 export function writeStackFile(port: number, file: StackFile): void {
-  writeFileSync(stackFilePath(port), JSON.stringify(file, null, 2))
+  // Written aside and renamed: a reader never sees half a file (it is rewritten while status may read it).
+  const path = stackFilePath(port)
+  writeFileSync(`${path}.${process.pid}.tmp`, JSON.stringify(file, null, 2))
+  renameSync(`${path}.${process.pid}.tmp`, path)
 }
 
 export function removeStackFile(port: number): void {

@@ -3,7 +3,8 @@
  * are missing or older than the sources, prepares PostgreSQL / Redis / RabbitMQ
  * (clear non-zero exit naming the one that is unreachable), starts nginx on
  * PORT (default 8080) in front of two warm HTTP hosts plus the consumer host,
- * and stops all of it on one Ctrl-C or SIGTERM.
+ * restarts any of them that dies (ops/supervisor.ts: with backoff, one line
+ * each, counted in `npm run status`), and stops all of it on one Ctrl-C or SIGTERM.
  *
  *   PORT                        where the stack answers (default 8080)
  *   KVARC_LISTEN_HOST           address it listens on (default 127.0.0.1; 0.0.0.0 for every interface)
@@ -21,7 +22,7 @@ import { BackingServiceError, redactUrl } from './backing-services.js'
 import { readAppFunctions } from './functions.js'
 import { startStack, StackStartError, type Stack } from './stack.js'
 import { optionalIntFromEnv } from './env.js'
-import { removeStackFile, writeStackFile } from './stack-file.js'
+import { removeStackFile, stackFileOf, writeStackFile } from './stack-file.js'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 
@@ -111,6 +112,11 @@ async function main(): Promise<void> {
       // Children log warnings and errors only (LOG_LEVEL, default warn): show them, labelled.
       // Their start-up lines are summed up in the table below.
       onOutput: (name, line) => { if (!/^kvarc (http|consumer) host \S+ (listening|consuming)/.test(line)) process.stdout.write(`[${name}] ${line}\n`) },
+      // The supervisor already said why and when (one line through onOutput); now the new pid, and the count for `npm run status`.
+      onRestart: p => {
+        process.stdout.write(`[${p.name}] supervisor: ${p.name} restarted, pid ${p.pid} (restart ${p.restarts})\n`)
+        if (stack && !stopping) writeStackFile(config.port, stackFileOf(stack))
+      },
     })
   } catch (error) {
     if (error instanceof BackingServiceError || error instanceof StackStartError) {
@@ -125,12 +131,8 @@ async function main(): Promise<void> {
   console.log(`\nkvarc is running at ${stack.url}/  (API: ${stack.url}/api, form: ${stack.url}/)`)
   for (const p of stack.processes()) console.log(`  ${p.name.padEnd(9)} ${p.role.padEnd(9)} pid ${String(p.pid).padEnd(8)} ${p.url}`)
   console.log(`  PostgreSQL ${redactUrl(config.databaseUrl)} · Redis ${redactUrl(config.redisUrl)} · RabbitMQ ${redactUrl(config.amqpUrl)} (queues ${config.addQueue}, ${config.delQueue})`)
-  writeStackFile(config.port, {
-    url: stack.url,
-    pid: process.pid,
-    hosts: stack.processes().filter(p => p.role !== 'nginx' && p.url).map(p => ({ name: p.name, role: p.role, url: p.url as string })),
-  })
-  console.log('Ctrl-C stops everything. `npm run status` shows how it is doing.\n')
+  writeStackFile(config.port, stackFileOf(stack))
+  console.log('A process that dies is restarted. Ctrl-C stops everything. `npm run status` shows how it is doing.\n')
 }
 
 main().catch(error => {

@@ -171,6 +171,32 @@ describe('npm run status', () => {
     expect(renderStatus(frontOnly)).toContain('applied/s       unknown')
   }, 90_000)
 
+  it('shows "restarts N" for a host npm start\'s supervisor restarted, only when N > 0', () => {
+    // Prepare: what collectStatus builds from a stack file with restart counts
+    const probe = { ok: true, ms: 1 }
+    const report: StatusReport = {
+      at: '2025-01-01T00:00:00.000Z', ok: false,
+      hosts: [
+        { url: 'http://127.0.0.1:1', role: 'front', ...probe, restarts: 0 },
+        { url: 'http://127.0.0.1:2', role: 'host', ...probe, name: 'http-1', uptimeSeconds: 5, restarts: 1 },
+        { url: 'http://127.0.0.1:3', role: 'host', ok: false, ms: 1, error: 'connection refused', restarts: 3 },
+        { url: 'http://127.0.0.1:4', role: 'host', ...probe, name: 'consumer' },
+      ],
+      services: { postgres: { url: 'pg', ...probe, keys: 0, tombstones: 0 }, redis: { url: 'redis', ...probe }, rabbitmq: { url: 'amqp', ...probe, queues: [] } },
+      deadLetters: 0,
+      traffic: { sources: [], sampleSeconds: 1, cacheHits: null, cacheMisses: null, cacheHitRatio: null, appliedTotal: null, appliedPerSecond: null, heldByConsumers: null, requestsPerSecond: null },
+    }
+
+    // Act
+    const lines = renderStatus(report).split('\n')
+
+    // Assess
+    expect(lines.find(l => l.includes(':1 '))).toMatch(/front door {2}1 ms$/)
+    expect(lines.find(l => l.includes(':2 '))).toMatch(/http-1, up 5s, restarts 1 {2}1 ms$/)
+    expect(lines.find(l => l.includes(':3 '))).toMatch(/DOWN {2}http:\/\/127\.0\.0\.1:3 {2}connection refused, restarts 3$/)
+    expect(lines.find(l => l.includes(':4 '))).toMatch(/consumer {2}1 ms$/)
+  })
+
   it('sums prom-client counters across labels', async () => {
     const metrics = createMetrics({ host: 'h1' })
     metrics.writes.inc({ consumer: 'add-key', outcome: 'applied' }, 7)

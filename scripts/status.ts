@@ -4,7 +4,9 @@
  *
  *   KVARC_URL     the system's front door (nginx), default http://127.0.0.1:8080
  *   KVARC_HOSTS   comma-separated base URLs of individual hosts (HTTP and consumer
- *                 hosts' /health + /metrics ports); their metrics give the rates
+ *                 hosts' /health + /metrics ports); their metrics give the rates.
+ *                 Default: the hosts a local `npm start` on KVARC_URL's port recorded
+ *                 (platform/stack-file.ts), with how often its supervisor restarted each
  *   DATABASE_URL, REDIS_URL, AMQP_URL, KVARC_*   as for the system (src/shared/config.ts)
  *
  *   npm run status            human view
@@ -37,6 +39,8 @@ export interface HostStatus extends Probe {
   /** The host's own name from /health, when it gave one. */
   name?: string
   uptimeSeconds?: number
+  /** Times `npm start`'s supervisor restarted it, when a local npm start recorded it. */
+  restarts?: number
 }
 
 export interface QueueStatus {
@@ -82,6 +86,8 @@ export interface StatusOptions {
   sampleMs?: number
   /** Bound of each probe. */
   timeoutMs?: number
+  /** Restart counts by host URL (the front door's too), from the stack file of a local `npm start`. */
+  restarts?: Record<string, number>
 }
 
 const reason = (error: unknown): string => {
@@ -320,6 +326,8 @@ export async function collectStatus(options: StatusOptions): Promise<StatusRepor
   for (const host of hosts) {
     const name = names.get(host.url)
     if (host.ok && host.name === undefined && name) host.name = name
+    const restarts = options.restarts?.[host.url]
+    if (restarts !== undefined) host.restarts = restarts
   }
   const dlqs = rabbitmq.queues.filter(q => q.deadLetter)
   const deadLetters = rabbitmq.ok ? dlqs.reduce((sum, q) => sum + (q.messages ?? 0), 0) : null
@@ -360,9 +368,10 @@ export function renderStatus(report: StatusReport, style: Style = plain): string
   const hostUrls = width(report.hosts.map(h => h.url))
   for (const h of report.hosts) {
     const what = h.role === 'front' ? 'front door' : (h.name ?? 'host')
+    const restarts = (h.restarts ?? 0) > 0 ? `, ${style.warn(`restarts ${number(h.restarts)}`)}` : ''
     const detail = h.ok
-      ? `${what}${h.uptimeSeconds === undefined ? '' : `, up ${duration(h.uptimeSeconds)}`}  ${style.dim(`${h.ms} ms`)}`
-      : style.bad(h.error ?? 'down')
+      ? `${what}${h.uptimeSeconds === undefined ? '' : `, up ${duration(h.uptimeSeconds)}`}${restarts}  ${style.dim(`${h.ms} ms`)}`
+      : `${style.bad(h.error ?? 'down')}${restarts}`
     out.push(`  ${up(h.ok)}  ${h.url.padEnd(hostUrls)}  ${detail}`)
   }
   if (report.hosts.length === 1) out.push(style.dim('  (set KVARC_HOSTS=url,url to check each host behind the front door)'))
@@ -413,7 +422,8 @@ const USAGE = `usage: npm run status [-- --json]
 
   KVARC_URL=http://127.0.0.1:8080   the front door (nginx)
   KVARC_HOSTS=url,url               individual hosts: their /health and /metrics
-                                    (default: the hosts a local npm start on that port recorded)
+                                    (default: the hosts a local npm start on that port recorded,
+                                    with how often it restarted each: "restarts N")
   DATABASE_URL, REDIS_URL, AMQP_URL, KVARC_ADD_QUEUE, KVARC_DEL_QUEUE  as for the system
 `
 
@@ -426,17 +436,22 @@ export async function main(argv: string[], env: Record<string, string | undefine
   let config: Config
   let url: string
   let hosts: string[]
+  const restarts: Record<string, number> = {}
   try {
     config = loadConfig(env)
     url = checkUrl('KVARC_URL', env.KVARC_URL || 'http://127.0.0.1:8080')
     hosts = (env.KVARC_HOSTS ?? '').split(',').map(h => h.trim()).filter(Boolean).map(h => checkUrl('KVARC_HOSTS', h))
+    const recorded = readStackFile(Number(new URL(url).port || 80))
     // Without KVARC_HOSTS, the hosts a local `npm start` on that port recorded.
-    if (hosts.length === 0) hosts = readStackFile(Number(new URL(url).port || 80))?.hosts.map(h => h.url) ?? []
+    if (hosts.length === 0) hosts = recorded?.hosts.map(h => checkUrl('the stack file', h.url)) ?? []
+    // Its supervisor's restart counts: the hosts by URL, nginx as the front door on that port.
+    for (const h of recorded?.hosts ?? []) if (h.restarts !== undefined) restarts[checkUrl('the stack file', h.url)] = h.restarts
+    if (recorded?.front?.restarts !== undefined) restarts[url] = recorded.front.restarts
   } catch (error) {
     process.stderr.write(`kvarc status: ${(error as Error).message}\n`)
     return 2
   }
-  const report = await collectStatus({ url, hosts, config })
+  const report = await collectStatus({ url, hosts, config, restarts })
   const colour = process.stdout.isTTY && !env.NO_COLOR
   process.stdout.write(json ? JSON.stringify(report, null, 2) + '\n' : renderStatus(report, colour ? ansi : plain))
   return 0
