@@ -39,6 +39,12 @@ del-key
   batch 1000
   window 0.02
 
+# Scheduled functions, under src/scheduled/<name>, invoked with the EventBridge
+# "Scheduled Event": by an EventBridge rule in AWS, by the platform's consumer
+# hosts (runtime/scheduler.ts). Expressions are EventBridge's: rate(N unit) or cron(6 fields, UTC).
+@scheduled
+purge-tombstones rate(1 hour)
+
 @plugins
 esbuild-runtime
   src plugins/esbuild-runtime/index.mjs

@@ -1,11 +1,13 @@
 /**
- * The purge's cut: an explicit --before-version only narrows what the horizon
- * allows (a tombstone younger than the horizon is never purged: the consumers
- * would then let its late PUT bring the key back).
+ * The purge's cut (src/shared/purge.ts, shared with the purge-tombstones
+ * function): an explicit --before-version only narrows what the horizon allows
+ * (a tombstone younger than the horizon is never purged: the consumers would
+ * then let its late PUT bring the key back).
  */
 import { describe, expect, it } from 'vitest'
+import { purgeCut } from '../src/shared/purge.js'
 import { versionAtMillis } from '../src/shared/version.js'
-import { parseFlags, purgeCut } from './purge.js'
+import { parseFlags } from './purge.js'
 
 const NOW = Date.parse('2025-06-01T00:00:00Z')
 const HOUR = 3600_000

@@ -1,6 +1,8 @@
 /**
  * `npm run purge`: removes tombstones older than the configured horizon
- * (KVARC_TOMBSTONE_HORIZON_MS, default 7 days) from the record.
+ * (KVARC_TOMBSTONE_HORIZON_MS, default 7 days) from the record, with the same
+ * code as the `@scheduled purge-tombstones` function (src/shared/purge.ts):
+ * under the same advisory lock, so it never runs beside a host's hourly purge.
  *
  * Safe to run at any time, from anywhere, as often as wanted: the consumers
  * drop any write older than the same horizon whose key has no row, so a
@@ -16,14 +18,16 @@
  *                                 than the horizon: an explicit cut-off only
  *                                 narrows the purge, so it stays safe
  *
+ * Exit status: 0 done, 2 bad arguments or configuration, 75 (EX_TEMPFAIL)
+ * another purge holds the lock (try again later), 1 failed.
  * Uses DATABASE_URL (and the other variables of src/shared/config.ts).
  */
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { loadConfig } from '../src/shared/config.js'
 import { openDatabase } from '../src/shared/postgres.js'
-import { purgeTombstones } from '../src/shared/store.js'
-import { parseVersion, versionAtMillis, versionMillis } from '../src/shared/version.js'
+import { countExpiredTombstones, purgeExpiredTombstones, type PurgeDeps } from '../src/shared/purge.js'
+import { parseVersion, versionMillis } from '../src/shared/version.js'
 
 const USAGE = 'usage: npm run purge [-- --dry-run] [-- --before-version V]'
 
@@ -47,18 +51,6 @@ export function parseFlags(argv: string[]): { dryRun: boolean, before?: bigint }
   return flags
 }
 
-/**
- * The cut: tombstones with a version below it go. The horizon is the limit
- * because the consumers drop a row-less write only when it is older than the
- * horizon: purging a younger tombstone would let its late PUT bring the key
- * back. `before` (a cut-off a person or a test derives from versions it knows)
- * can only move the cut earlier.
- */
-export function purgeCut(nowMs: number, horizonMs: number, before?: bigint): { cut: bigint, byHorizon: boolean } {
-  const horizon = versionAtMillis(nowMs - horizonMs)
-  return before === undefined || before >= horizon ? { cut: horizon, byHorizon: true } : { cut: before, byHorizon: false }
-}
-
 async function main(argv: string[]): Promise<number> {
   let flags
   let config
@@ -70,27 +62,36 @@ async function main(argv: string[]): Promise<number> {
     return 2
   }
   const { dryRun, before } = flags
-  // The cut is taken once, before the first slice: every slice uses the same cut.
-  const { cut, byHorizon } = purgeCut(Date.now(), config.tombstoneHorizonMs, before)
-  const older = `older than ${new Date(versionMillis(cut)).toISOString()}` +
-    (byHorizon ? ` (horizon ${config.tombstoneHorizonMs} ms${before === undefined ? '' : `; --before-version ${before} is younger than that`})` : ` (version ${cut})`)
-  const db = await openDatabase(config.databaseUrl, 1)
+  // One session, as the function has (src/shared/open-purger.ts); opened here so it is closed here.
+  const pool = await openDatabase(config.databaseUrl, 1)
+  const deps: PurgeDeps = { db: async () => pool, tombstoneHorizonMs: config.tombstoneHorizonMs }
+  /** What the cut means, for a person: the horizon, or the narrower --before-version. */
+  const older = (horizonVersion: string) => {
+    const cut = BigInt(horizonVersion)
+    const byHorizon = before === undefined || cut !== before
+    return `older than ${new Date(versionMillis(cut)).toISOString()}` +
+      (byHorizon ? ` (horizon ${config.tombstoneHorizonMs} ms${before === undefined ? '' : `; --before-version ${before} is younger than that`})` : ` (version ${cut})`)
+  }
   try {
     const started = Date.now()
     if (dryRun) {
-      const { rows } = await db.query<{ n: string }>('SELECT count(*)::text AS n FROM kv_store WHERE deleted AND version < $1', [cut.toString()])
-      console.log(`purge (dry run): ${rows[0]?.n ?? 0} tombstones ${older} would be removed`)
-    } else {
-      const removed = await purgeTombstones(db, cut)
-      console.log(`purge: removed ${removed} tombstones ${older} in ${Date.now() - started} ms`)
+      const { purgeable, horizonVersion } = await countExpiredTombstones(deps, { before })
+      console.log(`purge (dry run): ${purgeable} tombstones ${older(horizonVersion)} would be removed`)
+      return 0
     }
+    const result = await purgeExpiredTombstones(deps, { before })
+    if ('skipped' in result) {
+      console.error(`purge: skipped, ${result.skipped} (a host is purging now); run it again later`)
+      return 75
+    }
+    console.log(`purge: removed ${result.purged} tombstones ${older(result.horizonVersion)} in ${Date.now() - started} ms`)
+    return 0
   } finally {
-    await db.end().catch(() => {})
+    await pool.end().catch(() => {})
   }
-  return 0
 }
 
-// Run only as the entry point, so a test can import the cut.
+// Run only as the entry point, so a test can import the flags' parser.
 const entry = process.argv[1]
 if (entry && import.meta.url === pathToFileURL(resolve(entry)).href) {
   main(process.argv.slice(2)).then(

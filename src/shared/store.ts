@@ -194,3 +194,11 @@ export async function purgeTombstones(db: Queryable, horizon: bigint, slice = 50
     if ((rowCount ?? 0) < slice) return total
   }
 }
+
+/** Tombstones a purge up to the same cut would remove (`npm run purge -- --dry-run`). */
+export const COUNT_TOMBSTONES = 'SELECT count(*)::text AS n FROM kv_store WHERE deleted AND version < $1'
+
+export async function countTombstones(db: Queryable, horizon: bigint): Promise<number> {
+  const { rows } = await db.query<{ n: string }>(COUNT_TOMBSTONES, [horizon.toString()])
+  return Number(rows[0]?.n ?? 0)
+}
