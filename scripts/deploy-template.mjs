@@ -61,9 +61,14 @@ async function main() {
 
   const functions = Object.entries(cloudformation.Resources).filter(([, r]) => r.Type === 'AWS::Serverless::Function')
   console.log(`${out}: ${Object.keys(cloudformation.Resources).length} resources, ${functions.length} functions`)
+  // @scheduled functions are the targets of separate EventBridge rules, not SAM events.
+  const rules = Object.values(cloudformation.Resources).filter(r => r.Type === 'AWS::Events::Rule')
   for (const [name, { Properties: p }] of functions) {
     const events = Object.values(p.Events ?? {}).map(e => e.Type === 'HttpApi' ? `${e.Properties.Method} ${e.Properties.Path}` : `${e.Type} ${(e.Properties.Queues ?? []).join(',')}`)
-    console.log(`  ${name.padEnd(24)} ${p.Runtime.padEnd(11)} ${events.join(' ')}`)
+    for (const rule of rules) {
+      if (rule.Properties.Targets?.some(t => t.Arn?.['Fn::GetAtt']?.[0] === name)) events.push(`EventBridge ${rule.Properties.ScheduleExpression}`)
+    }
+    console.log(`  ${name.padEnd(30)} ${p.Runtime.padEnd(11)} ${events.join(' ')}`)
   }
 }
 

@@ -20,7 +20,7 @@ const TEMPLATE = join(dirname(fileURLToPath(import.meta.url)), '..', 'containers
 /** What a context holds besides its Dockerfile: the bundle and its source map. */
 export const BUNDLE_FILES = ['index.mjs', 'index.mjs.map']
 
-/** Image tag of a function: its folder name (get-api, add-key, ...), which is unique across src/http and src/consumers. */
+/** Image tag of a function: its folder name (get-api, add-key, purge-tombstones, ...), which is unique across src/http, src/consumers and src/scheduled. */
 export function imageName(lambda, prefix = 'kvarc-') {
   return `${prefix}${basename(lambda.src)}`
 }
@@ -30,8 +30,15 @@ function dockerPlatform(architecture) {
   return architecture === 'x86_64' ? 'linux/amd64' : 'linux/arm64'
 }
 
+/** What invokes a function, for the image's description: its route, its schedule, or its queue. */
+export function triggerOf(lambda) {
+  if (lambda.method) return `${lambda.method.toUpperCase()} ${lambda.path}`
+  if (lambda.pragma === 'scheduled') return `scheduled ${lambda.rate ? `rate(${lambda.rate.expression})` : `cron(${lambda.cron.expression})`}`
+  return 'RabbitMQ consumer'
+}
+
 export function renderDockerfile(lambda) {
-  const route = lambda.method ? `${lambda.method.toUpperCase()} ${lambda.path}` : 'RabbitMQ consumer'
+  const route = triggerOf(lambda)
   return readFileSync(TEMPLATE, 'utf8')
     .replaceAll('{{function}}', basename(lambda.src))
     .replaceAll('{{route}}', route)

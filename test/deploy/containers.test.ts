@@ -12,7 +12,10 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { buildRmqEvent } from '../../src/shared/rmq-event.js'
-import { httpEvent, isolate, type Isolated } from '../support/isolated.js'
+import { openDatabase } from '../../src/shared/postgres.js'
+import { applyWrites } from '../../src/shared/store.js'
+import { versionAtMillis } from '../../src/shared/version.js'
+import { httpEvent, isolate, scheduledEvent, type Isolated } from '../support/isolated.js'
 import { takeMessages } from '../support/kv.js'
 import { copyProject, type ProjectCopy } from './project-copy.js'
 
@@ -24,6 +27,7 @@ const FUNCTIONS: Record<string, string> = {
   'any-catchall': 'build/http/any-catchall',
   'add-key': 'build/src/consumers/add-key',
   'del-key': 'build/src/consumers/del-key',
+  'purge-tombstones': 'build/scheduled/purge-tombstones',
 }
 
 /** Dockerfile instructions, one per logical line (comments dropped, `\` continuations joined). */
@@ -110,6 +114,7 @@ describe('package:containers', () => {
       expect(JSON.parse(cmd[0]!.args)).toEqual(['index.handler'])
       expect(text).toContain(`kvarc ${name}`)
     }
+    expect(readFileSync(join(contexts, 'purge-tombstones', 'Dockerfile'), 'utf8')).toContain('(scheduled rate(1 hour))')
   })
 
   it('prints a docker build command per context, for the functions architecture', () => {
@@ -148,6 +153,27 @@ describe('container bundles run on their own, as the Lambda runtime runs them', 
     expect(JSON.parse(gone.body)).toEqual({ detail: 'key not found' })
     expect(all.statusCode).toBe(200)
     expect(JSON.parse(all.body).data).toEqual([])
+  })
+
+  it('purges a tombstone older than the horizon through purge-tombstones, fed an EventBridge Scheduled Event', async () => {
+    // Prepare: a tombstone from eight days ago (the horizon is seven), and a young one.
+    const db = await openDatabase(iso.config.databaseUrl, 1)
+    try {
+      await applyWrites(db, [
+        { key: 'purge/old', value: null, version: versionAtMillis(Date.now() - 8 * 86_400_000), deleted: true },
+        { key: 'purge/young', value: null, version: versionAtMillis(Date.now()), deleted: true },
+      ], 0n)
+
+      // Act
+      const result = await invoke('purge-tombstones', scheduledEvent())
+
+      // Assess
+      expect(result).toEqual({ purged: 1, horizonVersion: expect.stringMatching(/^\d+$/) })
+      const { rows } = await db.query<{ key: string }>("SELECT key FROM kv_store WHERE key LIKE 'purge/%'")
+      expect(rows.map(r => r.key)).toEqual(['purge/young'])
+    } finally {
+      await db.end()
+    }
   })
 
   it('answers a wrong method and an unknown path through any-catchall, as JSON', async () => {

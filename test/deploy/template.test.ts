@@ -83,7 +83,8 @@ describe('deploy template: HTTP functions', () => {
 
   it('builds every kvarc function from its esbuild bundle', () => {
     const all = kvarcFunctions(staging)
-    expect(all).toHaveLength(7)
+    // Five routes, two consumers, one scheduled function.
+    expect(all).toHaveLength(8)
     for (const [name, r] of all) {
       const codeUri = r.Properties.CodeUri as string
       expect(codeUri.startsWith(join(project.dir, 'build') + '/'), name).toBe(true)
@@ -114,7 +115,7 @@ describe('deploy template: HTTP functions', () => {
 
   it('uses no Lambda runtime AWS has deprecated', () => {
     const runtimes = functions(staging).map(([, r]) => r.Properties.Runtime as string)
-    expect(runtimes).toHaveLength(7)
+    expect(runtimes).toHaveLength(8)
     for (const runtime of runtimes) {
       const major = Number(/^nodejs(\d+)\.x$/.exec(runtime)?.[1])
       expect(major, runtime).toBeGreaterThanOrEqual(22)
@@ -163,9 +164,38 @@ describe('deploy template: consumers', () => {
   })
 })
 
+describe('deploy template: scheduled functions', () => {
+  it('runs purge-tombstones hourly from an EventBridge rule that may invoke it', () => {
+    const lambda = staging.Resources.PurgeTombstonesScheduledLambda!
+    expect(lambda.Type).toBe('AWS::Serverless::Function')
+    expect(lambda.Properties.CodeUri).toBe(join(project.dir, 'build', 'scheduled', 'purge-tombstones'))
+    expect(lambda.Properties.Handler).toBe('index.handler')
+    const rules = Object.entries(staging.Resources).filter(([, r]) => r.Type === 'AWS::Events::Rule')
+    // The literal schedule guards against Inventory and @architect/package agreeing on something wrong.
+    expect(rules).toEqual([['PurgeTombstonesScheduledEvent', {
+      Type: 'AWS::Events::Rule',
+      Properties: {
+        ScheduleExpression: 'rate(1 hour)',
+        Targets: [{ Arn: { 'Fn::GetAtt': ['PurgeTombstonesScheduledLambda', 'Arn'] }, Id: 'PurgeTombstonesScheduledLambda' }],
+      },
+    }]])
+    expect(staging.Resources.PurgeTombstonesScheduledPermission).toEqual({
+      Type: 'AWS::Lambda::Permission',
+      Properties: {
+        Action: 'lambda:InvokeFunction',
+        FunctionName: { Ref: 'PurgeTombstonesScheduledLambda' },
+        Principal: 'events.amazonaws.com',
+        SourceArn: { 'Fn::GetAtt': ['PurgeTombstonesScheduledEvent', 'Arn'] },
+      },
+    })
+    // It reaches PostgreSQL: the service URLs and the VPC, as every function that uses the services (checked below).
+    expect(serviceFunctions(staging).map(([name]) => name)).toContain('PurgeTombstonesScheduledLambda')
+  })
+})
+
 describe('deploy template: configuration', () => {
   it('wires the service URLs and the VPC from parameters into every function that uses the services', () => {
-    expect(serviceFunctions(staging)).toHaveLength(6)
+    expect(serviceFunctions(staging)).toHaveLength(7)
     for (const [name, r] of serviceFunctions(staging)) {
       const variables = r.Properties.Environment.Variables as Record<string, unknown>
       for (const variable of SERVICE_URLS) {

@@ -9,7 +9,7 @@
  *   afterAll(() => iso.cleanup())
  */
 import { connect } from 'amqplib'
-import { randomBytes } from 'node:crypto'
+import { randomBytes, randomUUID } from 'node:crypto'
 import { Redis } from 'ioredis'
 import pg from 'pg'
 import { loadConfig, type Config } from '../../src/shared/config.js'
@@ -100,6 +100,24 @@ export function httpEvent(method: string, path: string, options: { query?: strin
     requestContext: { http: { method, path, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'test' }, routeKey, timeEpoch: Math.floor(Date.now() / 1000) },
     ...(options.body === undefined ? {} : { body: options.body }),
     isBase64Encoded: options.base64 ?? false,
+  }
+}
+
+/**
+ * The event EventBridge sends the target of a scheduled rule ("Scheduled Event",
+ * as in the AWS docs' example); `time` is the occurrence, to the second.
+ */
+export function scheduledEvent(rule = 'KvarcStaging-PurgeTombstonesScheduledEvent-1Q2W3E4R5T6Y', at = new Date()) {
+  return {
+    version: '0',
+    id: randomUUID(),
+    'detail-type': 'Scheduled Event',
+    source: 'aws.events',
+    account: '123456789012',
+    time: at.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    region: 'us-east-1',
+    resources: [`arn:aws:events:us-east-1:123456789012:rule/${rule}`],
+    detail: {},
   }
 }
 

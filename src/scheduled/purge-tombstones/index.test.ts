@@ -3,10 +3,9 @@
  * it removes only tombstones older than the horizon, answers what it did, and
  * skips while another purger holds the lock (another host, `npm run purge`).
  */
-import { randomUUID } from 'node:crypto'
 import type pg from 'pg'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { isolate, type Isolated } from '../../../test/support/isolated.js'
+import { isolate, scheduledEvent, type Isolated } from '../../../test/support/isolated.js'
 import { openDatabase } from '../../shared/postgres.js'
 import { PURGE_LOCK } from '../../shared/purge.js'
 import { applyWrites } from '../../shared/store.js'
@@ -18,21 +17,6 @@ const HORIZON_MS = 7 * DAY // the default of src/shared/config.ts, which this te
 
 let iso: Isolated
 let db: pg.Pool
-
-/** What EventBridge sends the target of a `rate(1 hour)` rule (the shape of the AWS docs' example). */
-function scheduledEvent() {
-  return {
-    version: '0',
-    id: randomUUID(),
-    'detail-type': 'Scheduled Event',
-    source: 'aws.events',
-    account: '123456789012',
-    time: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
-    region: 'us-east-1',
-    resources: ['arn:aws:events:us-east-1:123456789012:rule/KvarcStaging-PurgeTombstonesScheduledEvent-1Q2W3E4R5T6Y'],
-    detail: {},
-  }
-}
 
 async function keys(): Promise<string[]> {
   const { rows } = await db.query<{ key: string }>('SELECT key FROM kv_store ORDER BY key')
