@@ -8,17 +8,15 @@
  *   KVARC_CONSUMERS             comma-separated function names to run (default all)
  *   KVARC_METRICS_PORT          serve /health, /ready, /metrics there (0 = any free port; unset = none)
  *   KVARC_HOST_NAME             label in metrics and logs
- *   KVARC_PURGE_INTERVAL_MS     purge tombstones older than the horizon this often (default 1 h; 0 = never)
- * SIGTERM / SIGINT: finish the batches in flight, acknowledge them, close, exit 0.
+ *   KVARC_SCHEDULED             comma-separated @scheduled functions to run on their schedules
+ *                               (default all, e.g. purge-tombstones hourly; `none` = none)
+ * SIGTERM / SIGINT: finish the batches and scheduled runs in flight, acknowledge the batches, close, exit 0.
  */
 import { loadConfig } from '../src/shared/config.js'
 import { getLogger } from '../src/shared/log.js'
 import { BackingServiceError, prepareBackingServices } from './backing-services.js'
 import { startConsumerHost } from './consumer-host.js'
 import { optionalIntFromEnv } from './env.js'
-import { lazy } from '../src/shared/lazy.js'
-import { openDatabase } from '../src/shared/postgres.js'
-import { startTombstonePurger } from './tombstone-purger.js'
 
 const optionalInt = (name: string, min: number, max: number) => optionalIntFromEnv(name, min, max, 'kvarc consumer host')
 
@@ -37,9 +35,14 @@ async function main(): Promise<void> {
   const prefetch = optionalInt('KVARC_CONSUMER_PREFETCH', 1, 65535)
   const batchSize = optionalInt('KVARC_CONSUMER_BATCH', 1, 10000)
   const metricsPort = optionalInt('KVARC_METRICS_PORT', 0, 65535)
-  const purgeIntervalMs = optionalInt('KVARC_PURGE_INTERVAL_MS', 0, 7 * 24 * 3600 * 1000) ?? 3600 * 1000
-  const only = process.env.KVARC_CONSUMERS ? process.env.KVARC_CONSUMERS.split(',').map(s => s.trim()).filter(Boolean) : undefined
+  const names = (value: string | undefined) => value ? value.split(',').map(s => s.trim()).filter(Boolean) : undefined
+  const only = names(process.env.KVARC_CONSUMERS)
+  const scheduled = process.env.KVARC_SCHEDULED?.trim() === 'none' ? [] : names(process.env.KVARC_SCHEDULED)
   const log = getLogger(config.logLevel)
+  if (process.env.KVARC_PURGE_INTERVAL_MS !== undefined) {
+    // Replaced, not silently ignored: whoever set it expects it to do something.
+    console.warn(`kvarc consumer host ${name}: KVARC_PURGE_INTERVAL_MS is no longer read; the purge is @scheduled purge-tombstones in app.arc (KVARC_SCHEDULED=none runs no schedule here)`)
+  }
 
   try {
     await prepareBackingServices(config)
@@ -48,20 +51,10 @@ async function main(): Promise<void> {
     process.exit(error instanceof BackingServiceError ? 3 : 1)
   }
 
-  const host = await startConsumerHost({ cwd: process.cwd(), config, concurrency, prefetch, batchSize, only, metricsPort, name, logger: log })
+  const host = await startConsumerHost({ cwd: process.cwd(), config, concurrency, prefetch, batchSize, only, scheduled, metricsPort, name, logger: log })
   const queues = host.consumers.map(c => `${c.queue} (${c.name}, batch ${c.batch}, window ${c.windowMs} ms)`).join(', ')
-  console.log(`kvarc consumer host ${name} consuming ${queues}, concurrency ${concurrency}${host.url ? `; metrics on ${host.url}/metrics` : ''}`)
-
-  const purgeDb = lazy(() => openDatabase(config.databaseUrl, 1))
-  const purger = purgeIntervalMs > 0
-    ? startTombstonePurger({
-      db: purgeDb,
-      horizonMs: config.tombstoneHorizonMs,
-      intervalMs: purgeIntervalMs,
-      onPurged: removed => log.info({ removed }, 'purged tombstones older than the horizon'),
-      onError: error => log.warn({ err: error }, 'tombstone purge failed; it runs again next interval'),
-    })
-    : undefined
+  const schedules = host.scheduled.map(s => `${s.name} ${s.schedule}`).join(', ')
+  console.log(`kvarc consumer host ${name} consuming ${queues}, concurrency ${concurrency}${schedules ? `; running ${schedules}` : ''}${host.url ? `; metrics on ${host.url}/metrics` : ''}`)
 
   let stopping = false
   const stop = (signal: NodeJS.Signals) => {
@@ -71,7 +64,7 @@ async function main(): Promise<void> {
     }
     stopping = true
     log.info({ signal }, 'finishing batches in flight, then closing')
-    Promise.all([host.close(), purger?.close()]).then(() => process.exit(0), error => {
+    host.close().then(() => process.exit(0), error => {
       console.error(`kvarc consumer host ${name}: close failed: ${(error as Error).message}`)
       process.exit(1)
     })

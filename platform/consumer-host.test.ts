@@ -16,7 +16,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { encodeWrite } from '../src/shared/messages.js'
 import { openDatabase } from '../src/shared/postgres.js'
 import { deadLetterQueueName } from '../src/shared/queue.js'
-import { VersionClock } from '../src/shared/version.js'
+import { applyWrites } from '../src/shared/store.js'
+import { VersionClock, versionAtMillis } from '../src/shared/version.js'
 import { eventually, isolate, type Isolated } from '../test/support/isolated.js'
 import { startConsumerHost, type ConsumerHost } from './consumer-host.js'
 import type { Metrics } from './metrics.js'
@@ -78,7 +79,7 @@ let publisher: ConfirmChannel
 const clock = new VersionClock(1)
 const hosts: ConsumerHost[] = []
 
-async function start(options: { concurrency?: number, config?: Config } = {}): Promise<ConsumerHost> {
+async function start(options: { concurrency?: number, config?: Config, scheduled?: string[] } = {}): Promise<ConsumerHost> {
   const host = await startConsumerHost({ cwd: ROOT, config: iso.config, metricsPort: 0, minBackoffMs: 20, maxBackoffMs: 200, ...options })
   hosts.push(host)
   return host
@@ -123,7 +124,7 @@ async function settledReady(queue: string, expected: number): Promise<number> {
   }
 }
 
-async function counted(metric: Metrics['batches'] | Metrics['writes'], labels: Record<string, string>): Promise<number> {
+async function counted(metric: Metrics['batches'] | Metrics['writes'] | Metrics['scheduledRuns'], labels: Record<string, string>): Promise<number> {
   const { values } = await metric.get()
   return values.filter(v => Object.entries(labels).every(([k, want]) => (v.labels as Record<string, unknown>)[k] === want)).reduce((sum, v) => sum + v.value, 0)
 }
@@ -277,6 +278,36 @@ describe('consumer host', () => {
       await eventually(async () => (await rowsWithPrefix('timeout-')) === 1, 'the timed-out write applied by a real consumer')
       await cleaner.close()
     }
+  })
+
+  it('runs each @scheduled function of app.arc hourly from its start, and on demand with a Scheduled Event', async () => {
+    // Prepare: a tombstone past the (default, 7-day) horizon.
+    await applyWrites(db, [{ key: 'scheduled-old', value: null, version: versionAtMillis(Date.now() - 8 * 86_400_000), deleted: true }], 0n)
+    const before = Date.now()
+    const host = await start()
+    const after = Date.now()
+
+    // Assess: purge-tombstones is due an hour after start, within the host's jitter (30 s).
+    expect(host.scheduled).toEqual([{ name: 'purge-tombstones', schedule: 'rate(1 hour)', timeoutMs: 15_000 }])
+    const next = host.scheduler.nextRun('purge-tombstones')!
+    expect(next).toBeGreaterThanOrEqual(before + 3600_000)
+    expect(next).toBeLessThan(after + 3600_000 + 30_000)
+
+    // Act: the same invocation a timer makes, now.
+    const result = await host.scheduler.runNow('purge-tombstones')
+
+    // Assess
+    expect(result).toEqual({ purged: 1, horizonVersion: expect.stringMatching(/^\d+$/) })
+    expect(await rowsWithPrefix('scheduled-')).toBe(0)
+    expect(await counted(host.metrics.scheduledRuns, { function: 'purge-tombstones', outcome: 'ok' })).toBe(1)
+    await host.close()
+  })
+
+  it('runs no schedule when given none, and refuses a scheduled function app.arc does not declare', async () => {
+    const host = await start({ scheduled: [] })
+    expect(host.scheduled).toEqual([])
+    await host.close()
+    await expect(startConsumerHost({ cwd: ROOT, config: iso.config, scheduled: ['purge-everything'] })).rejects.toThrow(/no @scheduled function purge-everything/)
   })
 
   it('finishes and acknowledges the batch in flight when closed', async () => {

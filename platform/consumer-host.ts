@@ -1,18 +1,21 @@
 /**
  * The warm consumer host: the event source mapping for every `@rabbitmq`
- * consumer of app.arc, in one process. Each consumer's bundle is loaded once
- * and invoked in-process with the `aws:rmq` event Lambda builds, under the
+ * consumer of app.arc, and the schedule of every `@scheduled` function, in one
+ * process. Each bundle is loaded once and invoked in-process with the event
+ * Lambda gets (`aws:rmq` batches; EventBridge's Scheduled Event), under the
  * function's timeout from app.arc. Batching, ack-after-success, retry with
- * backoff and reconnects are the event source's (event-source.ts); this module
- * wires functions to queues, counts outcomes and serves /health, /ready and
- * /metrics on a small HTTP port.
+ * backoff and reconnects are the event source's (event-source.ts); schedules
+ * are the runtime's scheduler's (runtime/scheduler.ts); this module wires
+ * functions to queues and schedules, counts outcomes and serves /health,
+ * /ready and /metrics on a small HTTP port.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
+import { startScheduler, type Scheduler } from '../runtime/scheduler.js'
 import type { Config } from '../src/shared/config.js'
 import { RabbitEventSource } from './event-source.js'
-import { loadHandler, readAppFunctions, type ConsumerFunction, type Handler } from './functions.js'
+import { loadHandler, readAppFunctions, type Handler } from './functions.js'
 import { createMetrics, type Metrics } from './metrics.js'
 
 export interface ConsumerHostOptions {
@@ -27,6 +30,14 @@ export interface ConsumerHostOptions {
   batchSize?: number
   /** Only these consumers (by function name); default every one in app.arc. */
   only?: readonly string[]
+  /** The `@scheduled` functions this host runs on their schedules (by name); default every one in app.arc, [] none. */
+  scheduled?: readonly string[]
+  /**
+   * Each scheduled function runs up to this much after its occurrence (an
+   * offset drawn once per host), so hosts started together do not all try at
+   * once. Default 30 s.
+   */
+  scheduleJitterMs?: number
   /** Port for /health, /ready and /metrics; 0 picks a free one; undefined serves none. */
   metricsPort?: number
   metricsHost?: string
@@ -47,12 +58,21 @@ export interface RunningConsumer {
   source: RabbitEventSource
 }
 
+export interface RunningSchedule {
+  name: string
+  schedule: string
+  timeoutMs: number
+}
+
 export interface ConsumerHost {
   consumers: readonly RunningConsumer[]
+  scheduled: readonly RunningSchedule[]
+  /** Runs the scheduled functions; `runNow(name)` invokes one on demand. */
+  scheduler: Scheduler
   metrics: Metrics
   /** http://host:port of /health, /ready, /metrics, when served. */
   url: string | undefined
-  /** Idempotent: stops consuming, finishes the batches in flight, acknowledges them, disconnects. */
+  /** Idempotent: stops consuming and scheduling, finishes the batches and scheduled runs in flight, acknowledges the batches, disconnects. */
   close(): Promise<void>
 }
 
@@ -60,8 +80,11 @@ export class InvocationTimeoutError extends Error {
   override name = 'InvocationTimeoutError'
 }
 
+/** What an invocation needs to know of its function. */
+interface Invocable { name: string, timeoutMs: number }
+
 /** A minimal Lambda context: what a handler may read of its invocation. */
-function lambdaContext(fn: ConsumerFunction, deadline: number, id: number) {
+function lambdaContext(fn: Invocable, deadline: number, id: number) {
   return {
     functionName: fn.name,
     functionVersion: '$LATEST',
@@ -74,10 +97,11 @@ function lambdaContext(fn: ConsumerFunction, deadline: number, id: number) {
 
 /**
  * The function under its timeout. A timed-out invocation counts as failed (the
- * batch is retried); it may still finish in the background, which is harmless
- * because applying a batch twice is a no-op.
+ * batch is retried; a scheduled run waits for its next occurrence); it may
+ * still finish in the background, which is harmless because applying a batch
+ * twice is a no-op and a purge takes a lock.
  */
-function withTimeout(fn: ConsumerFunction, handler: Handler): (event: unknown) => Promise<unknown> {
+function withTimeout(fn: Invocable, handler: Handler): (event: unknown) => Promise<unknown> {
   let invocations = 0
   return event => {
     const deadline = Date.now() + fn.timeoutMs
@@ -112,6 +136,9 @@ export async function startConsumerHost(options: ConsumerHostOptions): Promise<C
   const app = await readAppFunctions(options.cwd)
   const functions = app.consumers.filter(c => !options.only || options.only.includes(c.name))
   if (functions.length === 0) throw new Error(`no @rabbitmq consumer to run in ${options.cwd}/app.arc${options.only ? ` (asked for ${options.only.join(', ')})` : ''}`)
+  const unknown = options.scheduled?.filter(name => !app.scheduled.some(s => s.name === name)) ?? []
+  if (unknown.length) throw new Error(`no @scheduled function ${unknown.join(', ')} in ${options.cwd}/app.arc`)
+  const scheduledFunctions = app.scheduled.filter(s => !options.scheduled || options.scheduled.includes(s.name))
   const metrics = createMetrics({ host: options.name ?? 'consumer' })
   // The pragma names the production queues; tests and parallel stacks rename them through config.
   const queues: Record<string, string> = { add_key: config.addQueue, del_key: config.delQueue }
@@ -149,19 +176,41 @@ export async function startConsumerHost(options: ConsumerHostOptions): Promise<C
     consumers.push({ name: fn.name, queue, batch, windowMs: fn.windowMs, timeoutMs: fn.timeoutMs, source })
   }
 
+  const targets = []
+  for (const fn of scheduledFunctions) {
+    const handler = withTimeout(fn, await loadHandler(fn.file))
+    targets.push({ name: fn.name, schedule: fn.schedule, invoke: (event: unknown) => handler(event) })
+  }
+
   let server: Server | undefined
+  let scheduler: Scheduler | undefined
   try {
     await Promise.all(consumers.map(c => c.source.start()))
     if (options.metricsPort !== undefined) server = await serveMetrics(metrics, consumers, options.metricsPort, options.metricsHost ?? '127.0.0.1')
+    scheduler = startScheduler({
+      functions: targets,
+      jitterMs: options.scheduleJitterMs ?? 30_000,
+      onResult: (name, result) => {
+        metrics.scheduledRuns.inc({ function: name, outcome: 'ok' })
+        log?.info({ function: name, result }, 'scheduled function ran')
+      },
+      onError: (error, name, event) => {
+        metrics.scheduledRuns.inc({ function: name, outcome: 'failed' })
+        log?.warn({ err: error, function: name, time: event?.time }, 'scheduled function failed; it runs again at its next occurrence')
+      },
+    })
   } catch (error) {
-    await Promise.allSettled(consumers.map(c => c.source.close()))
+    await Promise.allSettled([...consumers.map(c => c.source.close()), new Promise<void>(resolve => server ? server.close(() => resolve()) : resolve())])
     throw error
   }
+  const running = scheduler
 
   const address = server?.address() as AddressInfo | undefined
   let closing: Promise<void> | undefined
   return {
     consumers,
+    scheduled: scheduledFunctions.map(({ name, schedule, timeoutMs }) => ({ name, schedule, timeoutMs })),
+    scheduler: running,
     metrics,
     url: address ? `http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}` : undefined,
     close() {
@@ -169,6 +218,7 @@ export async function startConsumerHost(options: ConsumerHostOptions): Promise<C
         // Every step runs even when another fails: a stuck metrics socket must not keep a batch unacknowledged.
         const results = await Promise.allSettled([
           ...consumers.map(c => c.source.close()),
+          running.close(),
           new Promise<void>(resolve => {
             if (!server) return resolve()
             server.close(() => resolve())

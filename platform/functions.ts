@@ -1,7 +1,7 @@
 /**
  * What the warm platform runs, read from app.arc through @architect/inventory
- * (the parser sandbox and deploy use): every HTTP route and every `@rabbitmq`
- * consumer, each with its esbuild bundle loaded once.
+ * (the parser sandbox and deploy use): every HTTP route, every `@rabbitmq`
+ * consumer and every `@scheduled` function, each with its esbuild bundle loaded once.
  */
 import inventory from '@architect/inventory'
 import { existsSync } from 'node:fs'
@@ -29,15 +29,25 @@ export interface ConsumerFunction {
   timeoutMs: number
 }
 
+export interface ScheduledFunction {
+  name: string
+  /** The EventBridge expression: `rate(1 hour)`, `cron(0 12 * * ? *)`. */
+  schedule: string
+  file: string
+  timeoutMs: number
+}
+
 export interface AppFunctions {
   cwd: string
   http: HttpFunction[]
   consumers: ConsumerFunction[]
+  scheduled: ScheduledFunction[]
   /** The static folder (`@static folder`), absolute. */
   staticDir: string
 }
 
 interface InvLambda { name: string, arcStaticAssetProxy?: boolean, build?: string, config: { timeout: number, handler?: string, runtimeConfig?: { handlerFile?: string } }, method?: string, path?: string }
+interface InvScheduled extends InvLambda { rate: { expression: string } | null, cron: { expression: string } | null }
 
 function bundleOf(lambda: InvLambda): string {
   if (!lambda.build) throw new Error(`function ${lambda.name} has no build folder: is the typescript runtime plugin declared in app.arc?`)
@@ -61,8 +71,14 @@ export async function readAppFunctions(cwd: string): Promise<AppFunctions> {
     if (!lambda) throw new Error(`@rabbitmq ${c.name} is not registered as a custom Lambda`)
     return { ...c, file: bundleOf(lambda), timeoutMs: lambda.config.timeout * 1000 }
   })
+  const scheduled = ((inv.scheduled ?? []) as InvScheduled[]).map(l => ({
+    name: l.name,
+    schedule: l.rate ? `rate(${l.rate.expression})` : `cron(${l.cron?.expression})`,
+    file: bundleOf(l),
+    timeoutMs: l.config.timeout * 1000,
+  }))
   const staticDir = join(cwd, (inv.static?.folder as string | undefined) ?? 'public')
-  return { cwd, http, consumers, staticDir }
+  return { cwd, http, consumers, scheduled, staticDir }
 }
 
 /**

@@ -3,7 +3,8 @@
  * Everything is counted by the host around the functions, never inside them, so
  * a handler stays unaware of its runtime: cache hits and misses come from the
  * GET answer's `source`, publish confirms and failures from PUT/DELETE status
- * codes, applied / skipped / dead-lettered counts from a consumer's batch result.
+ * codes, applied / skipped / dead-lettered counts from a consumer's batch result,
+ * scheduled runs from the scheduler's outcome.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 
@@ -26,6 +27,7 @@ export function createMetrics(labels: Record<string, string> = {}) {
       name: 'kvarc_consumer_batch_duration_seconds', help: 'Consumer batch invocation time', labelNames: ['consumer'], registers: [registry],
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
     }),
+    scheduledRuns: new Counter({ name: 'kvarc_scheduled_runs_total', help: 'Invocations of @scheduled functions by outcome (ok / failed)', labelNames: ['function', 'outcome'], registers: [registry] }),
     messagesHeld: new Gauge({ name: 'kvarc_consumer_messages_held', help: 'Messages a consumer holds unacknowledged: buffered, being applied or awaiting an earlier batch (read at scrape time)', labelNames: ['consumer'], registers: [registry] }),
     queueDepth: new Gauge({ name: 'kvarc_queue_messages', help: 'Messages ready in a queue (read at scrape time)', labelNames: ['queue'], registers: [registry] }),
   }

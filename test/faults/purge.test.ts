@@ -24,8 +24,8 @@ const HORIZON_MS = 10_000
 let fs: FaultStack & { output: { text(): string } }
 
 beforeAll(async () => {
-  // No periodic purge from the consumer host (default hourly): only the runs below purge.
-  fs = await startFaultStack({ label: 'fpurge', env: { KVARC_TOMBSTONE_HORIZON_MS: String(HORIZON_MS), KVARC_PURGE_INTERVAL_MS: '0' } })
+  // No scheduled purge from the consumer host (purge-tombstones, hourly): only the runs below purge.
+  fs = await startFaultStack({ label: 'fpurge', env: { KVARC_TOMBSTONE_HORIZON_MS: String(HORIZON_MS), KVARC_SCHEDULED: 'none' } })
 }, 60_000)
 
 afterAll(async () => {
