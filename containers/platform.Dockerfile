@@ -19,6 +19,8 @@ RUN npm ci --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --chown=node:node app.arc tsconfig.json ./
 COPY --chown=node:node src ./src
 COPY --chown=node:node platform ./platform
+# The runtime the hosts are built on (runtime/scheduler.ts runs @scheduled functions in the consumer host).
+COPY --chown=node:node runtime ./runtime
 COPY --chown=node:node plugins ./plugins
 COPY --chown=node:node scripts ./scripts
 COPY --chown=node:node public ./public

@@ -160,7 +160,7 @@ describe('compose/kvarc-stack.yml', () => {
     expect(dockerfile).toMatch(/^RUN npm ci\b/m)
     expect(dockerfile).toMatch(/^RUN npm run build$/m)
     const sources = [...dockerfile.matchAll(/^COPY (?:--chown=\S+ )?(.+) \S+$/gm)].flatMap(m => m[1]!.split(/\s+/))
-    expect(sources).toEqual(expect.arrayContaining(['package.json', 'package-lock.json', 'app.arc', 'src', 'platform', 'plugins', 'scripts']))
+    expect(sources).toEqual(expect.arrayContaining(['package.json', 'package-lock.json', 'app.arc', 'src', 'platform', 'runtime', 'plugins', 'scripts']))
     for (const source of sources) expect(existsSync(join(ROOT, source)), source).toBe(true)
     expect(existsSync(join(ROOT, 'platform', 'http-host-main.ts'))).toBe(true)
     expect(existsSync(join(ROOT, 'platform', 'consumer-host-main.ts'))).toBe(true)
