@@ -4,7 +4,7 @@ import { defineConfig } from 'vitest/config'
 // file in its own database, queues and cache prefix (test/support/isolated.ts).
 export default defineConfig({
   test: {
-    include: ['src/**/*.test.ts', 'runtime/**/*.test.ts', 'ops/**/*.test.ts', 'platform/**/*.test.ts', 'plugins/**/*.test.ts', 'scripts/**/*.test.ts', 'test/**/*.test.ts', 'bench/**/*.test.ts'],
+    include: ['src/**/*.test.ts', 'runtime/**/*.test.ts', 'ops/**/*.test.ts', 'plugins/**/*.test.ts', 'scripts/**/*.test.ts', 'test/**/*.test.ts', 'bench/**/*.test.ts'],
     pool: 'forks',
     testTimeout: 30_000,
     hookTimeout: 60_000,

@@ -1,12 +1,12 @@
 /**
  * nginx in front of the bench's own servers (the baseline pair, the sandbox
  * pair), rendered from the stack's own template (nginx/kvarc.conf.template,
- * platform/stack.ts) with the stack's defaults: every side pays exactly the
+ * ops/stack.ts) with the stack's defaults: every side pays exactly the
  * same proxy cost.
  */
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { renderNginxConfig } from '../platform/stack.js'
+import { renderNginxConfig } from '../ops/stack.js'
 import { startProcess, waitForPort, type Managed } from './procs.js'
 
 const ROOT = resolve(import.meta.dirname, '..')

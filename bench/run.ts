@@ -18,7 +18,7 @@
  *   --drain-via api|broker  queue the backlog by PUTs through the stack (default: what kvarc leaves
  *                         behind a stopped consumer) or as one-write messages straight to the broker
  *   --lag-seconds S       visibility-lag run (default 10; 0 skips)
- *   --kvarc stack|hosts   the stack (platform/stack.ts) or the bench's own nginx → two hosts (default: stack when present)
+ *   --kvarc stack|hosts   the stack (ops/stack.ts) or the bench's own nginx → two hosts (default: stack when present)
  *   --hit-keys N --miss-keys N --value-bytes N   the data set
  */
 import { execFileSync } from 'node:child_process'
@@ -67,7 +67,7 @@ function options() {
   for (const s of scenarios) if (!(SCENARIOS as readonly string[]).includes(s)) throw new Error(`unknown scenario ${s}: use ${SCENARIOS.join(', ')}`)
   const sides = String(values.sides).split(',').map(s => s.trim()).filter(s => s && !(s === 'sandbox' && values['skip-sandbox']))
   for (const s of sides) if (!['kvarc', 'baseline', 'sandbox'].includes(s)) throw new Error(`unknown side ${s}: use kvarc, baseline, sandbox`)
-  const kvarc = values.kvarc ?? (existsSync(join(ROOT, 'platform/stack.ts')) ? 'stack' : 'hosts')
+  const kvarc = values.kvarc ?? (existsSync(join(ROOT, 'ops/stack.ts')) ? 'stack' : 'hosts')
   if (kvarc !== 'stack' && kvarc !== 'hosts') throw new Error('--kvarc must be stack or hosts')
   const drainVia = values['drain-via']
   if (drainVia !== 'api' && drainVia !== 'broker') throw new Error('--drain-via must be api or broker')

@@ -1,7 +1,7 @@
 /**
  * The systems under test, each behind nginx on its own port, each on its own
  * database, queues and cache prefix:
- *   kvarc     the stack (platform/stack.ts): nginx → two warm HTTP hosts, plus the consumer host
+ *   kvarc     the stack (ops/stack.ts): nginx → two warm HTTP hosts, plus the consumer host
  *   baseline  nginx → two bench/baseline.ts processes
  *   sandbox   nginx → two `arc sandbox` instances
  */
@@ -103,9 +103,9 @@ export async function startSandboxSide(env: Record<string, string>): Promise<Sid
   }
 }
 
-/** kvarc: the stack (platform/stack.ts) as `npm start` runs it, on a free port with the bench's isolated environment. */
+/** kvarc: the stack (ops/stack.ts) as `npm start` runs it, on a free port with the bench's isolated environment. */
 export async function startKvarcSide(env: Record<string, string>): Promise<Side> {
-  const { startStack } = await import('../platform/stack.js')
+  const { startStack } = await import('../ops/stack.js')
   const stack = await startStack({ cwd: ROOT, port: 0, env, nginx: true })
   const consumers = () => stack.processes().filter(p => p.role === 'consumer').map(p => p.name)
   return {
@@ -128,8 +128,8 @@ export async function startKvarcSide(env: Record<string, string>): Promise<Side>
 
 /**
  * kvarc assembled by the bench from the platform's entry points: nginx (the
- * bench's config) → two `platform/http-host-main.ts`, plus one
- * `platform/consumer-host-main.ts`. Used when the stack is not available, and
+ * bench's config) → two `ops/http-host-main.ts`, plus one
+ * `ops/consumer-host-main.ts`. Used when the stack is not available, and
  * to tell the platform's cost from the stack's configuration.
  */
 export async function startKvarcHostsSide(env: Record<string, string>, options: { hosts?: number } = {}): Promise<Side> {
@@ -137,14 +137,14 @@ export async function startKvarcHostsSide(env: Record<string, string>, options: 
   const hostEnv = { ...process.env, ...env, LOG_LEVEL: env.LOG_LEVEL ?? 'warn' }
   let consumer: Managed | undefined
   const startConsumer = async () => {
-    consumer = startProcess('consumer', process.execPath, [...TSX, join(ROOT, 'platform/consumer-host-main.ts')], { cwd: ROOT, env: { ...hostEnv, KVARC_HOST_NAME: 'bench-consumer' } })
+    consumer = startProcess('consumer', process.execPath, [...TSX, join(ROOT, 'ops/consumer-host-main.ts')], { cwd: ROOT, env: { ...hostEnv, KVARC_HOST_NAME: 'bench-consumer' } })
     await waitForLine(consumer, /consuming/, 30_000)
   }
   try {
     const ports: number[] = []
     for (let i = 0; i < (options.hosts ?? 2); i++) {
       const port = await freePort()
-      const host = startProcess(`http-host-${i + 1}`, process.execPath, [...TSX, join(ROOT, 'platform/http-host-main.ts')], {
+      const host = startProcess(`http-host-${i + 1}`, process.execPath, [...TSX, join(ROOT, 'ops/http-host-main.ts')], {
         cwd: ROOT, env: { ...hostEnv, PORT: String(port), HOST: '127.0.0.1', KVARC_HOST_NAME: `bench-${i + 1}` },
       })
       managed.push(host)

@@ -18,7 +18,7 @@ RUN npm ci --ignore-scripts --no-audit --no-fund && npm cache clean --force
 
 COPY --chown=node:node app.arc tsconfig.json ./
 COPY --chown=node:node src ./src
-COPY --chown=node:node platform ./platform
+COPY --chown=node:node ops ./ops
 # The runtime the hosts are built on (runtime/scheduler.ts runs @scheduled functions in the consumer host).
 COPY --chown=node:node runtime ./runtime
 COPY --chown=node:node plugins ./plugins
@@ -31,4 +31,4 @@ ENV HOST=0.0.0.0 \
     PORT=8080
 EXPOSE 8080
 
-CMD ["node", "--import", "tsx", "platform/http-host-main.ts"]
+CMD ["node", "--import", "tsx", "ops/http-host-main.ts"]

@@ -1,7 +1,7 @@
 /**
  * One readiness probe: "does this process answer its readiness URL with 200?"
  * (an HTTP host's or the consumer host's GET /ready, nginx's /health). Used by
- * the stack when it starts a child (platform/stack.ts) and by the tests that
+ * the stack when it starts a child (ops/stack.ts) and by the tests that
  * wait for a restarted host to come back.
  *
  * A 503 from /ready (a backing service away) is "not ready yet", like a refused

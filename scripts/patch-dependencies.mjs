@@ -25,7 +25,7 @@ export const PATCHES = [
     // UTF-8 with U+FFFD: the function gets a valid-looking string and would store altered data,
     // and nothing in the event lets it tell a replaced byte from a real U+FFFD. Such a body is
     // base64-encoded instead (as for any binary body), so the function sees the bytes as sent and
-    // its strict decoder answers 422 — what the warm host does (platform/http-event.ts eventBody).
+    // its strict decoder answers 422 — what the warm host does (runtime/http/event.ts eventBody).
     // Sandbox offers no hook before this middleware (plugins start after the HTTP server), and
     // 7.1.0 is its newest release, hence a patch.
     before: `      if (apiType === 'http' && isJson()) {

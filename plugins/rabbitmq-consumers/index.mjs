@@ -19,7 +19,7 @@ export const sandbox = {
   async start({ arc, invoke }) {
     // The event source is TypeScript shared with the warm platform; load it through tsx.
     const { tsImport } = await import('tsx/esm/api')
-    const { startSandboxEventSource } = await tsImport('../../platform/sandbox-event-source.ts', import.meta.url)
+    const { startSandboxEventSource } = await tsImport('../../ops/sandbox-event-source.ts', import.meta.url)
     running = await startSandboxEventSource({ consumers: consumersOf(arc), invoke })
   },
   async end() {

@@ -6,7 +6,7 @@
  * - `startSandbox`: `arc sandbox` with the RabbitMQ event source plugin.
  */
 import { existsSync } from 'node:fs'
-import { startStack } from '../../platform/stack.js'
+import { startStack } from '../../ops/stack.js'
 import { isolate, type Isolated } from '../support/isolated.js'
 import { startSandbox as startArcSandbox } from '../sandbox/sandbox.js'
 

@@ -117,9 +117,9 @@ describe('compose/kvarc-stack.yml', () => {
 
   it('runs nginx, two HTTP hosts, a consumer host and the backing services', () => {
     expect(Object.keys(config.services).sort()).toEqual(['consumer', 'nginx', 'platform-a', 'platform-b', 'postgres', 'rabbitmq', 'redis'])
-    expect(config.services['platform-a']!.command).toEqual(['node', '--import', 'tsx', 'platform/http-host-main.ts'])
-    expect(config.services['platform-b']!.command).toEqual(['node', '--import', 'tsx', 'platform/http-host-main.ts'])
-    expect(config.services.consumer!.command).toEqual(['node', '--import', 'tsx', 'platform/consumer-host-main.ts'])
+    expect(config.services['platform-a']!.command).toEqual(['node', '--import', 'tsx', 'ops/http-host-main.ts'])
+    expect(config.services['platform-b']!.command).toEqual(['node', '--import', 'tsx', 'ops/http-host-main.ts'])
+    expect(config.services.consumer!.command).toEqual(['node', '--import', 'tsx', 'ops/consumer-host-main.ts'])
     for (const name of Object.keys(config.services)) expect(config.services[name]!.healthcheck?.test, name).toBeDefined()
   })
 
@@ -160,9 +160,9 @@ describe('compose/kvarc-stack.yml', () => {
     expect(dockerfile).toMatch(/^RUN npm ci\b/m)
     expect(dockerfile).toMatch(/^RUN npm run build$/m)
     const sources = [...dockerfile.matchAll(/^COPY (?:--chown=\S+ )?(.+) \S+$/gm)].flatMap(m => m[1]!.split(/\s+/))
-    expect(sources).toEqual(expect.arrayContaining(['package.json', 'package-lock.json', 'app.arc', 'src', 'platform', 'runtime', 'plugins', 'scripts']))
+    expect(sources).toEqual(expect.arrayContaining(['package.json', 'package-lock.json', 'app.arc', 'src', 'runtime', 'ops', 'plugins', 'scripts']))
     for (const source of sources) expect(existsSync(join(ROOT, source)), source).toBe(true)
-    expect(existsSync(join(ROOT, 'platform', 'http-host-main.ts'))).toBe(true)
-    expect(existsSync(join(ROOT, 'platform', 'consumer-host-main.ts'))).toBe(true)
+    expect(existsSync(join(ROOT, 'ops', 'http-host-main.ts'))).toBe(true)
+    expect(existsSync(join(ROOT, 'ops', 'consumer-host-main.ts'))).toBe(true)
   })
 })

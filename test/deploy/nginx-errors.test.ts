@@ -14,8 +14,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { MAX_BODY_BYTES } from '../../src/shared/limits.js'
-import { MAX_HEADER_BYTES } from '../../platform/http-host.js'
-import { freePort, renderNginxConfig } from '../../platform/stack.js'
+import { MAX_HEADER_BYTES } from '../../runtime/http/gateway.js'
+import { freePort, renderNginxConfig } from '../../ops/stack.js'
 import { ROOT } from './project-copy.js'
 
 const NGINX_START_MS = 30_000

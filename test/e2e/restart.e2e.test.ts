@@ -1,5 +1,5 @@
 /**
- * `npm start` (platform/start.ts, run as a person runs it, on a free port in
+ * `npm start` (ops/start.ts, run as a person runs it, on a free port in
  * its own database, queues and cache prefix) keeps the system whole when a
  * process dies: `kill -9` of the consumer host and of one HTTP host, taken from
  * the stack file as `npm run status` finds them, and both come back by
@@ -13,8 +13,8 @@ import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { waitReady } from '../../ops/readiness.js'
-import { freePort } from '../../platform/stack.js'
-import { readStackFile, stackFilePath, type StackFile } from '../../platform/stack-file.js'
+import { freePort } from '../../ops/stack.js'
+import { readStackFile, stackFilePath, type StackFile } from '../../ops/stack-file.js'
 import { eventually, isolate, type Isolated } from '../support/isolated.js'
 
 const ROOT = dirname(dirname(dirname(fileURLToPath(import.meta.url))))
@@ -55,7 +55,7 @@ beforeAll(async () => {
   iso = await isolate('restart')
   port = await freePort()
   url = `http://127.0.0.1:${port}`
-  start = spawn(process.execPath, ['--import', 'tsx', 'platform/start.ts'], {
+  start = spawn(process.execPath, ['--import', 'tsx', 'ops/start.ts'], {
     cwd: ROOT,
     env: { ...process.env, ...iso.env, PORT: String(port), LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -171,14 +171,14 @@ describe('npm start restarts what dies', () => {
 
     // npm run status: restarts 1 for each, 0 for the others
     const statusEnv = { ...process.env, ...iso.env, KVARC_URL: url, NO_COLOR: '1' }
-    const json = JSON.parse((await run(process.execPath, ['--import', 'tsx', 'scripts/status.ts', '--json'], { cwd: ROOT, env: statusEnv, timeout: 60_000 })).stdout) as
+    const json = JSON.parse((await run(process.execPath, ['--import', 'tsx', 'ops/status.ts', '--json'], { cwd: ROOT, env: statusEnv, timeout: 60_000 })).stdout) as
       { hosts: { url: string, role: string, ok: boolean, restarts?: number }[] }
     const restartsOf = (u: string) => json.hosts.find(h => h.url === u)?.restarts
     const hosts = recorded().hosts
     expect(Object.fromEntries(hosts.map(h => [h.name, restartsOf(h.url)]))).toEqual(Object.fromEntries(hosts.map(h => [h.name, ['http-1', 'consumer'].includes(h.name) ? 1 : 0])))
     expect(json.hosts.every(h => h.ok)).toBe(true)
     if (recorded().front) expect(restartsOf(url)).toBe(0)
-    const text = (await run(process.execPath, ['--import', 'tsx', 'scripts/status.ts'], { cwd: ROOT, env: statusEnv, timeout: 60_000 })).stdout
+    const text = (await run(process.execPath, ['--import', 'tsx', 'ops/status.ts'], { cwd: ROOT, env: statusEnv, timeout: 60_000 })).stdout
     expect(text.match(/restarts 1\b/g)).toHaveLength(2)
 
     // Ctrl-C still stops everything, and removes the stack file

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type pg from 'pg'
 import { MAX_BODY_BYTES } from '../../src/shared/limits.js'
 import { openDatabase } from '../../src/shared/postgres.js'
-import { startStack, type Stack } from '../../platform/stack.js'
+import { startStack, type Stack } from '../../ops/stack.js'
 import { eventually, isolate, type Isolated } from '../support/isolated.js'
 
 const ROOT = dirname(dirname(dirname(fileURLToPath(import.meta.url))))

@@ -6,8 +6,8 @@
  * sandbox leads and reports how it ended.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
-import { MAX_HEADER_BYTES } from '../../platform/http-host.js'
-import { freePort } from '../../platform/stack.js'
+import { MAX_HEADER_BYTES } from '../../runtime/http/gateway.js'
+import { freePort } from '../../ops/stack.js'
 
 
 export interface Sandbox {
@@ -26,7 +26,7 @@ export async function startSandbox(env: Record<string, string>, options: { timeo
   while (internal === port) internal = await freePort()
   const lines: string[] = []
   // 64 KiB of request line and headers, as `npm run sandbox` gives it (NODE_OPTIONS) and the warm hosts
-  // take (platform/http-host.ts MAX_HEADER_BYTES): an over-long key reaches its function, never a bare 431.
+  // take (runtime/http/gateway.ts MAX_HEADER_BYTES): an over-long key reaches its function, never a bare 431.
   const child = spawn(process.execPath, [`--max-http-header-size=${MAX_HEADER_BYTES}`, 'node_modules/@architect/architect/src/index.js', 'sandbox', '--port', String(port)], {
     cwd: process.cwd(),
     env: { ...process.env, ...env, PORT: String(port), ARC_INTERNAL_PORT: String(internal) },

@@ -1,12 +1,12 @@
 /**
- * A stack for fault injection: the real one (platform/stack.ts: nginx, two
+ * A stack for fault injection: the real one (ops/stack.ts: nginx, two
  * HTTP hosts, the consumer host) on free ports, isolated (its own database,
  * queues and cache prefix), optionally talking to the backing services through
  * fault proxies, so an outage can be injected into this stack alone.
  * The `target` always names the real services, for inspecting around the stack.
  */
 import { SERVICES, isolate, type Isolated } from '../../support/isolated.js'
-import { startStack, type Stack, type StackProcess } from '../../../platform/stack.js'
+import { startStack, type Stack, type StackProcess } from '../../../ops/stack.js'
 import { loadConfig, type Config } from '../../../src/shared/config.js'
 import { FaultProxy } from './proxy.js'
 import type { Target } from './scenario.js'
@@ -34,9 +34,9 @@ export interface FaultStack {
   proxies: Proxies | undefined
   stack: Stack
   processes(): StackProcess[]
-  /** Stops a child (not restarted by the stack's supervisor) until start(name): platform/stack.ts Stack.stop. */
+  /** Stops a child (not restarted by the stack's supervisor) until start(name): ops/stack.ts Stack.stop. */
   stop(name: string, signal?: NodeJS.Signals): Promise<void>
-  /** A crash the stack's supervisor restarts by itself: platform/stack.ts Stack.kill. */
+  /** A crash the stack's supervisor restarts by itself: ops/stack.ts Stack.kill. */
   kill(name: string, signal: NodeJS.Signals): Promise<void>
   start(name: string): Promise<void>
   close(): Promise<void>

@@ -8,9 +8,9 @@ import { promisify } from 'node:util'
 import { connect } from 'amqplib'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createMetrics } from '../platform/metrics.js'
-import { prepareBackingServices } from '../platform/backing-services.js'
-import { freePort, startStack, type Stack } from '../platform/stack.js'
+import { createMetrics } from '../runtime/metrics.js'
+import { prepareBackingServices } from './backing-services.js'
+import { freePort, startStack, type Stack } from './stack.js'
 import { deadLetterQueueName } from '../src/shared/queue.js'
 import { ensureBundles } from '../test/browser/system.js'
 import { isolate, type Isolated } from '../test/support/isolated.js'
@@ -90,7 +90,7 @@ describe('npm run status', () => {
       KVARC_URL: `http://127.0.0.1:${await freePort()}`,
       NO_COLOR: '1',
     }
-    const plain = await run(process.execPath, ['--import', 'tsx', 'scripts/status.ts'], { env, timeout: 30_000 })
+    const plain = await run(process.execPath, ['--import', 'tsx', 'ops/status.ts'], { env, timeout: 30_000 })
     expect(plain.stdout).toContain('something is down')
     expect(plain.stdout).toMatch(/DOWN {2}PostgreSQL .* connection refused/)
     expect(plain.stdout).toMatch(/DOWN {2}Redis .* connection refused/)
@@ -99,7 +99,7 @@ describe('npm run status', () => {
     expect(plain.stdout).not.toMatch(/^\s+at /m)
     expect(plain.stderr).toBe('')
 
-    const json = await run(process.execPath, ['--import', 'tsx', 'scripts/status.ts', '--json'], { env, timeout: 30_000 })
+    const json = await run(process.execPath, ['--import', 'tsx', 'ops/status.ts', '--json'], { env, timeout: 30_000 })
     const report = JSON.parse(json.stdout) as { ok: boolean, services: Record<string, { ok: boolean, url: string }>, deadLetters: number | null }
     expect(report.ok).toBe(false)
     expect(Object.values(report.services).map(s => s.ok)).toEqual([false, false, false])

@@ -10,8 +10,8 @@
  * backoff; unacknowledged messages return to the queue and re-apply as no-ops.
  */
 import { connect, type Channel, type ChannelModel, type ConsumeMessage } from 'amqplib'
-import { assertQueues } from '../src/shared/queue.js'
-import { buildRmqEvent, type RmqEvent } from '../src/shared/rmq-event.js'
+import { assertQueues } from '../../src/shared/queue.js'
+import { buildRmqEvent, type RmqEvent } from '../../src/shared/rmq-event.js'
 
 export interface EventSourceOptions {
   url: string

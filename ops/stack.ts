@@ -19,8 +19,8 @@ import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import { loadConfig } from '../src/shared/config.js'
 import { MAX_BODY_BYTES } from '../src/shared/limits.js'
-import { NotReadyError, waitReady } from '../ops/readiness.js'
-import { Supervisor, type Backoff, type SupervisedChild } from '../ops/supervisor.js'
+import { NotReadyError, waitReady } from './readiness.js'
+import { Supervisor, type Backoff, type SupervisedChild } from './supervisor.js'
 import { prepareBackingServices } from './backing-services.js'
 
 export interface StackOptions {
@@ -197,14 +197,14 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const address = useNginx ? '127.0.0.1' : listenHost
     const local = `http://127.0.0.1:${hostPort}`
     specs.push({
-      name: `http-${i}`, role: 'http', ...tsx('platform/http-host-main.ts'),
+      name: `http-${i}`, role: 'http', ...tsx('ops/http-host-main.ts'),
       env: { ...baseEnv, PORT: String(hostPort), HOST: address, KVARC_HOST_NAME: `http-${i}`, KVARC_SERVE_STATIC: useNginx ? '0' : '1' },
       readyUrl: `${local}/ready`, url: `http://${address}:${hostPort}`, stopSignal: 'SIGTERM',
     })
   }
   const metricsPort = await freePort()
   specs.push({
-    name: 'consumer', role: 'consumer', ...tsx('platform/consumer-host-main.ts'),
+    name: 'consumer', role: 'consumer', ...tsx('ops/consumer-host-main.ts'),
     env: {
       ...baseEnv, KVARC_HOST_NAME: 'consumer', KVARC_METRICS_PORT: String(metricsPort),
       ...(options.consumerConcurrency ? { KVARC_CONSUMER_CONCURRENCY: String(options.consumerConcurrency) } : {}),

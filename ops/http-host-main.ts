@@ -1,5 +1,5 @@
 /**
- * One warm HTTP host process: `node --import tsx platform/http-host-main.ts`.
+ * One warm HTTP host process: `node --import tsx ops/http-host-main.ts`.
  *
  *   PORT                 listen port (default: config's PORT, 8080)
  *   HOST                 listen address (default 127.0.0.1)
@@ -14,9 +14,9 @@ import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { loadConfig } from '../src/shared/config.js'
 import { getLogger } from '../src/shared/log.js'
-import { startHttpHost } from './http-host.js'
+import { startHttpHost } from '../runtime/http/gateway.js'
 
-export { startHttpHost, type HttpHost, type HttpHostOptions, type HostFunction } from './http-host.js'
+export { startHttpHost, type HttpHost, type HttpHostOptions, type HostFunction } from '../runtime/http/gateway.js'
 
 /** Reads this entry point's own settings; PORT and the services come from the shared config. */
 function hostSettings(env: NodeJS.ProcessEnv) {

@@ -13,8 +13,8 @@ import { hostname } from 'node:os'
 import type { Config } from '../src/shared/config.js'
 import { createPool } from '../src/shared/postgres.js'
 import { deadLetterQueueName } from '../src/shared/queue.js'
-import type { HttpAnswer } from './http-event.js'
-import type { Metrics } from './metrics.js'
+import type { HttpAnswer } from '../runtime/http/event.js'
+import type { Metrics } from '../runtime/metrics.js'
 import { redactUrl } from './backing-services.js'
 
 export interface OperatorOptions {

@@ -6,7 +6,7 @@
  *   KVARC_HOSTS   comma-separated base URLs of individual hosts (HTTP and consumer
  *                 hosts' /health + /metrics ports); their metrics give the rates.
  *                 Default: the hosts a local `npm start` on KVARC_URL's port recorded
- *                 (platform/stack-file.ts), with how often its supervisor restarted each
+ *                 (ops/stack-file.ts), with how often its supervisor restarted each
  *   DATABASE_URL, REDIS_URL, AMQP_URL, KVARC_*   as for the system (src/shared/config.ts)
  *
  *   npm run status            human view
@@ -24,8 +24,8 @@ import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { loadConfig, type Config } from '../src/shared/config.js'
 import { deadLetterQueueName } from '../src/shared/queue.js'
-import { redactUrl } from '../platform/backing-services.js'
-import { readStackFile } from '../platform/stack-file.js'
+import { redactUrl } from './backing-services.js'
+import { readStackFile } from './stack-file.js'
 
 export interface Probe {
   ok: boolean

@@ -12,7 +12,7 @@ import { createRequire } from 'node:module'
 import { parse as parseQueryString } from 'node:querystring'
 import { parse as legacyParseUrl } from 'node:url'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { buildHttpEvent, queryParameters, resultToAnswer, routeResource, splitUrl, InvalidResultError } from './http-event.js'
+import { buildHttpEvent, queryParameters, resultToAnswer, routeResource, splitUrl, InvalidResultError } from './event.js'
 
 const require = createRequire(import.meta.url)
 type Formatter = (params: { method: string, path: string, req: unknown }) => Record<string, unknown>

@@ -13,17 +13,17 @@ import { createServer, connect as tcpConnect, type Server, type Socket } from 'n
 import type pg from 'pg'
 import pino from 'pino'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { encodeWrite } from '../src/shared/messages.js'
-import { openDatabase } from '../src/shared/postgres.js'
-import { deadLetterQueueName } from '../src/shared/queue.js'
-import { applyWrites } from '../src/shared/store.js'
-import { VersionClock, versionAtMillis } from '../src/shared/version.js'
-import { eventually, isolate, type Isolated } from '../test/support/isolated.js'
+import { encodeWrite } from '../../src/shared/messages.js'
+import { openDatabase } from '../../src/shared/postgres.js'
+import { deadLetterQueueName } from '../../src/shared/queue.js'
+import { applyWrites } from '../../src/shared/store.js'
+import { VersionClock, versionAtMillis } from '../../src/shared/version.js'
+import { eventually, isolate, type Isolated } from '../../test/support/isolated.js'
 import { startConsumerHost, type ConsumerHost } from './consumer-host.js'
-import type { Metrics } from './metrics.js'
-import { loadConfig, type Config } from '../src/shared/config.js'
+import type { Metrics } from '../metrics.js'
+import { loadConfig, type Config } from '../../src/shared/config.js'
 
-const ROOT = dirname(dirname(fileURLToPath(import.meta.url)))
+const ROOT = dirname(dirname(dirname(fileURLToPath(import.meta.url))))
 
 type Mode = 'forward' | 'refuse' | 'slow'
 

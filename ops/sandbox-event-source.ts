@@ -6,7 +6,7 @@
 import { loadConfig } from '../src/shared/config.js'
 import { getLogger } from '../src/shared/log.js'
 import { prepareBackingServices } from './backing-services.js'
-import { RabbitEventSource } from './event-source.js'
+import { RabbitEventSource } from '../runtime/rmq/event-source.js'
 
 export interface ConsumerDeclaration { name: string, queue: string, batch: number, windowMs: number }
 

@@ -12,11 +12,11 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
-import { startScheduler, type Scheduler } from '../runtime/scheduler.js'
-import type { Config } from '../src/shared/config.js'
+import { startScheduler, type Scheduler } from '../scheduler.js'
+import type { Config } from '../../src/shared/config.js'
 import { RabbitEventSource } from './event-source.js'
-import { loadHandler, readAppFunctions, type Handler } from './functions.js'
-import { createMetrics, type Metrics } from './metrics.js'
+import { loadHandler, readAppFunctions, type Handler } from '../app.js'
+import { createMetrics, type Metrics } from '../metrics.js'
 
 export interface ConsumerHostOptions {
   /** Project root holding app.arc and build/. */

@@ -25,16 +25,16 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net'
 import type { Logger } from 'pino'
 import { Gauge } from 'prom-client'
-import { loadConfig, type Config } from '../src/shared/config.js'
-import { MAX_BODY_BYTES } from '../src/shared/limits.js'
-import { getLogger } from '../src/shared/log.js'
-import { loadHandler, readAppFunctions, type Handler } from './functions.js'
+import { loadConfig, type Config } from '../../src/shared/config.js'
+import { MAX_BODY_BYTES } from '../../src/shared/limits.js'
+import { getLogger } from '../../src/shared/log.js'
+import { loadHandler, readAppFunctions, type Handler } from '../app.js'
 import {
   buildHttpEvent, errorAnswer, resultToAnswer, routeResource, splitUrl, writeAnswer,
   InvalidResultError, type HttpAnswer, type RouteInfo, type SplitUrl,
-} from './http-event.js'
-import { createMetrics, type Metrics } from './metrics.js'
-import { Operator } from './operator.js'
+} from './event.js'
+import { createMetrics, type Metrics } from '../metrics.js'
+import { Operator } from '../../ops/operator.js'
 import { createStaticFiles, type StaticFiles } from './static-files.js'
 
 /** A function the host serves: from app.arc (a bundle file) or, in tests, a handler given directly. */

@@ -5,9 +5,9 @@
  */
 import { connect } from 'amqplib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { assertQueues } from '../src/shared/queue.js'
-import type { RmqEvent } from '../src/shared/rmq-event.js'
-import { eventually, isolate, type Isolated } from '../test/support/isolated.js'
+import { assertQueues } from '../../src/shared/queue.js'
+import type { RmqEvent } from '../../src/shared/rmq-event.js'
+import { eventually, isolate, type Isolated } from '../../test/support/isolated.js'
 import { RabbitEventSource } from './event-source.js'
 
 let iso: Isolated

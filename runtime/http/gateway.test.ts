@@ -13,16 +13,16 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { loadConfig } from '../src/shared/config.js'
-import { MAX_BODY_BYTES } from '../src/shared/limits.js'
-import { declareQueues, eventually, isolate, SERVICES, type Isolated } from '../test/support/isolated.js'
-import { queueDepth, takeMessages } from '../test/support/kv.js'
-import { decodeWrites } from '../src/shared/messages.js'
-import { loadHandler, readAppFunctions, type Handler } from './functions.js'
-import { startHttpHost, type HostFunction, type HttpHost } from './http-host.js'
+import { loadConfig } from '../../src/shared/config.js'
+import { MAX_BODY_BYTES } from '../../src/shared/limits.js'
+import { declareQueues, eventually, isolate, SERVICES, type Isolated } from '../../test/support/isolated.js'
+import { queueDepth, takeMessages } from '../../test/support/kv.js'
+import { decodeWrites } from '../../src/shared/messages.js'
+import { loadHandler, readAppFunctions, type Handler } from '../app.js'
+import { startHttpHost, type HostFunction, type HttpHost } from './gateway.js'
 
-const ROOT = resolve(import.meta.dirname, '..')
-const FIXTURES = join(ROOT, 'platform', 'test-fixtures')
+const ROOT = resolve(import.meta.dirname, '..', '..')
+const FIXTURES = join(ROOT, 'runtime', 'test-fixtures')
 const require = createRequire(import.meta.url)
 const sandboxRequest = require('@architect/sandbox/src/http/invoke-http/http/_req-fmt.js') as (p: { method: string, path: string, req: unknown }) => unknown
 const sandboxBinary = require('@architect/sandbox/src/http/middleware/_binary-handler.js') as (p: { apiType: string }, req: unknown, res: unknown, next: () => void) => void
@@ -670,7 +670,7 @@ describe('graceful shutdown', () => {
     })
 
     function startCli(env: Record<string, string>): { child: ChildProcess, output: () => string, exited: Promise<number | null>, listening: Promise<string> } {
-      const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'platform', 'http-host-main.ts')], {
+      const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'ops', 'http-host-main.ts')], {
         cwd: project, env: { ...process.env, ...iso.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
       })
       let output = ''

@@ -8,7 +8,7 @@
  *   npm run soak -- --url http://127.0.0.1:8080    against a running `npm start`
  *                                                  (services from DATABASE_URL / AMQP_URL / KVARC_* as it uses)
  *
- * Without --url it starts its own stack (platform/stack.ts: nginx, two HTTP
+ * Without --url it starts its own stack (ops/stack.ts: nginx, two HTTP
  * hosts, the consumer hosts) on free ports, with its own database, queues and
  * cache prefix, and removes them afterwards (--keep keeps the database).
  *
@@ -21,7 +21,7 @@
 import http from 'node:http'
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
-import { readStackFile } from '../platform/stack-file.js'
+import { readStackFile } from './stack-file.js'
 import { loadConfig } from '../src/shared/config.js'
 import { waitDrained } from '../test/faults/harness/inspect.js'
 import { startFaultStack, type FaultStack } from '../test/faults/harness/stack.js'

@@ -1,5 +1,5 @@
 /**
- * CLI entry of the consumer host: `node --import tsx platform/consumer-host-main.ts`.
+ * CLI entry of the consumer host: `node --import tsx ops/consumer-host-main.ts`.
  *
  * Environment (besides the service URLs and queue names of src/shared/config.ts):
  *   KVARC_CONSUMER_CONCURRENCY  batches in flight per consumer (default 4)
@@ -15,7 +15,7 @@
 import { loadConfig } from '../src/shared/config.js'
 import { getLogger } from '../src/shared/log.js'
 import { BackingServiceError, prepareBackingServices } from './backing-services.js'
-import { startConsumerHost } from './consumer-host.js'
+import { startConsumerHost } from '../runtime/rmq/consumer-host.js'
 import { optionalIntFromEnv } from './env.js'
 
 const optionalInt = (name: string, min: number, max: number) => optionalIntFromEnv(name, min, max, 'kvarc consumer host')

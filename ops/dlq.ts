@@ -28,7 +28,7 @@ import { connect, type ChannelModel, type ConfirmChannel, type GetMessage } from
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { parseArgs } from 'node:util'
-import { unreachable } from '../platform/backing-services.js'
+import { unreachable } from './backing-services.js'
 import { loadConfig, type Config } from '../src/shared/config.js'
 import { assertQueues, deadLetterQueueName, REASON_HEADER } from '../src/shared/queue.js'
 import { versionMillis } from '../src/shared/version.js'
