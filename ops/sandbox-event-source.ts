@@ -6,6 +6,7 @@
 import { loadConfig } from '../src/shared/config.js'
 import { getLogger } from '../src/shared/log.js'
 import { prepareBackingServices } from './backing-services.js'
+import { queueBindings } from './queues.js'
 import { RabbitEventSource } from '../runtime/rmq/event-source.js'
 
 export interface ConsumerDeclaration { name: string, queue: string, batch: number, windowMs: number }
@@ -21,11 +22,11 @@ export async function startSandboxEventSource(options: { consumers: ConsumerDecl
     console.error(`\nkvarc: ${(error as Error).message}\n`)
     throw error
   }
-  const queues: Record<string, string> = { add_key: config.addQueue, del_key: config.delQueue }
+  const { amqpUrl, queues, declareQueue } = queueBindings(config)
   const sources = options.consumers.map(consumer => new RabbitEventSource({
-    url: config.amqpUrl,
-    // The pragma names the production queue; tests and parallel stacks rename it through config.
+    url: amqpUrl,
     queue: queues[consumer.queue] ?? consumer.queue,
+    declareQueue,
     batchSize: consumer.batch,
     windowMs: consumer.windowMs,
     invoke: payload => options.invoke({ pragma: 'customLambdas', name: consumer.name, payload }),

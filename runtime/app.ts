@@ -7,7 +7,7 @@ import inventory from '@architect/inventory'
 import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { consumersOf } from '../plugins/rabbitmq-consumers/pragma.mjs'
+import { consumersOf } from './rmq/pragma.mjs'
 
 export type Handler = (event: unknown, context?: unknown) => Promise<unknown>
 

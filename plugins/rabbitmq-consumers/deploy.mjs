@@ -16,7 +16,7 @@
  * parameter types cannot hold as SecureString). Override any of them with
  * `aws cloudformation deploy --parameter-overrides` when deploying sam.json by hand.
  */
-import { consumersOf } from './pragma.mjs'
+import { consumersOf } from '../../runtime/rmq/pragma.mjs'
 
 /** Lambda runtimes AWS has deprecated or is deprecating; bumped to SUPPORTED_NODE_RUNTIME. */
 const DEPRECATED_NODE_RUNTIME = /^nodejs(\d+)\.x$/

@@ -5,7 +5,7 @@
  * them `aws:rmq` batches.
  */
 import { start as deployStart } from './deploy.mjs'
-import { consumersOf } from './pragma.mjs'
+import { consumersOf } from '../../runtime/rmq/pragma.mjs'
 
 export const set = {
   customLambdas({ arc }) {

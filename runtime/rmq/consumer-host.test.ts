@@ -19,6 +19,7 @@ import { deadLetterQueueName } from '../../src/shared/queue.js'
 import { applyWrites } from '../../src/shared/store.js'
 import { VersionClock, versionAtMillis } from '../../src/shared/version.js'
 import { eventually, isolate, type Isolated } from '../../test/support/isolated.js'
+import { queueBindings } from '../../ops/queues.js'
 import { startConsumerHost, type ConsumerHost } from './consumer-host.js'
 import type { Metrics } from '../metrics.js'
 import { loadConfig, type Config } from '../../src/shared/config.js'
@@ -79,8 +80,8 @@ let publisher: ConfirmChannel
 const clock = new VersionClock(1)
 const hosts: ConsumerHost[] = []
 
-async function start(options: { concurrency?: number, config?: Config, scheduled?: string[] } = {}): Promise<ConsumerHost> {
-  const host = await startConsumerHost({ cwd: ROOT, config: iso.config, metricsPort: 0, minBackoffMs: 20, maxBackoffMs: 200, ...options })
+async function start({ config = iso.config, ...options }: { concurrency?: number, config?: Config, scheduled?: string[] } = {}): Promise<ConsumerHost> {
+  const host = await startConsumerHost({ cwd: ROOT, ...queueBindings(config), metricsPort: 0, minBackoffMs: 20, maxBackoffMs: 200, ...options })
   hosts.push(host)
   return host
 }
@@ -258,7 +259,7 @@ describe('consumer host', () => {
       writeFileSync(join(project, 'build', 'src', 'consumers', 'add-key', 'index.mjs'), 'export const handler = () => new Promise(resolve => setTimeout(resolve, 60_000).unref())\n')
       const errors: string[] = []
       const logger = pino({ level: 'warn' }, { write: (line: string) => { errors.push(line) } })
-      const host = await startConsumerHost({ cwd: project, config: iso.config, minBackoffMs: 20, maxBackoffMs: 100, logger })
+      const host = await startConsumerHost({ cwd: project, ...queueBindings(iso.config), minBackoffMs: 20, maxBackoffMs: 100, logger })
       hosts.push(host)
       expect(host.consumers.map(c => c.timeoutMs)).toEqual([1000])
 
@@ -307,7 +308,7 @@ describe('consumer host', () => {
     const host = await start({ scheduled: [] })
     expect(host.scheduled).toEqual([])
     await host.close()
-    await expect(startConsumerHost({ cwd: ROOT, config: iso.config, scheduled: ['purge-everything'] })).rejects.toThrow(/no @scheduled function purge-everything/)
+    await expect(startConsumerHost({ cwd: ROOT, ...queueBindings(iso.config), scheduled: ['purge-everything'] })).rejects.toThrow(/no @scheduled function purge-everything/)
   })
 
   it('finishes and acknowledges the batch in flight when closed', async () => {

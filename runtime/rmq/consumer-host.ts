@@ -13,7 +13,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import type { Logger } from 'pino'
 import { startScheduler, type Scheduler } from '../scheduler.js'
-import type { Config } from '../../src/shared/config.js'
+import type { Channel } from 'amqplib'
 import { RabbitEventSource } from './event-source.js'
 import { loadHandler, readAppFunctions, type Handler } from '../app.js'
 import { createMetrics, type Metrics } from '../metrics.js'
@@ -21,7 +21,11 @@ import { createMetrics, type Metrics } from '../metrics.js'
 export interface ConsumerHostOptions {
   /** Project root holding app.arc and build/. */
   cwd: string
-  config: Config
+  amqpUrl: string
+  /** The queue each pragma queue name is consumed from (tests and parallel stacks rename them); default the pragma's. */
+  queues?: Readonly<Record<string, string>>
+  /** Declares a queue before consuming it (durability, dead-lettering: the app's choice); default: it must exist. */
+  declareQueue?: (channel: Channel, queue: string) => Promise<unknown>
   /** Batches in flight per consumer (each holds its own messages until applied). Default 1. */
   concurrency?: number
   /** Messages outstanding per consumer; default batch × (concurrency + 1). */
@@ -129,10 +133,9 @@ function countBatch(metrics: Metrics, consumer: string, result: unknown): void {
  * consumer. Rejects (closing what it opened) if a bundle is missing or the
  * broker is unreachable at start.
  *
- * @example const host = await startConsumerHost({ cwd: process.cwd(), config: getConfig(), concurrency: 2 })
+ * @example const host = await startConsumerHost({ cwd: process.cwd(), amqpUrl, queues: { add_key: 'add_key' }, concurrency: 2 })
  */
 export async function startConsumerHost(options: ConsumerHostOptions): Promise<ConsumerHost> {
-  const { config } = options
   const app = await readAppFunctions(options.cwd)
   const functions = app.consumers.filter(c => !options.only || options.only.includes(c.name))
   if (functions.length === 0) throw new Error(`no @rabbitmq consumer to run in ${options.cwd}/app.arc${options.only ? ` (asked for ${options.only.join(', ')})` : ''}`)
@@ -140,8 +143,7 @@ export async function startConsumerHost(options: ConsumerHostOptions): Promise<C
   if (unknown.length) throw new Error(`no @scheduled function ${unknown.join(', ')} in ${options.cwd}/app.arc`)
   const scheduledFunctions = app.scheduled.filter(s => !options.scheduled || options.scheduled.includes(s.name))
   const metrics = createMetrics({ host: options.name ?? 'consumer' })
-  // The pragma names the production queues; tests and parallel stacks rename them through config.
-  const queues: Record<string, string> = { add_key: config.addQueue, del_key: config.delQueue }
+  const queues = options.queues ?? {}
   const log = options.logger
 
   const consumers: RunningConsumer[] = []
@@ -150,7 +152,8 @@ export async function startConsumerHost(options: ConsumerHostOptions): Promise<C
     const batch = options.batchSize ?? fn.batch
     const queue = queues[fn.queue] ?? fn.queue
     const source = new RabbitEventSource({
-      url: config.amqpUrl,
+      url: options.amqpUrl,
+      declareQueue: options.declareQueue,
       queue,
       batchSize: batch,
       windowMs: fn.windowMs,

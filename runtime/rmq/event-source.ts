@@ -10,12 +10,17 @@
  * backoff; unacknowledged messages return to the queue and re-apply as no-ops.
  */
 import { connect, type Channel, type ChannelModel, type ConsumeMessage } from 'amqplib'
-import { assertQueues } from '../../src/shared/queue.js'
-import { buildRmqEvent, type RmqEvent } from '../../src/shared/rmq-event.js'
+import type { RmqEvent } from '../../types/aws-rmq.js'
+import { buildRmqEvent } from './event.js'
 
 export interface EventSourceOptions {
   url: string
   queue: string
+  /**
+   * Declares the queue before consuming (its durability and dead-lettering are
+   * the app's to choose); by default the queue must already exist.
+   */
+  declareQueue?: (channel: Channel, queue: string) => Promise<unknown>
   batchSize: number
   windowMs: number
   /** Batches invoked at once; each acknowledges its own messages. */
@@ -90,7 +95,7 @@ export class RabbitEventSource {
       connection.on('error', () => {}) // 'close' follows and drives the reconnect
       const channel = await connection.createChannel()
       channel.on('error', () => {})
-      await assertQueues(channel, [this.options.queue])
+      await (this.options.declareQueue ?? ((ch: Channel, queue: string) => ch.checkQueue(queue)))(channel, this.options.queue)
       await channel.prefetch(this.options.prefetch ?? this.options.batchSize * (this.concurrency + 1))
       if (this.closed) throw new Error('closed while connecting')
       const lost = () => this.lost(channel)

@@ -15,7 +15,7 @@ import { CacheHealth, noteStale, repairStale } from './cache-repair.js'
 import { applyRmqEvent, type ConsumerDeps } from './consumer.js'
 import { openConsumer } from './open-consumer.js'
 import { openDatabase } from './postgres.js'
-import { buildRmqEvent } from './rmq-event.js'
+import { buildRmqEvent } from '../../runtime/rmq/event.js'
 import { applyWrites } from './store.js'
 import { versionAtMillis } from './version.js'
 

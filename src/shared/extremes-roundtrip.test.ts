@@ -19,7 +19,7 @@ import { handler as putApi } from '../http/put-api/index.js'
 import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from './limits.js'
 import { openDatabase } from './postgres.js'
 import { deadLetterQueueName } from './queue.js'
-import { buildRmqEvent } from './rmq-event.js'
+import { buildRmqEvent } from '../../runtime/rmq/event.js'
 
 let iso: Isolated
 let db: pg.Pool

@@ -15,7 +15,7 @@ import { handler as delKey } from '../consumers/del-key/index.js'
 import { handler as getApi } from '../http/get-api/index.js'
 import { ABSENT_VERSION, cacheGet, cacheSetIfNewer, createRedis, type CacheOptions } from './cache.js'
 import { openDatabase } from './postgres.js'
-import { buildRmqEvent, type DeliveredMessage } from './rmq-event.js'
+import { buildRmqEvent, type DeliveredMessage } from '../../runtime/rmq/event.js'
 import { readKey } from './store.js'
 import { versionAtMillis } from './version.js'
 

@@ -15,7 +15,7 @@ import { handler as getApiAll } from '../http/get-api-all/index.js'
 import { handler as getApi } from '../http/get-api/index.js'
 import { handler as putApi } from '../http/put-api/index.js'
 import { openDatabase } from './postgres.js'
-import { buildRmqEvent } from './rmq-event.js'
+import { buildRmqEvent } from '../../runtime/rmq/event.js'
 
 let iso: Isolated
 let db: pg.Pool

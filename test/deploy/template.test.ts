@@ -6,7 +6,7 @@ import inventory from '@architect/inventory'
 import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { consumersOf } from '../../plugins/rabbitmq-consumers/pragma.mjs'
+import { consumersOf } from '../../runtime/rmq/pragma.mjs'
 import { copyProject, type ProjectCopy } from './project-copy.js'
 
 interface Resource {

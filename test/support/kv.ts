@@ -10,7 +10,7 @@
 import { connect, type GetMessage } from 'amqplib'
 import { Redis } from 'ioredis'
 import pg from 'pg'
-import type { DeliveredMessage } from '../../src/shared/rmq-event.js'
+import type { DeliveredMessage } from '../../runtime/rmq/event.js'
 
 /** Narrows an amqplib message to what `buildRmqEvent` reads. */
 function delivered(message: GetMessage): DeliveredMessage {

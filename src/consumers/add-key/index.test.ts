@@ -13,7 +13,7 @@ import { allRows, cachedEntry, rawMessage, takeMessages, writeMessage } from '..
 import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from '../../shared/limits.js'
 import { openDatabase } from '../../shared/postgres.js'
 import { deadLetterQueueName, REASON_HEADER } from '../../shared/queue.js'
-import { buildRmqEvent, type DeliveredMessage } from '../../shared/rmq-event.js'
+import { buildRmqEvent, type DeliveredMessage } from '../../../runtime/rmq/event.js'
 import { applyWrites, purgeTombstones } from '../../shared/store.js'
 import { versionAtMillis } from '../../shared/version.js'
 import { handler } from './index.js'

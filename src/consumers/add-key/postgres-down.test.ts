@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { isolate, type Isolated, declareQueues } from '../../../test/support/isolated.js'
 import { cachedEntry, queueDepth, rawMessage, writeMessage } from '../../../test/support/kv.js'
 import { deadLetterQueueName } from '../../shared/queue.js'
-import { buildRmqEvent } from '../../shared/rmq-event.js'
+import { buildRmqEvent } from '../../../runtime/rmq/event.js'
 import { versionAtMillis } from '../../shared/version.js'
 import { handler } from './index.js'
 

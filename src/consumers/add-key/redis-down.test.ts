@@ -10,7 +10,7 @@ import { isolate, type Isolated, declareQueues } from '../../../test/support/iso
 import { queueDepth, rawMessage, writeMessage } from '../../../test/support/kv.js'
 import { openDatabase } from '../../shared/postgres.js'
 import { deadLetterQueueName } from '../../shared/queue.js'
-import { buildRmqEvent } from '../../shared/rmq-event.js'
+import { buildRmqEvent } from '../../../runtime/rmq/event.js'
 import { readKey } from '../../shared/store.js'
 import { versionAtMillis } from '../../shared/version.js'
 import { handler } from './index.js'

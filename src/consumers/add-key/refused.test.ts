@@ -14,7 +14,7 @@ import { declareQueues, isolate, type Isolated } from '../../../test/support/iso
 import { allRows, rawMessage, takeMessages, writeMessage } from '../../../test/support/kv.js'
 import { openDatabase } from '../../shared/postgres.js'
 import { deadLetterQueueName, REASON_HEADER, SOURCE_QUEUE_HEADER } from '../../shared/queue.js'
-import { buildRmqEvent, type DeliveredMessage } from '../../shared/rmq-event.js'
+import { buildRmqEvent, type DeliveredMessage } from '../../../runtime/rmq/event.js'
 import { versionAtMillis } from '../../shared/version.js'
 import { handler } from './index.js'
 

@@ -10,7 +10,7 @@ import { isolate, type Isolated, declareQueues } from '../../../test/support/iso
 import { allRows, cachedEntry, rawMessage, takeMessages, writeMessage } from '../../../test/support/kv.js'
 import { openDatabase } from '../../shared/postgres.js'
 import { deadLetterQueueName, REASON_HEADER } from '../../shared/queue.js'
-import { buildRmqEvent, type DeliveredMessage } from '../../shared/rmq-event.js'
+import { buildRmqEvent, type DeliveredMessage } from '../../../runtime/rmq/event.js'
 import { applyWrites } from '../../shared/store.js'
 import { versionAtMillis } from '../../shared/version.js'
 import { handler } from './index.js'

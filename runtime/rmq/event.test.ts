@@ -3,7 +3,8 @@
  * Amazon MQ for RabbitMQ, so a consumer cannot tell which runtime fed it.
  */
 import { describe, expect, it } from 'vitest'
-import { buildRmqEvent, queueOfKey, toRmqMessage } from './rmq-event.js'
+import { queueOfKey } from '../../src/shared/rmq-event.js'
+import { buildRmqEvent, toRmqMessage } from './event.js'
 
 describe('buildRmqEvent', () => {
   it('builds the Lambda shape: eventSource, broker ARN, messages keyed "queue::vhost", base64 data', () => {

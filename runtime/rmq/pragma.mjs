@@ -1,5 +1,6 @@
 /**
- * Reads the `@rabbitmq` pragma of app.arc:
+ * The `@rabbitmq` pragma of app.arc, as the runtime and the Architect plugin
+ * (plugins/rabbitmq-consumers: sandbox event source, deploy) both read it:
  *
  *   @rabbitmq
  *   add-key
