@@ -19,10 +19,14 @@ const PERMANENT_CLASSES = new Set(['22', '23', '54'])
 
 const SQLSTATE = /^[0-9A-Z]{5}$/
 
-/** The SQLSTATE of a PostgreSQL error, or undefined for any other error. */
+/**
+ * The SQLSTATE of an error PostgreSQL sent, or undefined for any other error.
+ * Only the server's errors carry a `severity`; a socket's `code` (EPIPE) is not
+ * a SQLSTATE even when it has five letters.
+ */
 export function sqlState(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | null)?.code
-  return typeof code === 'string' && SQLSTATE.test(code) ? code : undefined
+  const { code, severity } = (error ?? {}) as { code?: unknown, severity?: unknown }
+  return typeof code === 'string' && typeof severity === 'string' && SQLSTATE.test(code) ? code : undefined
 }
 
 /**
