@@ -5,7 +5,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { queueStates, takeDeadLetters } from './harness/inspect.js'
-import { installRefusals, runPoison, runRefusedSweep, type PoisonResult } from './harness/poison.js'
+import { installRefusals } from '../support/refusals.js'
+import { runPoison, runRefusedSweep, type PoisonResult } from './harness/poison.js'
 import { startFaultStack, type FaultStack } from './harness/stack.js'
 
 let fs: FaultStack & { output: { text(): string } }

@@ -12,6 +12,7 @@ import type pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { declareQueues, isolate, type Isolated } from '../../../test/support/isolated.js'
 import { allRows, rawMessage, takeMessages, writeMessage } from '../../../test/support/kv.js'
+import { installRefusals } from '../../../test/support/refusals.js'
 import { openDatabase } from '../../shared/postgres.js'
 import { deadLetterQueueName, REASON_HEADER, SOURCE_QUEUE_HEADER } from '../../shared/queue.js'
 import { buildRmqEvent, type DeliveredMessage } from '../../../runtime/rmq/event.js'
@@ -32,15 +33,7 @@ beforeAll(async () => {
   Object.assign(process.env, iso.env)
   db = await openDatabase(iso.env.DATABASE_URL!, 2)
   await declareQueues(iso)
-  await db.query("ALTER TABLE kv_store ADD CONSTRAINT test_refuse_check CHECK (value IS NULL OR value NOT LIKE 'refuse-check%')")
-  await db.query(`
-    CREATE FUNCTION test_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-      IF NEW.value LIKE 'refuse-trigger%' THEN RAISE EXCEPTION 'test trigger refuses %', NEW.key; END IF;
-      RETURN NEW;
-    END $$;
-    CREATE TRIGGER test_refuse BEFORE INSERT OR UPDATE ON kv_store FOR EACH ROW EXECUTE FUNCTION test_refuse();
-  `)
+  await installRefusals(iso.env.DATABASE_URL!)
 })
 
 afterAll(async () => {

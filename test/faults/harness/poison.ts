@@ -5,9 +5,9 @@
  * around them must apply; nothing may loop back onto the write queues.
  */
 import { randomBytes } from 'node:crypto'
-import pg from 'pg'
 import { encodeWrite } from '../../../src/shared/messages.js'
 import { VersionClock } from '../../../src/shared/version.js'
+import { REFUSED_BY_CHECK, REFUSED_BY_TRIGGER } from '../../support/refusals.js'
 import { keepAliveAgent, request } from './client.js'
 import { publishRaw, readRows, takeDeadLetters, waitDrained, type DeadLetter } from './inspect.js'
 import type { Target } from './scenario.js'
@@ -139,37 +139,6 @@ export interface RefusedResult {
 }
 
 /**
- * A CHECK constraint and a trigger in the stack's own database make PostgreSQL
- * refuse some values the API accepts. Installed before a sweep, removed after.
- */
-export async function installRefusals(databaseUrl: string): Promise<() => Promise<void>> {
-  const db = new pg.Client({ connectionString: databaseUrl })
-  await db.connect()
-  try {
-    await db.query("ALTER TABLE kv_store ADD CONSTRAINT sweep_refuse_check CHECK (value IS NULL OR value NOT LIKE 'refuse-check%')")
-    await db.query(`
-      CREATE FUNCTION sweep_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        IF NEW.value LIKE 'refuse-trigger%' THEN RAISE EXCEPTION 'sweep trigger refuses %', NEW.key; END IF;
-        RETURN NEW;
-      END $$;
-      CREATE TRIGGER sweep_refuse BEFORE INSERT OR UPDATE ON kv_store FOR EACH ROW EXECUTE FUNCTION sweep_refuse();
-    `)
-  } finally {
-    await db.end()
-  }
-  return async () => {
-    const drop = new pg.Client({ connectionString: databaseUrl })
-    await drop.connect()
-    try {
-      await drop.query('DROP TRIGGER IF EXISTS sweep_refuse ON kv_store; DROP FUNCTION IF EXISTS sweep_refuse(); ALTER TABLE kv_store DROP CONSTRAINT IF EXISTS sweep_refuse_check')
-    } finally {
-      await drop.end()
-    }
-  }
-}
-
-/**
  * Writes through the running stack (nginx → hosts, which coalesce concurrent
  * writes into shared messages): `valid` ordinary PUTs with every `every`-th one
  * a value PostgreSQL refuses, sent `concurrency` at a time. Every one must be
@@ -190,7 +159,7 @@ export async function runRefusedSweep(target: Target, options: { writes?: number
       const i = nextIndex++
       const refused = i % every === every - 1
       const key = `${prefix}${String(i).padStart(5, '0')}`
-      const value = refused ? `${i % 2 === 0 ? 'refuse-check' : 'refuse-trigger'} ${i}` : `value ${i} ${randomBytes(8).toString('hex')}`
+      const value = refused ? `${i % 2 === 0 ? REFUSED_BY_CHECK : REFUSED_BY_TRIGGER} ${i}` : `value ${i} ${randomBytes(8).toString('hex')}`
       const answer = await request(base, { agent, method: 'PUT', path: '/api', body: JSON.stringify({ key, value }), timeoutMs: 20_000 })
       if (answer.status !== 200) throw new Error(`PUT ${key} answered ${answer.status} ${answer.body}`)
       sent.push({ key, value, version: JSON.parse(answer.body).version, refused })
