@@ -14,12 +14,12 @@ import type { Config } from '../src/shared/config.js'
 import { createPool } from '../src/shared/postgres.js'
 import { deadLetterQueueName } from '../src/shared/queue.js'
 import type { HttpAnswer } from '../runtime/http/event.js'
-import type { Metrics } from '../runtime/metrics.js'
+import type { KvarcMetrics } from './metrics.js'
 import { redactUrl } from './backing-services.js'
 
 export interface OperatorOptions {
   config: Config
-  metrics: Metrics
+  metrics: Pick<KvarcMetrics, 'registry' | 'queueDepth'>
   /** The host's name in /health and as the `host` label of its metrics. */
   hostName: string
   /** Bound of each readiness / depth check. */
@@ -76,7 +76,7 @@ function reason(error: unknown): string {
 export class Operator {
   readonly hostName: string
   private readonly config: Config
-  private readonly metrics: Metrics
+  private readonly metrics: Pick<KvarcMetrics, 'registry' | 'queueDepth'>
   private readonly timeoutMs: number
   private readonly inFlight: () => number
   private readonly startedAt = Date.now()

@@ -8,7 +8,7 @@ import { promisify } from 'node:util'
 import { connect } from 'amqplib'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createMetrics } from '../runtime/metrics.js'
+import { createKvarcMetrics } from './metrics.js'
 import { prepareBackingServices } from './backing-services.js'
 import { freePort, startStack, type Stack } from './stack.js'
 import { deadLetterQueueName } from '../src/shared/queue.js'
@@ -198,7 +198,7 @@ describe('npm run status', () => {
   })
 
   it('sums prom-client counters across labels', async () => {
-    const metrics = createMetrics({ host: 'h1' })
+    const metrics = createKvarcMetrics({ host: 'h1' })
     metrics.writes.inc({ consumer: 'add-key', outcome: 'applied' }, 7)
     metrics.writes.inc({ consumer: 'del-key', outcome: 'applied' }, 3)
     metrics.writes.inc({ consumer: 'add-key', outcome: 'skipped' }, 5)

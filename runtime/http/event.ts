@@ -7,7 +7,7 @@
  * deliberate and named where they are made.
  */
 import { isUtf8 } from 'node:buffer'
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { IncomingMessage } from 'node:http'
 import { parse as parseQueryString } from 'node:querystring'
 import { parse as legacyParseUrl } from 'node:url'
 
@@ -213,18 +213,11 @@ export function routeResource(path: string): string {
 // ---------------------------------------------------------------------------
 // Responses
 
-/** An HTTP answer ready to write: what every path of the host produces. */
+/** An HTTP answer ready to write: what every path of the gateway produces (answers.ts writes it). */
 export interface HttpAnswer {
   statusCode: number
   headers: Record<string, string | string[]>
   body: string | Buffer
-}
-
-const JSON_ERROR_HEADERS = Object.freeze({ 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' })
-
-/** A JSON error answer with a `detail` for a person. */
-export function errorAnswer(statusCode: number, detail: string, extraHeaders?: Record<string, string>): HttpAnswer {
-  return { statusCode, headers: extraHeaders ? { ...JSON_ERROR_HEADERS, ...extraHeaders } : { ...JSON_ERROR_HEADERS }, body: JSON.stringify({ detail }) }
 }
 
 /** Response headers API Gateway drops or owns (sandbox's list); node writes its own. */
@@ -284,17 +277,4 @@ export function resultToAnswer(result: unknown): HttpAnswer {
   const text = typeof r.body === 'string' ? r.body : ''
   const body = r.isBase64Encoded === true && text !== '' ? Buffer.from(text, 'base64') : text
   return { statusCode: r.statusCode as number, headers, body }
-}
-
-/**
- * Writes an answer in one go with its content-length, so keep-alive never needs
- * chunked encoding. `closeConnection` asks the client to open a new connection
- * next time (shutdown, or a request body left unread).
- */
-export function writeAnswer(res: ServerResponse, answer: HttpAnswer, closeConnection = false): void {
-  const headers = answer.headers
-  headers['content-length'] = String(typeof answer.body === 'string' ? Buffer.byteLength(answer.body) : answer.body.length)
-  if (closeConnection) headers.connection = 'close'
-  res.writeHead(answer.statusCode, headers)
-  res.end(answer.body)
 }

@@ -19,7 +19,7 @@ import { declareQueues, eventually, isolate, SERVICES, type Isolated } from '../
 import { queueDepth, takeMessages } from '../../test/support/kv.js'
 import { decodeWrites } from '../../src/shared/messages.js'
 import { loadHandler, readAppFunctions, type Handler } from '../app.js'
-import { startHttpHost, type HostFunction, type HttpHost } from './gateway.js'
+import { startHttpHost, type HostFunction, type HttpHost } from '../../ops/http-host-main.js'
 
 const ROOT = resolve(import.meta.dirname, '..', '..')
 const FIXTURES = join(ROOT, 'runtime', 'test-fixtures')

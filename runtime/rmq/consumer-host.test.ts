@@ -20,6 +20,7 @@ import { applyWrites } from '../../src/shared/store.js'
 import { VersionClock, versionAtMillis } from '../../src/shared/version.js'
 import { eventually, isolate, type Isolated } from '../../test/support/isolated.js'
 import { queueBindings } from '../../ops/queues.js'
+import { createKvarcMetrics } from '../../ops/metrics.js'
 import { startConsumerHost, type ConsumerHost } from './consumer-host.js'
 import type { Metrics } from '../metrics.js'
 import { loadConfig, type Config } from '../../src/shared/config.js'
@@ -81,7 +82,8 @@ const clock = new VersionClock(1)
 const hosts: ConsumerHost[] = []
 
 async function start({ config = iso.config, ...options }: { concurrency?: number, config?: Config, scheduled?: string[] } = {}): Promise<ConsumerHost> {
-  const host = await startConsumerHost({ cwd: ROOT, ...queueBindings(config), metricsPort: 0, minBackoffMs: 20, maxBackoffMs: 200, ...options })
+  // kvarc's metric names, as ops/consumer-host-main.ts hands them in.
+  const host = await startConsumerHost({ cwd: ROOT, ...queueBindings(config), metricsPort: 0, minBackoffMs: 20, maxBackoffMs: 200, metrics: createKvarcMetrics({ host: 'consumer' }), ...options })
   hosts.push(host)
   return host
 }

@@ -47,6 +47,8 @@ export interface ConsumerHostOptions {
   metricsHost?: string
   /** Label of this host in metrics and logs. */
   name?: string
+  /** Where batches and scheduled runs are counted, created (and named) by the caller; default createMetrics() labelled with `name`. */
+  metrics?: Metrics
   logger?: Logger
   /** Backoff bounds of retries and reconnects (ms). */
   minBackoffMs?: number
@@ -142,7 +144,7 @@ export async function startConsumerHost(options: ConsumerHostOptions): Promise<C
   const unknown = options.scheduled?.filter(name => !app.scheduled.some(s => s.name === name)) ?? []
   if (unknown.length) throw new Error(`no @scheduled function ${unknown.join(', ')} in ${options.cwd}/app.arc`)
   const scheduledFunctions = app.scheduled.filter(s => !options.scheduled || options.scheduled.includes(s.name))
-  const metrics = createMetrics({ host: options.name ?? 'consumer' })
+  const metrics = options.metrics ?? createMetrics({ labels: { host: options.name ?? 'consumer' } })
   const queues = options.queues ?? {}
   const log = options.logger
 
