@@ -15,7 +15,8 @@ import type { Logger } from 'pino'
 import { startScheduler, type Scheduler } from '../scheduler.js'
 import type { Channel } from 'amqplib'
 import { RabbitEventSource } from './event-source.js'
-import { loadHandler, readAppFunctions, type Handler } from '../app.js'
+import { loadHandler, readAppFunctions } from '../app.js'
+import { Invoker } from '../invoke.js'
 import { createMetrics, type Metrics } from '../metrics.js'
 
 export interface ConsumerHostOptions {
@@ -82,24 +83,8 @@ export interface ConsumerHost {
   close(): Promise<void>
 }
 
-export class InvocationTimeoutError extends Error {
-  override name = 'InvocationTimeoutError'
-}
-
-/** What an invocation needs to know of its function. */
-interface Invocable { name: string, timeoutMs: number }
-
-/** A minimal Lambda context: what a handler may read of its invocation. */
-function lambdaContext(fn: Invocable, deadline: number, id: number) {
-  return {
-    functionName: fn.name,
-    functionVersion: '$LATEST',
-    awsRequestId: `kvarc-${fn.name}-${id}`,
-    memoryLimitInMB: '512',
-    callbackWaitsForEmptyEventLoop: false,
-    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
-  }
-}
+/** Each function runs through the runtime's one invocation path (Lambda context, timeout, outcome). */
+export { InvocationTimeoutError } from '../invoke.js'
 
 /**
  * The function under its timeout. A timed-out invocation counts as failed (the
@@ -107,16 +92,8 @@ function lambdaContext(fn: Invocable, deadline: number, id: number) {
  * still finish in the background, which is harmless because applying a batch
  * twice is a no-op and a purge takes a lock.
  */
-function withTimeout(fn: Invocable, handler: Handler): (event: unknown) => Promise<unknown> {
-  let invocations = 0
-  return event => {
-    const deadline = Date.now() + fn.timeoutMs
-    let timer: NodeJS.Timeout | undefined
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new InvocationTimeoutError(`${fn.name} did not finish within its ${fn.timeoutMs} ms timeout`)), fn.timeoutMs)
-    })
-    return Promise.race([handler(event, lambdaContext(fn, deadline, ++invocations)), timeout]).finally(() => clearTimeout(timer))
-  }
+async function invokerOf(fn: { name: string, timeoutMs: number, file: string }): Promise<Invoker> {
+  return new Invoker({ name: fn.name, timeoutMs: fn.timeoutMs, handler: await loadHandler(fn.file) })
 }
 
 interface BatchCounts { received?: number, applied?: number, skipped?: number, deadLettered?: number, cacheDeferred?: number }
@@ -150,7 +127,7 @@ export async function startConsumerHost(options: ConsumerHostOptions): Promise<C
 
   const consumers: RunningConsumer[] = []
   for (const fn of functions) {
-    const handler = withTimeout(fn, await loadHandler(fn.file))
+    const handler = await invokerOf(fn)
     const batch = options.batchSize ?? fn.batch
     const queue = queues[fn.queue] ?? fn.queue
     const source = new RabbitEventSource({
@@ -166,7 +143,7 @@ export async function startConsumerHost(options: ConsumerHostOptions): Promise<C
       invoke: async event => {
         const end = metrics.batchLatency.startTimer({ consumer: fn.name })
         try {
-          return await handler(event)
+          return await handler.invoke(event)
         } finally {
           end()
         }
@@ -183,8 +160,8 @@ export async function startConsumerHost(options: ConsumerHostOptions): Promise<C
 
   const targets = []
   for (const fn of scheduledFunctions) {
-    const handler = withTimeout(fn, await loadHandler(fn.file))
-    targets.push({ name: fn.name, schedule: fn.schedule, invoke: (event: unknown) => handler(event) })
+    const handler = await invokerOf(fn)
+    targets.push({ name: fn.name, schedule: fn.schedule, invoke: (event: unknown) => handler.invoke(event) })
   }
 
   let server: Server | undefined
