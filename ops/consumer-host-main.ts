@@ -18,7 +18,7 @@ import { BackingServiceError, prepareBackingServices } from './backing-services.
 import { startConsumerHost } from '../runtime/rmq/consumer-host.js'
 import { queueBindings } from './queues.js'
 import { optionalIntFromEnv } from './env.js'
-import { createKvarcMetrics } from './metrics.js'
+import { countConsumerWrites, createKvarcMetrics } from './metrics.js'
 
 const optionalInt = (name: string, min: number, max: number) => optionalIntFromEnv(name, min, max, 'kvarc consumer host')
 
@@ -53,7 +53,8 @@ async function main(): Promise<void> {
     process.exit(error instanceof BackingServiceError ? 3 : 1)
   }
 
-  const host = await startConsumerHost({ cwd: process.cwd(), ...queueBindings(config), concurrency, prefetch, batchSize, only, scheduled, metricsPort, name, metrics: createKvarcMetrics({ host: name }), logger: log })
+  const metrics = createKvarcMetrics({ host: name })
+  const host = await startConsumerHost({ cwd: process.cwd(), ...queueBindings(config), concurrency, prefetch, batchSize, only, scheduled, metricsPort, name, metrics, observeBatch: countConsumerWrites(metrics), logger: log })
   const queues = host.consumers.map(c => `${c.queue} (${c.name}, batch ${c.batch}, window ${c.windowMs} ms)`).join(', ')
   const schedules = host.scheduled.map(s => `${s.name} ${s.schedule}`).join(', ')
   console.log(`kvarc consumer host ${name} consuming ${queues}, concurrency ${concurrency}${schedules ? `; running ${schedules}` : ''}${host.url ? `; metrics on ${host.url}/metrics` : ''}`)

@@ -31,7 +31,6 @@ export function createMetrics(options: MetricsOptions = {}) {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     }),
     batches: new Counter({ name: `${prefix}consumer_batches_total`, help: 'Consumer batches by outcome (ok / failed, retried)', labelNames: ['consumer', 'outcome'], registers: [registry] }),
-    writes: new Counter({ name: `${prefix}consumer_writes_total`, help: 'Writes seen by consumers: applied, skipped (older than stored), dead_lettered', labelNames: ['consumer', 'outcome'], registers: [registry] }),
     batchLatency: new Histogram({
       name: `${prefix}consumer_batch_duration_seconds`, help: 'Consumer batch invocation time', labelNames: ['consumer'], registers: [registry],
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],

@@ -20,7 +20,7 @@ import { applyWrites } from '../../src/shared/store.js'
 import { VersionClock, versionAtMillis } from '../../src/shared/version.js'
 import { eventually, isolate, type Isolated } from '../../test/support/isolated.js'
 import { queueBindings } from '../../ops/queues.js'
-import { createKvarcMetrics } from '../../ops/metrics.js'
+import { countConsumerWrites, createKvarcMetrics, type KvarcMetrics } from '../../ops/metrics.js'
 import { startConsumerHost, type ConsumerHost } from './consumer-host.js'
 import type { Metrics } from '../metrics.js'
 import { loadConfig, type Config } from '../../src/shared/config.js'
@@ -81,11 +81,15 @@ let publisher: ConfirmChannel
 const clock = new VersionClock(1)
 const hosts: ConsumerHost[] = []
 
-async function start({ config = iso.config, ...options }: { concurrency?: number, config?: Config, scheduled?: string[] } = {}): Promise<ConsumerHost> {
+/** A consumer host with kvarc's metrics (what the app counts of its batches, as ops/consumer-host-main.ts wires it). */
+type KvarcConsumerHost = ConsumerHost & { metrics: KvarcMetrics }
+
+async function start({ config = iso.config, ...options }: { concurrency?: number, config?: Config, scheduled?: string[] } = {}): Promise<KvarcConsumerHost> {
   // kvarc's metric names, as ops/consumer-host-main.ts hands them in.
-  const host = await startConsumerHost({ cwd: ROOT, ...queueBindings(config), metricsPort: 0, minBackoffMs: 20, maxBackoffMs: 200, metrics: createKvarcMetrics({ host: 'consumer' }), ...options })
+  const metrics = createKvarcMetrics({ host: 'consumer' })
+  const host = await startConsumerHost({ cwd: ROOT, ...queueBindings(config), metricsPort: 0, minBackoffMs: 20, maxBackoffMs: 200, metrics, observeBatch: countConsumerWrites(metrics), ...options })
   hosts.push(host)
-  return host
+  return host as KvarcConsumerHost
 }
 
 async function publishPuts(prefix: string, count: number): Promise<void> {
@@ -127,7 +131,7 @@ async function settledReady(queue: string, expected: number): Promise<number> {
   }
 }
 
-async function counted(metric: Metrics['batches'] | Metrics['writes'] | Metrics['scheduledRuns'], labels: Record<string, string>): Promise<number> {
+async function counted(metric: Metrics['batches'] | KvarcMetrics['writes'] | Metrics['scheduledRuns'], labels: Record<string, string>): Promise<number> {
   const { values } = await metric.get()
   return values.filter(v => Object.entries(labels).every(([k, want]) => (v.labels as Record<string, unknown>)[k] === want)).reduce((sum, v) => sum + v.value, 0)
 }

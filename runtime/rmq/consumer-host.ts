@@ -25,6 +25,8 @@ export interface ConsumerHostOptions {
   amqpUrl: string
   /** The queue each pragma queue name is consumed from (tests and parallel stacks rename them); default the pragma's. */
   queues?: Readonly<Record<string, string>>
+  /** Told each successful batch's result (what the function returned), e.g. to count what the app did with it. */
+  observeBatch?: (consumer: string, result: unknown) => void
   /** Declares a queue before consuming it (durability, dead-lettering: the app's choice); default: it must exist. */
   declareQueue?: (channel: Channel, queue: string) => Promise<unknown>
   /** Batches in flight per consumer (each holds its own messages until applied). Default 1. */
@@ -96,15 +98,8 @@ async function invokerOf(fn: { name: string, timeoutMs: number, file: string }):
   return new Invoker({ name: fn.name, timeoutMs: fn.timeoutMs, handler: await loadHandler(fn.file) })
 }
 
-interface BatchCounts { received?: number, applied?: number, skipped?: number, deadLettered?: number, cacheDeferred?: number }
-
-function countBatch(metrics: Metrics, consumer: string, result: unknown): void {
+function countBatch(metrics: Metrics, consumer: string): void {
   metrics.batches.inc({ consumer, outcome: 'ok' })
-  const r = (result ?? {}) as BatchCounts
-  if (r.applied) metrics.writes.inc({ consumer, outcome: 'applied' }, r.applied)
-  if (r.skipped) metrics.writes.inc({ consumer, outcome: 'skipped' }, r.skipped)
-  if (r.deadLettered) metrics.writes.inc({ consumer, outcome: 'dead_lettered' }, r.deadLettered)
-  if (r.cacheDeferred) metrics.writes.inc({ consumer, outcome: 'cache_deferred' }, r.cacheDeferred)
 }
 
 /**
@@ -148,7 +143,10 @@ export async function startConsumerHost(options: ConsumerHostOptions): Promise<C
           end()
         }
       },
-      onBatch: ({ result }) => countBatch(metrics, fn.name, result),
+      onBatch: ({ result }) => {
+        countBatch(metrics, fn.name)
+        options.observeBatch?.(fn.name, result)
+      },
       onError: (error, context) => {
         if (context.kind === 'invoke') metrics.batches.inc({ consumer: fn.name, outcome: 'failed' })
         log?.warn({ err: error, consumer: fn.name, ...context }, context.kind === 'invoke' ? 'consumer batch failed; retrying' : 'RabbitMQ connection lost; reconnecting')

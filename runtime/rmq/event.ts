@@ -66,7 +66,7 @@ export function toRmqMessage(message: DeliveredMessage): RmqMessage {
 export function buildRmqEvent(queue: string, messages: readonly DeliveredMessage[], options: { vhost?: string, brokerArn?: string } = {}): RmqEvent {
   return {
     eventSource: 'aws:rmq',
-    eventSourceArn: options.brokerArn ?? 'arn:aws:mq:local:000000000000:broker:kvarc-local:b-00000000-0000-0000-0000-000000000000',
+    eventSourceArn: options.brokerArn ?? 'arn:aws:mq:local:000000000000:broker:local:b-00000000-0000-0000-0000-000000000000',
     rmqMessagesByQueue: { [`${queue}::${options.vhost ?? '/'}`]: messages.map(toRmqMessage) },
   }
 }
