@@ -1,12 +1,12 @@
 /**
  * nginx in front of the bench's own servers (the baseline pair, the sandbox
  * pair), rendered from the stack's own template (nginx/kvarc.conf.template,
- * ops/stack.ts) with the stack's defaults: every side pays exactly the
+ * ops/nginx-config.ts) with the stack's defaults: every side pays exactly the
  * same proxy cost.
  */
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { renderNginxConfig } from '../ops/stack.js'
+import { renderNginxConfig } from '../ops/nginx-config.js'
 import { startProcess, waitForPort, type Managed } from './procs.js'
 
 const ROOT = resolve(import.meta.dirname, '..')
@@ -14,8 +14,8 @@ const ROOT = resolve(import.meta.dirname, '..')
 export function nginxConfig(options: { dir: string, port: number, upstreams: number[] }): string {
   const template = readFileSync(join(ROOT, 'nginx/kvarc.conf.template'), 'utf8')
   return renderNginxConfig(template, {
-    prefix: options.dir, listen: `127.0.0.1:${options.port}`, upstreams: options.upstreams,
-    publicDir: join(ROOT, 'public'), accessLog: false, workers: 'auto',
+    prefix: options.dir, listen: `127.0.0.1:${options.port}`, upstreams: options.upstreams.map(port => `127.0.0.1:${port}`),
+    publicDir: join(ROOT, 'public'), errorLog: join(options.dir, 'error.log'), accessLog: 'off', workers: 'auto',
   })
 }
 

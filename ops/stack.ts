@@ -1,7 +1,8 @@
 /**
  * The whole system on one machine, as child processes: nginx in front of two
- * warm HTTP hosts, and the consumer host. Backing services are checked and
- * prepared (database, schema, queues) before any host starts. Every child runs
+ * warm HTTP hosts, and the consumer host; nginx runs nginx/kvarc.conf.template
+ * rendered by ops/nginx-config.ts. Backing services are checked and prepared
+ * (database, schema, queues) before any host starts. Every child runs
  * is supervised (ops/supervisor.ts): one that dies unexpectedly is restarted
  * with backoff and counted; `close()` (and `npm start`'s Ctrl-C) stops all of
  * it in order, grandchildren included. Where nginx is not installed, one HTTP
@@ -13,12 +14,12 @@
  *   await stack.stop('http-1', 'SIGKILL'); await stack.start('http-1')   // down until started again
  *   await stack.close()
  */
-import { accessSync, chmodSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { accessSync, chmodSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { delimiter, join } from 'node:path'
 import { loadConfig } from '../src/shared/config.js'
-import { MAX_BODY_BYTES } from '../src/shared/limits.js'
+import { readNginxTemplate, renderNginxConfig } from './nginx-config.js'
 import { NotReadyError, waitReady } from './readiness.js'
 import { Supervisor, type Backoff, type SupervisedChild } from './supervisor.js'
 import { prepareBackingServices } from './backing-services.js'
@@ -127,34 +128,6 @@ export function findNginx(explicit?: string): string | undefined {
   return undefined
 }
 
-export interface NginxConfigValues {
-  prefix: string
-  listen: string
-  upstreams: readonly number[]
-  publicDir: string
-  accessLog: boolean
-  workers: number | 'auto'
-}
-
-/** Fills nginx/kvarc.conf.template; every placeholder must be known, so a template typo fails here, not in nginx. */
-export function renderNginxConfig(template: string, values: NginxConfigValues): string {
-  const vars: Record<string, string> = {
-    PREFIX: values.prefix,
-    LISTEN: values.listen,
-    PUBLIC_DIR: values.publicDir,
-    MAX_BODY_BYTES: String(MAX_BODY_BYTES),
-    ACCESS_LOG: values.accessLog ? `${values.prefix}/access.log` : 'off',
-    WORKER_PROCESSES: String(values.workers),
-    // One failure takes a host out for 2 s: a killed host costs one retried request, not one per request.
-    UPSTREAM_SERVERS: values.upstreams.map(port => `    server 127.0.0.1:${port} max_fails=1 fail_timeout=2s;`).join('\n'),
-  }
-  return template.replace(/\{\{([A-Z_]+)\}\}/g, (_, name: string) => {
-    const value = vars[name]
-    if (value === undefined) throw new Error(`nginx template: unknown placeholder {{${name}}}`)
-    return value
-  })
-}
-
 interface ChildSpec {
   name: string
   role: Role
@@ -217,11 +190,11 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     prefix = mkdtempSync(join(tmpdir(), 'kvarc-nginx-'))
     // nginx's workers drop root privileges (to nobody): they must be able to reach the temp paths here.
     chmodSync(prefix, 0o755)
-    const template = readFileSync(join(cwd, 'nginx', 'kvarc.conf.template'), 'utf8')
     const listen = listenHost === '0.0.0.0' ? String(port) : `${listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${port}`
-    writeFileSync(join(prefix, 'nginx.conf'), renderNginxConfig(template, {
-      prefix, listen, upstreams: hostPorts, publicDir: join(cwd, 'public'),
-      accessLog: options.accessLog ?? false, workers: options.nginxWorkers ?? 'auto',
+    writeFileSync(join(prefix, 'nginx.conf'), renderNginxConfig(readNginxTemplate(cwd), {
+      prefix, listen, upstreams: hostPorts.map(hostPort => `127.0.0.1:${hostPort}`), publicDir: join(cwd, 'public'),
+      errorLog: join(prefix, 'error.log'), accessLog: options.accessLog ? join(prefix, 'access.log') : 'off',
+      workers: options.nginxWorkers ?? 'auto',
     }))
     specs.push({
       name: 'nginx', role: 'nginx', command: nginxBinary,

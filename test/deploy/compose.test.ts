@@ -146,12 +146,16 @@ describe('compose/kvarc-stack.yml', () => {
   it('puts nginx on 8080 with compose/nginx.conf balancing both HTTP hosts, and serving public/', () => {
     const nginx = config.services.nginx!
     expect(targetPorts(nginx)).toEqual([8080])
-    expect(nginx.volumes).toContain(`${join(ROOT, 'compose', 'nginx.conf')}:/etc/nginx/conf.d/default.conf:ro`)
+    // The whole nginx.conf (the template's rendering, test/deploy/nginx.test.ts), which says `daemon off;` itself.
+    expect(nginx.volumes).toContain(`${join(ROOT, 'compose', 'nginx.conf')}:/etc/nginx/nginx.conf:ro`)
+    expect(nginx.command).toEqual(['nginx'])
     expect(nginx.volumes).toContain(`${join(ROOT, 'public')}:/usr/share/nginx/html:ro`)
     expect(nginx.depends_on).toEqual({ 'platform-a': { condition: 'service_healthy' }, 'platform-b': { condition: 'service_healthy' } })
     const conf = readFileSync(join(ROOT, 'compose', 'nginx.conf'), 'utf8')
     expect(conf).toMatch(/server platform-a:8080/)
     expect(conf).toMatch(/server platform-b:8080/)
+    expect(conf).toMatch(/^daemon off;$/m)
+    expect(conf).toMatch(/^\s*root \/usr\/share\/nginx\/html;$/m)
   })
 
   it('builds the platform image from files that exist, with npm ci and npm run build', () => {

@@ -1,7 +1,8 @@
 /**
  * nginx's own answers are JSON with a `detail`, never an HTML page, in both
- * configs: compose/nginx.conf and nginx/kvarc.conf.template (rendered as
- * `npm start` renders it). Each runs in the real nginx in front of a stand-in
+ * renderings of nginx/kvarc.conf.template: compose/nginx.conf (as committed,
+ * its compose addresses swapped for this test's) and the template rendered as
+ * `npm start` renders it. Each runs in the real nginx in front of a stand-in
  * host on this test's own ports. Covers what nginx answers before a host sees
  * the request (400, 403, 404, 405, 413, 414, 431), what it answers for a host
  * (502), and that the longest valid request still reaches the host.
@@ -15,12 +16,14 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { MAX_BODY_BYTES } from '../../src/shared/limits.js'
 import { MAX_HEADER_BYTES } from '../../runtime/http/gateway.js'
-import { freePort, renderNginxConfig } from '../../ops/stack.js'
+import { freePort } from '../../ops/stack.js'
+import { readNginxTemplate, renderNginxConfig } from '../../ops/nginx-config.js'
 import { ROOT } from './project-copy.js'
+import { localCompose } from './compose-nginx.js'
 
 const NGINX_START_MS = 30_000
 
-/** The block both configs must share, between its BEGIN and END comment lines. */
+/** The block both renderings must share, between its BEGIN and END comment lines. */
 function errorBlock(config: string): string {
   const begin = config.indexOf('# BEGIN kvarc error pages')
   const end = config.indexOf('# END kvarc error pages')
@@ -30,8 +33,9 @@ function errorBlock(config: string): string {
 }
 
 function renderTemplate(values: { prefix: string, listen: string, upstream: number, publicDir: string }): string {
-  return renderNginxConfig(readFileSync(join(ROOT, 'nginx', 'kvarc.conf.template'), 'utf8'), {
-    prefix: values.prefix, listen: values.listen, upstreams: [values.upstream], publicDir: values.publicDir, accessLog: false, workers: 1,
+  return renderNginxConfig(readNginxTemplate(ROOT), {
+    prefix: values.prefix, listen: values.listen, upstreams: [`127.0.0.1:${values.upstream}`], publicDir: values.publicDir,
+    errorLog: `${values.prefix}/error.log`, accessLog: 'off', workers: 1,
   })
 }
 
@@ -114,28 +118,9 @@ async function startNginx(kind: 'compose' | 'template'): Promise<Running> {
   if (kind === 'template') {
     writeFileSync(join(dir, 'nginx.conf'), renderTemplate({ prefix: dir, listen: `127.0.0.1:${port}`, upstream: hostPort, publicDir: html }))
   } else {
-    const site = readFileSync(join(ROOT, 'compose', 'nginx.conf'), 'utf8')
-      .replace('server platform-a:8080', `server 127.0.0.1:${hostPort}`)
-      .replace(/ *server platform-b:8080[^\n]*\n/, '')
-      .replace('listen 8080;', `listen 127.0.0.1:${port};`)
-      .replace('root /usr/share/nginx/html;', `root ${html};`)
-    expect(site).not.toMatch(/platform-[ab]|8080|\/usr\/share/)
-    writeFileSync(join(dir, 'site.conf'), site)
-    writeFileSync(join(dir, 'nginx.conf'), [
-      ...(process.getuid?.() === 0 ? ['user root;'] : []),
-      'daemon off;',
-      'worker_processes 1;',
-      `pid ${join(dir, 'nginx.pid')};`,
-      `error_log ${join(dir, 'error.log')} warn;`,
-      'events { worker_connections 256; }',
-      'http {',
-      '  include /etc/nginx/mime.types;',
-      '  access_log off;',
-      `  client_body_temp_path ${join(dir, 'body')};`,
-      `  proxy_temp_path ${join(dir, 'proxy')};`,
-      `  include ${join(dir, 'site.conf')};`,
-      '}',
-    ].join('\n'))
+    writeFileSync(join(dir, 'nginx.conf'), localCompose(readFileSync(join(ROOT, 'compose', 'nginx.conf'), 'utf8'), {
+      dir, listen: `127.0.0.1:${port}`, upstreams: [hostPort], html,
+    }))
   }
   const nginx = spawn('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], { stdio: 'ignore' })
   const base = `http://127.0.0.1:${port}`
@@ -173,8 +158,8 @@ describe('nginx error pages', () => {
     const compose = readFileSync(join(ROOT, 'compose', 'nginx.conf'), 'utf8')
     const template = renderTemplate({ prefix: '/p', listen: '127.0.0.1:1', upstream: 2, publicDir: '/public' })
     expect(errorBlock(template)).toBe(errorBlock(compose))
-    // The body limit in compose (6m) is the one the template renders from limits.ts.
-    expect(compose).toContain('client_max_body_size 6m;')
+    // The body limit in compose is the one the template renders from limits.ts.
+    expect(compose).toContain(`client_max_body_size ${MAX_BODY_BYTES};`)
     expect(6 * 1024 * 1024).toBe(MAX_BODY_BYTES)
     expect(errorBlock(compose)).toContain(`the limit is ${MAX_BODY_BYTES} bytes`)
   })

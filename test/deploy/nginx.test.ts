@@ -1,18 +1,22 @@
 /**
- * compose/nginx.conf, run by the real nginx in front of two stand-in hosts:
- * the compose service names become 127.0.0.1 ports, nothing else changes.
+ * compose/nginx.conf: nginx/kvarc.conf.template rendered with compose's values
+ * (a fresh rendering must equal the committed file), run by the real nginx in
+ * front of two stand-in hosts: the compose service names become 127.0.0.1
+ * ports and the image's paths a temp folder, nothing else changes.
  * Checks what the stack relies on nginx for: both hosts get traffic, bodies up
  * to the limit pass, larger ones get kvarc's JSON 413, no host gives a JSON 502,
  * the hosts' own answers pass through, and the static form is served.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
 import { createServer as createTcpServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { MAX_BODY_BYTES } from '../../src/shared/limits.js'
+import { composeNginxValues, renderComposeNginx } from '../../ops/nginx-config.js'
+import { localCompose } from './compose-nginx.js'
 import { ROOT } from './project-copy.js'
 
 let dir: string
@@ -71,32 +75,16 @@ beforeAll(async () => {
   // Prepare: two hosts, a static folder, and compose/nginx.conf with only its addresses changed.
   hosts.push(await startHost('a'), await startHost('b'))
   dir = mkdtempSync(join(tmpdir(), 'kvarc-nginx-'))
+  // nginx's workers drop root privileges: they must reach the temp paths here.
+  chmodSync(dir, 0o755)
   mkdirSync(join(dir, 'html'))
   writeFileSync(join(dir, 'html', 'index.html'), '<!doctype html><title>kvarc</title>')
   const port = await freePort()
-  const site = readFileSync(join(ROOT, 'compose', 'nginx.conf'), 'utf8')
-    .replace('server platform-a:8080', `server 127.0.0.1:${hosts[0]!.port}`)
-    .replace('server platform-b:8080', `server 127.0.0.1:${hosts[1]!.port}`)
-    .replace('listen 8080;', `listen 127.0.0.1:${port};`)
-    .replace('root /usr/share/nginx/html;', `root ${join(dir, 'html')};`)
-  expect(site).not.toMatch(/platform-[ab]|8080|\/usr\/share/)
-  writeFileSync(join(dir, 'site.conf'), site)
-  writeFileSync(join(dir, 'nginx.conf'), [
-    // Root here (the machine's tests run as root): workers must read the temp folder.
-    ...(process.getuid?.() === 0 ? ['user root;'] : []),
-    'worker_processes 1;',
-    `pid ${join(dir, 'nginx.pid')};`,
-    `error_log ${join(dir, 'error.log')} warn;`,
-    'events { worker_connections 256; }',
-    'http {',
-    '  include /etc/nginx/mime.types;',
-    '  access_log off;',
-    `  client_body_temp_path ${join(dir, 'body')};`,
-    `  proxy_temp_path ${join(dir, 'proxy')};`,
-    `  include ${join(dir, 'site.conf')};`,
-    '}',
-  ].join('\n'))
-  nginx = spawn('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-g', 'daemon off;'], { stdio: 'ignore' })
+  writeFileSync(join(dir, 'nginx.conf'), localCompose(readFileSync(join(ROOT, 'compose', 'nginx.conf'), 'utf8'), {
+    dir, listen: `127.0.0.1:${port}`, upstreams: hosts.map(h => h.port), html: join(dir, 'html'),
+  }))
+  // The rendering runs in the foreground (daemon off), as in the nginx image with `command: [nginx]`.
+  nginx = spawn('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], { stdio: 'ignore' })
   base = `http://127.0.0.1:${port}`
   await waitForNginx(`${base}/`)
 }, 60_000)
@@ -112,6 +100,13 @@ afterAll(async () => {
 })
 
 describe('compose/nginx.conf', () => {
+  it('is nginx/kvarc.conf.template rendered with compose\'s values (after editing the template: npm run nginx:compose)', () => {
+    expect(readFileSync(join(ROOT, 'compose', 'nginx.conf'), 'utf8')).toBe(renderComposeNginx(ROOT))
+    // The hosts by their compose service names; the static form where compose mounts public/.
+    expect(composeNginxValues.upstreams).toEqual(['platform-a:8080', 'platform-b:8080'])
+    expect(composeNginxValues.publicDir).toBe('/usr/share/nginx/html')
+  })
+
   it('balances /api over both hosts', async () => {
     // Act
     const answers = []
