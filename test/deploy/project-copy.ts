@@ -16,8 +16,8 @@ import { promisify } from 'node:util'
 
 export const ROOT = resolve(import.meta.dirname, '..', '..')
 
-/** What Inventory, the plugins and the build read: app.arc and what it points at. */
-const PROJECT_FILES = ['app.arc', 'package.json', 'tsconfig.json', 'src', 'plugins', 'scripts', 'public', 'containers']
+/** What Inventory, the plugins and the build read: app.arc and what it points at (the plugins import runtime/rmq/pragma.mjs). */
+const PROJECT_FILES = ['app.arc', 'package.json', 'tsconfig.json', 'src', 'types', 'runtime', 'plugins', 'scripts', 'public', 'containers']
 
 export interface ProjectCopy {
   dir: string
