@@ -1,5 +1,5 @@
 /**
- * CLI entry of the consumer host: `node --import tsx ops/consumer-host-main.ts`.
+ * CLI entry of the consumer host: `node build/ops/consumer-host-main.mjs` (its bundle).
  *
  * Environment (besides the service URLs and queue names of src/shared/config.ts):
  *   KVARC_CONSUMER_CONCURRENCY  batches in flight per consumer (default 4)

@@ -1,5 +1,5 @@
 /**
- * One warm HTTP host process: `node --import tsx ops/http-host-main.ts`, and
+ * One warm HTTP host process: `node build/ops/http-host-main.mjs` (its bundle), and
  * its composition root, startHttpHost: the runtime's app-agnostic gateway
  * (runtime/http/gateway.ts) given kvarc's config, body limit, logger, metric
  * names, cache and publish observations and operator endpoints.

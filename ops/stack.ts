@@ -1,8 +1,10 @@
 /**
  * The whole system on one machine, as child processes: nginx in front of two
- * warm HTTP hosts, and the consumer host; nginx runs nginx/kvarc.conf.template
- * rendered by ops/nginx-config.ts. Backing services are checked and prepared
- * (database, schema, queues) before any host starts. Every child runs
+ * warm HTTP hosts, and the consumer host. The hosts are their bundles
+ * (build/ops/http-host-main.mjs, consumer-host-main.mjs) run by plain node, as
+ * the platform image runs them; nginx runs nginx/kvarc.conf.template rendered
+ * by ops/nginx-config.ts. Backing services are checked and prepared (database,
+ * schema, queues) before any host starts. Every child runs
  * is supervised (ops/supervisor.ts): one that dies unexpectedly is restarted
  * with backoff and counted; `close()` (and `npm start`'s Ctrl-C) stops all of
  * it in order, grandchildren included. Where nginx is not installed, one HTTP
@@ -14,10 +16,10 @@
  *   await stack.stop('http-1', 'SIGKILL'); await stack.start('http-1')   // down until started again
  *   await stack.close()
  */
-import { accessSync, chmodSync, constants, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { accessSync, chmodSync, constants, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
-import { delimiter, join } from 'node:path'
+import { delimiter, join, relative } from 'node:path'
 import { loadConfig } from '../src/shared/config.js'
 import { readNginxTemplate, renderNginxConfig } from './nginx-config.js'
 import { NotReadyError, waitReady } from './readiness.js'
@@ -25,7 +27,7 @@ import { Supervisor, type Backoff, type SupervisedChild } from './supervisor.js'
 import { prepareBackingServices } from './backing-services.js'
 
 export interface StackOptions {
-  /** Project root (app.arc, build/, public/, nginx/). Default: the current directory. */
+  /** Project root (app.arc, build/ with the functions' and the hosts' bundles, public/, nginx/). Default: the current directory. */
   cwd?: string
   /** Where the stack answers; 0 picks a free port. */
   port: number
@@ -149,6 +151,16 @@ interface ChildSpec {
  */
 export async function startStack(options: StackOptions): Promise<Stack> {
   const cwd = options.cwd ?? process.cwd()
+  // The hosts run as production runs them: plain node on their bundles (scripts/build-ops.mjs).
+  // Stack traces through the source maps point at the TypeScript, as they did under tsx
+  // (the platform image sets the same in NODE_OPTIONS); the cost is paid only when a stack is read.
+  const bundle = (name: string) => {
+    const file = join(cwd, 'build', 'ops', `${name}.mjs`)
+    if (!existsSync(file)) throw new StackStartError(`${relative(cwd, file)} is missing: run npm run build`)
+    return { command: process.execPath, args: ['--enable-source-maps', file] }
+  }
+  const httpHost = bundle('http-host-main')
+  const consumerHost = bundle('consumer-host-main')
   const baseEnv: Record<string, string | undefined> = { ...process.env, ...options.env }
   const config = loadConfig(baseEnv)
   await prepareBackingServices(config)
@@ -159,7 +171,6 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   if (options.nginx === true && !nginxBinary) throw new StackStartError('nginx is not installed (apt-get install -y nginx), or pass nginxBinary')
   const useNginx = nginxBinary !== undefined
   const notices = useNginx ? [] : ['nginx is not installed: one HTTP host serves the API and public/ directly; for nginx in front of two hosts: apt-get install -y nginx']
-  const tsx = (entry: string) => ({ command: process.execPath, args: ['--import', 'tsx', join(cwd, entry)] })
 
   const specs: ChildSpec[] = []
   const hostCount = useNginx ? Math.max(1, options.httpHosts ?? 2) : 1
@@ -170,14 +181,14 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const address = useNginx ? '127.0.0.1' : listenHost
     const local = `http://127.0.0.1:${hostPort}`
     specs.push({
-      name: `http-${i}`, role: 'http', ...tsx('ops/http-host-main.ts'),
+      name: `http-${i}`, role: 'http', ...httpHost,
       env: { ...baseEnv, PORT: String(hostPort), HOST: address, KVARC_HOST_NAME: `http-${i}`, KVARC_SERVE_STATIC: useNginx ? '0' : '1' },
       readyUrl: `${local}/ready`, url: `http://${address}:${hostPort}`, stopSignal: 'SIGTERM',
     })
   }
   const metricsPort = await freePort()
   specs.push({
-    name: 'consumer', role: 'consumer', ...tsx('ops/consumer-host-main.ts'),
+    name: 'consumer', role: 'consumer', ...consumerHost,
     env: {
       ...baseEnv, KVARC_HOST_NAME: 'consumer', KVARC_METRICS_PORT: String(metricsPort),
       ...(options.consumerConcurrency ? { KVARC_CONSUMER_CONCURRENCY: String(options.consumerConcurrency) } : {}),

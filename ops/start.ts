@@ -1,6 +1,8 @@
 /**
- * `npm start`: the whole system on this machine. Builds the bundles when they
- * are missing or older than the sources, prepares PostgreSQL / Redis / RabbitMQ
+ * `npm start`: the whole system on this machine. Runs as a bundle,
+ * `node build/ops/start.mjs` (npm's prestart builds build/ first when a bundle
+ * is missing or a source changed; started another way, it checks the same
+ * itself). Prepares PostgreSQL / Redis / RabbitMQ
  * (clear non-zero exit naming the one that is unreachable), starts nginx on
  * PORT (default 8080) in front of two warm HTTP hosts plus the consumer host,
  * restarts any of them that dies (ops/supervisor.ts: with backoff, one line
@@ -14,44 +16,32 @@
  *   KVARC_NGINX_ACCESS_LOG=1    log every request (in nginx's temp prefix)
  */
 import { spawnSync } from 'node:child_process'
-import { readdirSync, statSync } from 'node:fs'
-import { dirname, join, relative } from 'node:path'
+import { existsSync } from 'node:fs'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { loadConfig } from '../src/shared/config.js'
+import { staleReason } from '../scripts/build-state.mjs'
 import { BackingServiceError, redactUrl } from './backing-services.js'
-import { readAppFunctions } from '../runtime/app.js'
 import { startStack, StackStartError, type Stack } from './stack.js'
 import { optionalIntFromEnv } from './env.js'
 import { removeStackFile, stackFileOf, writeStackFile } from './stack-file.js'
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..')
-
-/** Newest modification time under `dir` of files ending in one of `extensions`. */
-function newestMtime(dir: string, extensions: readonly string[]): number {
-  let newest = 0
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name)
-    if (entry.isDirectory()) newest = Math.max(newest, newestMtime(path, extensions))
-    else if (extensions.some(ext => entry.name.endsWith(ext)) && !entry.name.endsWith('.test.ts')) newest = Math.max(newest, statSync(path).mtimeMs)
+/**
+ * The project folder: the nearest one above this file with an app.arc. This file
+ * runs as build/ops/start.mjs (npm start) and as ops/start.ts (through tsx, in
+ * development), two levels apart.
+ */
+function projectRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url))
+  while (!existsSync(join(dir, 'app.arc'))) {
+    const parent = dirname(dir)
+    if (parent === dir) throw new Error(`no app.arc above ${fileURLToPath(import.meta.url)}`)
+    dir = parent
   }
-  return newest
+  return dir
 }
 
-/** Why the bundles must be (re)built, or undefined when they are current. */
-async function staleReason(): Promise<string | undefined> {
-  const app = await readAppFunctions(root)
-  const bundles = [...app.http, ...app.consumers].map(f => f.file)
-  let oldest = Infinity
-  for (const file of bundles) {
-    try {
-      oldest = Math.min(oldest, statSync(file).mtimeMs)
-    } catch {
-      return `${relative(root, file)} is missing`
-    }
-  }
-  const sources = Math.max(newestMtime(join(root, 'src'), ['.ts', '.mjs', '.js']), statSync(join(root, 'app.arc')).mtimeMs)
-  return sources > oldest ? 'sources changed since the last build' : undefined
-}
+const root = projectRoot()
 
 function flag(name: string): boolean {
   const value = process.env[name]
@@ -69,9 +59,11 @@ async function main(): Promise<void> {
     process.exit(2)
   }
 
-  const stale = await staleReason()
+  // npm's prestart has built already; this is for `node build/ops/start.mjs` run by hand after an edit.
+  // The hosts it spawns load the new bundles; this process keeps the code it started with.
+  const stale = staleReason(root)
   if (stale) {
-    console.log(`kvarc: building the functions (${stale})`)
+    console.log(`kvarc: building (${stale})`)
     const build = spawnSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'inherit' })
     if (build.status !== 0) {
       console.error('kvarc: npm run build failed; see above')

@@ -6,13 +6,48 @@
  * Used by `npm run build`, the sandbox and deploy hooks of plugins/esbuild-runtime,
  * and the warm platform.
  */
-import { build } from 'esbuild'
 import { existsSync } from 'node:fs'
 import { mkdir, rename, writeFile } from 'node:fs/promises'
-import { dirname, join } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 
 /** The Node.js the bundles target: the oldest runtime they run on (local Node 20; Lambda nodejs22.x). */
 export const NODE_TARGET = 'node20'
+
+/**
+ * Bundled CommonJS packages (pg, ioredis) call require() for Node built-ins; give ESM one.
+ * Also the `require` a bundled package's computed require() (Inventory loading a plugin) falls back to.
+ */
+export const REQUIRE_BANNER = "import { createRequire as __kvarcCreateRequire } from 'node:module'; const require = __kvarcCreateRequire(import.meta.url);"
+
+/**
+ * esbuild, loaded when a build runs rather than when this module is imported:
+ * plugins/esbuild-runtime imports this file, and Inventory loads that plugin in
+ * every process that reads app.arc, including the warm hosts of the platform
+ * image, which ship without dev dependencies.
+ */
+async function esbuild() {
+  return import('esbuild')
+}
+
+/**
+ * Writes each file beside its target and renames it into place: a process loading the
+ * bundle while another rebuilds it (sandbox's live reload, parallel test files, a host
+ * restarted under npm start) never sees a half-written file.
+ * @param {{ path: string, contents: Uint8Array }[]} outputFiles
+ */
+export async function writeAtomically(outputFiles) {
+  await Promise.all(outputFiles.map(async out => {
+    await mkdir(dirname(out.path), { recursive: true })
+    const temporary = `${out.path}.${process.pid}.tmp`
+    await writeFile(temporary, out.contents)
+    await rename(temporary, out.path)
+  }))
+}
+
+/** The project's own files an esbuild metafile lists (absolute), without node_modules. */
+export function sourceInputs(metafile, workingDir = process.cwd()) {
+  return Object.keys(metafile.inputs).filter(input => !input.split(/[\\/]/).includes('node_modules')).map(input => resolve(workingDir, input))
+}
 
 /** Entry file of a function's TypeScript source. */
 export function entryOf(lambda) {
@@ -28,9 +63,11 @@ export function functionsOf(inv) {
 /**
  * @param {object} inv  inventory.inv from @architect/inventory
  * @param {{ only?: string[], minify?: boolean }} [options]
- * @returns {Promise<{ name: string, file: string, bytes: number }[]>}
+ * @returns {Promise<{ name: string, file: string, bytes: number, inputs: string[] }[]>}
+ *   inputs: the project's source files the bundle was built from (absolute)
  */
 export async function buildFunctions(inv, options = {}) {
+  const { build } = await esbuild()
   const lambdas = functionsOf(inv).filter(l => !options.only || options.only.includes(l.src))
   return Promise.all(lambdas.map(async lambda => {
     const file = join(lambda.build, 'index.mjs')
@@ -48,21 +85,12 @@ export async function buildFunctions(inv, options = {}) {
       metafile: true,
       write: false,
       logLevel: 'warning',
-      // Bundled CommonJS packages (pg, ioredis) call require() for Node built-ins; give ESM one.
-      banner: { js: "import { createRequire as __kvarcCreateRequire } from 'node:module'; const require = __kvarcCreateRequire(import.meta.url);" },
+      banner: { js: REQUIRE_BANNER },
       // pg's optional native binding is never used.
       external: ['pg-native'],
     })
-    // Write each file beside its target and rename it into place: a process loading the
-    // bundle while another rebuilds it (sandbox's live reload, parallel test files) never
-    // sees a half-written file.
-    await mkdir(dirname(file), { recursive: true })
-    await Promise.all(result.outputFiles.map(async out => {
-      const temporary = `${out.path}.${process.pid}.tmp`
-      await writeFile(temporary, out.contents)
-      await rename(temporary, out.path)
-    }))
+    await writeAtomically(result.outputFiles)
     const bytes = result.outputFiles.find(out => out.path === file)?.contents.length ?? 0
-    return { name: lambda.name, file, bytes }
+    return { name: lambda.name, file, bytes, inputs: sourceInputs(result.metafile) }
   }))
 }

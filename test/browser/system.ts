@@ -29,14 +29,15 @@ function tail(max = 60) {
 
 const START_TIMEOUT_MS = 60_000
 
-/** The stack runs the esbuild bundles; `npm test` builds them first, a lone run of this file may not have. */
+/**
+ * The stack runs the esbuild bundles, the functions' and the hosts' own (build/ops);
+ * `npm test` builds them first, a lone run of this file may not have.
+ */
 export async function ensureBundles(): Promise<void> {
-  if (existsSync('build/http/get-api/index.mjs') && existsSync('build/src/consumers/add-key/index.mjs')) return
-  const { default: inventory } = await import('@architect/inventory')
-  // @ts-expect-error: a plain .mjs module without type declarations
-  const { buildFunctions } = await import('../../scripts/build-functions.mjs')
-  const { inv } = await inventory({ cwd: process.cwd() })
-  await buildFunctions(inv)
+  const bundles = ['build/http/get-api/index.mjs', 'build/src/consumers/add-key/index.mjs', 'build/ops/http-host-main.mjs', 'build/ops/consumer-host-main.mjs']
+  if (bundles.every(file => existsSync(file))) return
+  const { buildAll } = await import('../../scripts/build.mjs')
+  await buildAll(process.cwd())
 }
 
 export async function startStackSystem(label = 'browser'): Promise<RunningSystem> {

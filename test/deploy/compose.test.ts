@@ -10,6 +10,7 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { parse } from 'yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { finalCopies, platformStages } from './dockerfile.js'
 import { ROOT } from './project-copy.js'
 
 const run = promisify(execFile)
@@ -117,9 +118,10 @@ describe('compose/kvarc-stack.yml', () => {
 
   it('runs nginx, two HTTP hosts, a consumer host and the backing services', () => {
     expect(Object.keys(config.services).sort()).toEqual(['consumer', 'nginx', 'platform-a', 'platform-b', 'postgres', 'rabbitmq', 'redis'])
-    expect(config.services['platform-a']!.command).toEqual(['node', '--import', 'tsx', 'ops/http-host-main.ts'])
-    expect(config.services['platform-b']!.command).toEqual(['node', '--import', 'tsx', 'ops/http-host-main.ts'])
-    expect(config.services.consumer!.command).toEqual(['node', '--import', 'tsx', 'ops/consumer-host-main.ts'])
+    // Plain node on the bundles the image's build stage made (scripts/build-ops.mjs), as npm start runs them.
+    expect(config.services['platform-a']!.command).toEqual(['node', 'build/ops/http-host-main.mjs'])
+    expect(config.services['platform-b']!.command).toEqual(['node', 'build/ops/http-host-main.mjs'])
+    expect(config.services.consumer!.command).toEqual(['node', 'build/ops/consumer-host-main.mjs'])
     for (const name of Object.keys(config.services)) expect(config.services[name]!.healthcheck?.test, name).toBeDefined()
   })
 
@@ -158,15 +160,24 @@ describe('compose/kvarc-stack.yml', () => {
     expect(conf).toMatch(/^\s*root \/usr\/share\/nginx\/html;$/m)
   })
 
-  it('builds the platform image from files that exist, with npm ci and npm run build', () => {
+  it('builds the platform image from files that exist, with npm ci and npm run build, and runs plain node on the bundles', () => {
     const dockerfile = readFileSync(join(ROOT, 'containers', 'platform.Dockerfile'), 'utf8')
-    expect(dockerfile).toMatch(/^FROM node:22-slim$/m)
-    expect(dockerfile).toMatch(/^RUN npm ci\b/m)
-    expect(dockerfile).toMatch(/^RUN npm run build$/m)
-    const sources = [...dockerfile.matchAll(/^COPY (?:--chown=\S+ )?(.+) \S+$/gm)].flatMap(m => m[1]!.split(/\s+/))
+    const { build, final } = platformStages(dockerfile)
+    expect(build).toMatch(/^FROM node:22-slim AS build$/m)
+    expect(build).toMatch(/^RUN npm ci\b/m)
+    expect(build).toMatch(/^RUN npm run build$/m)
+    const sources = [...build.matchAll(/^COPY (?:--chown=\S+ )?(.+) \S+$/gm)].flatMap(m => m[1]!.split(/\s+/))
     expect(sources).toEqual(expect.arrayContaining(['package.json', 'package-lock.json', 'app.arc', 'src', 'runtime', 'ops', 'plugins', 'scripts']))
     for (const source of sources) expect(existsSync(join(ROOT, source)), source).toBe(true)
     expect(existsSync(join(ROOT, 'ops', 'http-host-main.ts'))).toBe(true)
     expect(existsSync(join(ROOT, 'ops', 'consumer-host-main.ts'))).toBe(true)
+
+    // The final stage: what the build stage made, no dependencies installed, no TypeScript run.
+    expect(final).toMatch(/^FROM node:22-slim$/m)
+    expect(final).not.toMatch(/npm (ci|install)|node_modules|tsx/)
+    const shipped = finalCopies(final)
+    expect(shipped.map(c => c.source)).toEqual(expect.arrayContaining(['app.arc', 'build', 'plugins']))
+    for (const { source } of shipped) expect(source === 'build' || existsSync(join(ROOT, source)), source).toBe(true)
+    expect(final).toMatch(/^CMD \["node", "build\/ops\/http-host-main\.mjs"\]$/m)
   })
 })

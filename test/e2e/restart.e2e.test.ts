@@ -1,9 +1,9 @@
 /**
- * `npm start` (ops/start.ts, run as a person runs it, on a free port in
- * its own database, queues and cache prefix) keeps the system whole when a
- * process dies: `kill -9` of the consumer host and of one HTTP host, taken from
- * the stack file as `npm run status` finds them, and both come back by
- * themselves; every write acknowledged before, during and after is read back
+ * `npm start` (its bundle, build/ops/start.mjs, run by plain node as npm start
+ * runs it, on a free port in its own database, queues and cache prefix) keeps
+ * the system whole when a process dies: `kill -9` of the consumer host and of
+ * one HTTP host, taken from the stack file as `npm run status` finds them, and
+ * both come back by themselves; every write acknowledged before, during and after is read back
  * through nginx; `npm run status` counts one restart for each.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
@@ -55,7 +55,7 @@ beforeAll(async () => {
   iso = await isolate('restart')
   port = await freePort()
   url = `http://127.0.0.1:${port}`
-  start = spawn(process.execPath, ['--import', 'tsx', 'ops/start.ts'], {
+  start = spawn(process.execPath, ['build/ops/start.mjs'], {
     cwd: ROOT,
     env: { ...process.env, ...iso.env, PORT: String(port), LOG_LEVEL: 'warn' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -171,14 +171,14 @@ describe('npm start restarts what dies', () => {
 
     // npm run status: restarts 1 for each, 0 for the others
     const statusEnv = { ...process.env, ...iso.env, KVARC_URL: url, NO_COLOR: '1' }
-    const json = JSON.parse((await run(process.execPath, ['--import', 'tsx', 'ops/status.ts', '--json'], { cwd: ROOT, env: statusEnv, timeout: 60_000 })).stdout) as
+    const json = JSON.parse((await run(process.execPath, ['build/ops/status.mjs', '--json'], { cwd: ROOT, env: statusEnv, timeout: 60_000 })).stdout) as
       { hosts: { url: string, role: string, ok: boolean, restarts?: number }[] }
     const restartsOf = (u: string) => json.hosts.find(h => h.url === u)?.restarts
     const hosts = recorded().hosts
     expect(Object.fromEntries(hosts.map(h => [h.name, restartsOf(h.url)]))).toEqual(Object.fromEntries(hosts.map(h => [h.name, ['http-1', 'consumer'].includes(h.name) ? 1 : 0])))
     expect(json.hosts.every(h => h.ok)).toBe(true)
     if (recorded().front) expect(restartsOf(url)).toBe(0)
-    const text = (await run(process.execPath, ['--import', 'tsx', 'ops/status.ts'], { cwd: ROOT, env: statusEnv, timeout: 60_000 })).stdout
+    const text = (await run(process.execPath, ['build/ops/status.mjs'], { cwd: ROOT, env: statusEnv, timeout: 60_000 })).stdout
     expect(text.match(/restarts 1\b/g)).toHaveLength(2)
 
     // Ctrl-C still stops everything, and removes the stack file

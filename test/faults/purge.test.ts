@@ -47,7 +47,7 @@ async function drained(): Promise<void> {
 }
 
 async function purge(...args: string[]): Promise<string> {
-  const { stdout } = await run(process.execPath, ['--import', 'tsx', 'ops/purge.ts', ...args], { env: { ...process.env, ...fs.env, DATABASE_URL: fs.config.databaseUrl }, timeout: 30_000 })
+  const { stdout } = await run(process.execPath, ['build/ops/purge.mjs', ...args], { env: { ...process.env, ...fs.env, DATABASE_URL: fs.config.databaseUrl }, timeout: 30_000 })
   return stdout
 }
 
