@@ -19,6 +19,13 @@ module.exports = {
       to: { path: '^(runtime|ops|platform|scripts|bench|test|plugins)/' },
     },
     {
+      name: 'ops-and-bench-use-no-test-code',
+      comment: 'Running kvarc, measuring it and building it never needs the test suite: a helper both use lives in ops/ (ops/isolated.ts, ops/drained.ts, ops/queues.ts) and the tests import it from there.',
+      severity: 'error',
+      from: { path: '^(ops|bench|scripts)/', pathNot: '\\.test\\.ts$' },
+      to: { path: '^test/' },
+    },
+    {
       name: 'no-handler-imports-another',
       comment: 'One function, one folder: a helper only one function uses sits beside it; shared code lives in src/shared.',
       severity: 'error',

@@ -5,11 +5,11 @@
  */
 import { connect } from 'amqplib'
 import { Agent, request } from 'node:http'
+import { queueDepth } from '../ops/queues.js'
 import type { Config } from '../src/shared/config.js'
 import { encodeWrite } from '../src/shared/messages.js'
 import { openDatabase } from '../src/shared/postgres.js'
 import { VersionClock } from '../src/shared/version.js'
-import { queueDepth } from '../test/support/kv.js'
 import { cpuDelta } from './procs.js'
 import { runLoad } from './load.js'
 import type { DrainResult, LagResult } from './report.js'

@@ -9,8 +9,9 @@
  *                                                  (services from DATABASE_URL / AMQP_URL / KVARC_* as it uses)
  *
  * Without --url it starts its own stack (ops/stack.ts: nginx, two HTTP
- * hosts, the consumer hosts) on free ports, with its own database, queues and
- * cache prefix, and removes them afterwards (--keep keeps the database).
+ * hosts, the consumer hosts) on free ports, in an isolated environment
+ * (ops/isolated.ts: its own database, queues and cache prefix), and removes
+ * that afterwards (--keep keeps the database, queues and cache entries).
  *
  * One Node process drives the load: a keep-alive agent with one socket per
  * concurrent request and a fixed pool of request loops (no per-request
@@ -21,10 +22,11 @@
 import http from 'node:http'
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
-import { readStackFile } from './stack-file.js'
 import { loadConfig } from '../src/shared/config.js'
-import { waitDrained } from '../test/faults/harness/inspect.js'
-import { startFaultStack, type FaultStack } from '../test/faults/harness/stack.js'
+import { waitDrained } from './drained.js'
+import { isolate, type Isolated } from './isolated.js'
+import { readStackFile } from './stack-file.js'
+import { startStack, type Stack } from './stack.js'
 
 interface Flags { requests: number, concurrency: number, keys: number, url?: string, keep: boolean, timeoutMs: number }
 
@@ -189,18 +191,28 @@ async function verifyAll(databaseUrl: string, runId: string, newest: Map<string,
 async function main(): Promise<void> {
   const flags = parseFlags(process.argv.slice(2))
   const runId = `soak-${randomBytes(3).toString('hex')}`
-  let stack: FaultStack | undefined
+  let iso: Isolated | undefined
+  let stack: Stack | undefined
   let url: URL
   let config = loadConfig(process.env)
-  const stopping = async () => { await stack?.close().catch(() => {}) }
+  let stopped: Promise<void> | undefined
+  const stopping = () => {
+    stopped ??= (async () => {
+      await stack?.close().catch(() => {})
+      if (iso && !flags.keep) await iso.cleanup().catch((error: unknown) => console.error(`soak: cleanup of ${iso?.id} failed: ${(error as Error).message}`))
+    })()
+    return stopped
+  }
   process.once('SIGINT', () => { void stopping().then(() => process.exit(130)) })
   try {
     if (flags.url) {
       url = new URL(flags.url)
     } else {
       console.error('soak: starting a stack (nginx, two HTTP hosts, consumer hosts) on free ports ...')
-      stack = await startFaultStack({ label: 'soak', keepDatabase: flags.keep })
-      config = stack.config
+      iso = await isolate('soak')
+      config = iso.config
+      // Errors only (isolate() says silent): they are what a failed start shows, from each child's last lines.
+      stack = await startStack({ port: 0, env: { ...iso.env, LOG_LEVEL: 'error' } })
       url = new URL(stack.url)
     }
     console.error(`soak: ${fmt(flags.requests)} PUTs on ${fmt(flags.keys)} keys at concurrency ${flags.concurrency} through ${url.origin}`)
@@ -208,7 +220,7 @@ async function main(): Promise<void> {
     const { counts, wallMs } = await drive(url, flags, runId, newest)
     // The consumer hosts say what they still hold: the broker's unacknowledged count can lag.
     const consumerUrls = stack
-      ? stack.target.consumerUrls?.() ?? []
+      ? stack.processes().filter(p => p.role === 'consumer').map(p => p.url)
       : (readStackFile(Number(url.port || 80))?.hosts ?? []).filter(h => h.role === 'consumer').map(h => h.url)
     const drainMs = await waitDrained(config.amqpUrl, [config.addQueue, config.delQueue], 30 * 60_000, consumerUrls)
     const verifyStarted = Date.now()

@@ -38,13 +38,21 @@ describe('import rules', () => {
       file('src/http/get-y/helper.ts', 'export const y = 1\n')
       file('ops/host.ts', 'export const host = 1\n')
       file('runtime/gateway.ts', "import { a } from '../src/shared/a.js'\nexport const g = a\n")
-      const found = await violations(dir, ['src', 'ops', 'runtime'])
+      file('test/support/fixture.ts', 'export const fixture = 1\n')
+      file('ops/soak.ts', "import { fixture } from '../test/support/fixture.js'\nexport const soak = fixture\n")
+      file('bench/run.ts', "import { fixture } from '../test/support/fixture.js'\nexport const run = fixture\n")
+      file('ops/soak.test.ts', "import { fixture } from '../test/support/fixture.js'\nexport const t = fixture\n")
+      const found = await violations(dir, ['src', 'ops', 'runtime', 'bench'])
       expect(found).toEqual(expect.arrayContaining([
         'runtime-knows-no-app: runtime/gateway.ts → src/shared/a.ts',
         'functions-are-self-contained: src/http/get-x/index.ts → ops/host.ts',
         'no-handler-imports-another: src/http/get-x/index.ts → src/http/get-y/helper.ts',
         expect.stringMatching(/^no-circular: src\/shared\/(a|b)\.ts → src\/shared\/(a|b)\.ts$/),
+        'ops-and-bench-use-no-test-code: ops/soak.ts → test/support/fixture.ts',
+        'ops-and-bench-use-no-test-code: bench/run.ts → test/support/fixture.ts',
       ]))
+      // A test beside the code it tests may use the test fixtures.
+      expect(found).not.toContain('ops-and-bench-use-no-test-code: ops/soak.test.ts → test/support/fixture.ts')
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }

@@ -4,7 +4,8 @@
  * reason, the valid writes around them must apply, and nothing may loop.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { queueStates, takeDeadLetters } from './harness/inspect.js'
+import { queueStates } from '../../ops/drained.js'
+import { takeDeadLetters } from './harness/inspect.js'
 import { installRefusals } from '../support/refusals.js'
 import { runPoison, runRefusedSweep, type PoisonResult } from './harness/poison.js'
 import { startFaultStack, type FaultStack } from './harness/stack.js'

@@ -9,7 +9,8 @@ import { promisify } from 'node:util'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { encodeWrite } from '../../src/shared/messages.js'
 import { versionMillis } from '../../src/shared/version.js'
-import { publishRaw, readRows, waitDrained } from './harness/inspect.js'
+import { waitDrained } from '../../ops/drained.js'
+import { publishRaw, readRows } from './harness/inspect.js'
 import { startFaultStack, type FaultStack } from './harness/stack.js'
 
 const run = promisify(execFile)

@@ -1,7 +1,9 @@
 /**
- * Test isolation against the real backing services: each call gets its own
- * PostgreSQL database, queue names and Redis key prefix, so tests never disturb
- * a running stack or each other; `cleanup()` removes all of it.
+ * Test helpers around an isolated environment (ops/isolated.ts: its own
+ * database, queue names and cache prefix, and its cleanup; re-exported here so
+ * a test takes its fixture and these helpers from one place): polling until
+ * something holds, the events API Gateway and EventBridge send, declaring the
+ * queues up front.
  *
  * @example
  *   const iso = await isolate()
@@ -9,70 +11,11 @@
  *   afterAll(() => iso.cleanup())
  */
 import { connect } from 'amqplib'
-import { randomBytes, randomUUID } from 'node:crypto'
-import { Redis } from 'ioredis'
-import pg from 'pg'
-import { loadConfig, type Config } from '../../src/shared/config.js'
-import { assertQueues, deadLetterQueueName } from '../../src/shared/queue.js'
+import { randomUUID } from 'node:crypto'
+import { SERVICES, type Isolated } from '../../ops/isolated.js'
+import { assertQueues } from '../../src/shared/queue.js'
 
-export const SERVICES = {
-  postgres: process.env.TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432',
-  redis: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
-  amqp: process.env.TEST_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672',
-}
-
-export interface Isolated {
-  id: string
-  env: Record<string, string>
-  config: Config
-  cleanup(): Promise<void>
-}
-
-export async function isolate(label = 't'): Promise<Isolated> {
-  const id = `kvarc_${label}_${randomBytes(4).toString('hex')}`
-  const env = {
-    DATABASE_URL: `${SERVICES.postgres}/${id}`,
-    REDIS_URL: SERVICES.redis,
-    AMQP_URL: SERVICES.amqp,
-    KVARC_ADD_QUEUE: `${id}.add_key`,
-    KVARC_DEL_QUEUE: `${id}.del_key`,
-    KVARC_CACHE_PREFIX: `${id}:`,
-    KVARC_PUBLISH_TIMEOUT_MS: '3000',
-    LOG_LEVEL: 'silent',
-  }
-  const config = loadConfig(env)
-  return { id, env, config, cleanup: () => cleanupIsolated(id, config) }
-}
-
-async function cleanupIsolated(id: string, config: Config): Promise<void> {
-  const errors: unknown[] = []
-  const admin = new pg.Client({ connectionString: `${SERVICES.postgres}/postgres` })
-  try {
-    await admin.connect()
-    await admin.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(id)} WITH (FORCE)`)
-  } catch (error) { errors.push(error) } finally { await admin.end().catch(() => {}) }
-
-  try {
-    const connection = await connect(SERVICES.amqp)
-    const channel = await connection.createChannel()
-    for (const queue of [config.addQueue, config.delQueue]) {
-      await channel.deleteQueue(queue)
-      await channel.deleteQueue(deadLetterQueueName(queue))
-    }
-    await connection.close()
-  } catch (error) { errors.push(error) }
-
-  const redis = new Redis(SERVICES.redis)
-  try {
-    let cursor = '0'
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${config.cachePrefix}*`, 'COUNT', 1000)
-      if (keys.length) await redis.del(...keys)
-      cursor = next
-    } while (cursor !== '0')
-  } catch (error) { errors.push(error) } finally { redis.disconnect() }
-  if (errors.length) throw new AggregateError(errors, `cleanup of ${id} failed`)
-}
+export { isolate, SERVICES, type Isolated } from '../../ops/isolated.js'
 
 /** Waits until `check` returns a truthy value, polling; fails with `what` after `timeoutMs`. */
 export async function eventually<T>(check: () => Promise<T | undefined | false>, what: string, timeoutMs = 10_000): Promise<T> {

@@ -12,6 +12,9 @@ import { Redis } from 'ioredis'
 import pg from 'pg'
 import type { DeliveredMessage } from '../../runtime/rmq/event.js'
 
+// Its home is ops/queues.ts (bench counts the backlog with it too).
+export { queueDepth } from '../../ops/queues.js'
+
 /** Narrows an amqplib message to what `buildRmqEvent` reads. */
 function delivered(message: GetMessage): DeliveredMessage {
   const p = message.properties
@@ -54,19 +57,6 @@ export async function takeMessages(amqpUrl: string, queue: string, max = 10_000)
     }
     await channel.close()
     return out
-  } finally {
-    await connection.close().catch(() => {})
-  }
-}
-
-/** Messages on a queue right now (the queue must exist). */
-export async function queueDepth(amqpUrl: string, queue: string): Promise<number> {
-  const connection = await connect(amqpUrl)
-  try {
-    const channel = await connection.createChannel()
-    const { messageCount } = await channel.checkQueue(queue)
-    await channel.close()
-    return messageCount
   } finally {
     await connection.close().catch(() => {})
   }

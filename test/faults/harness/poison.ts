@@ -5,11 +5,12 @@
  * around them must apply; nothing may loop back onto the write queues.
  */
 import { randomBytes } from 'node:crypto'
+import { waitDrained } from '../../../ops/drained.js'
 import { encodeWrite } from '../../../src/shared/messages.js'
 import { VersionClock } from '../../../src/shared/version.js'
 import { REFUSED_BY_CHECK, REFUSED_BY_TRIGGER } from '../../support/refusals.js'
 import { keepAliveAgent, request } from './client.js'
-import { publishRaw, readRows, takeDeadLetters, waitDrained, type DeadLetter } from './inspect.js'
+import { publishRaw, readRows, takeDeadLetters, type DeadLetter } from './inspect.js'
 import type { Target } from './scenario.js'
 import type { StoredRow } from './verify.js'
 

@@ -6,8 +6,9 @@
  */
 import { randomBytes } from 'node:crypto'
 import pg from 'pg'
+import { waitDrained } from '../../../ops/drained.js'
 import { keepAliveAgent, request, versionOf } from './client.js'
-import { readCache, readRows, takeDeadLetters, waitCacheRepaired, waitDrained } from './inspect.js'
+import { readCache, readRows, takeDeadLetters, waitCacheRepaired } from './inspect.js'
 import { LoadRun, until, type ReadCounts, type WriteRecord } from './load.js'
 import { clean, verify, type Verdict } from './verify.js'
 
