@@ -4,20 +4,18 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
-import { createServer, connect } from 'node:net'
+import { connect } from 'node:net'
+import getPort from 'get-port'
 
-/** A free TCP port on 127.0.0.1, never 8080 or 3333 (the stack's and sandbox's defaults). */
+/**
+ * A free TCP port (get-port), never 8080 or 3333 (the stack's and sandbox's
+ * defaults): get-port's `exclude` filters only preferred ports, not the one the
+ * OS picks, hence the check here.
+ */
 export async function freePort(): Promise<number> {
   for (let attempt = 0; attempt < 20; attempt++) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const server = createServer()
-      server.once('error', reject)
-      server.listen(0, '127.0.0.1', () => {
-        const address = server.address()
-        server.close(() => resolve(typeof address === 'object' && address ? address.port : 0))
-      })
-    })
-    if (port !== 8080 && port !== 3333 && port !== 0) return port
+    const port = await getPort()
+    if (port !== 8080 && port !== 3333) return port
   }
   throw new Error('no free port found')
 }

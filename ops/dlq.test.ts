@@ -7,8 +7,8 @@
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { connect, type ChannelModel } from 'amqplib'
+import getPort from 'get-port'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { freePort } from './stack.js'
 import { encodeWrite, encodeWrites } from '../src/shared/messages.js'
 import { deadLetterQueueName, REASON_HEADER } from '../src/shared/queue.js'
 import { versionAtMillis } from '../src/shared/version.js'
@@ -192,7 +192,7 @@ describe('npm run dlq', () => {
     const ok = await run(process.execPath, ['--import', 'tsx', 'ops/dlq.ts', 'list'], { env: { ...process.env, ...iso.env }, timeout: 30_000 })
     expect(ok.stdout).toContain(`${addDlq}: 0 waiting, ${delDlq}: 0 waiting\nnone\n`)
 
-    const url = `amqp://guest:secret@127.0.0.1:${await freePort()}`
+    const url = `amqp://guest:secret@127.0.0.1:${await getPort()}`
     const failed = await run(process.execPath, ['--import', 'tsx', 'ops/dlq.ts', 'list'], { env: { ...process.env, ...iso.env, AMQP_URL: url }, timeout: 30_000 })
       .then(() => undefined, (error: { code: number, stderr: string }) => error)
     expect(failed?.code).toBe(1)

@@ -7,10 +7,11 @@ import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
 import { connect } from 'amqplib'
 import pg from 'pg'
+import getPort from 'get-port'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createKvarcMetrics } from './metrics.js'
 import { prepareBackingServices } from './backing-services.js'
-import { freePort, startStack, type Stack } from './stack.js'
+import { startStack, type Stack } from './stack.js'
 import { deadLetterQueueName } from '../src/shared/queue.js'
 import { ensureBundles } from '../test/browser/system.js'
 import { isolate, type Isolated } from '../test/support/isolated.js'
@@ -51,7 +52,7 @@ afterAll(async () => {
 
 describe('npm run status', () => {
   it('shows absent hosts as down, and the store and queues from the services', async () => {
-    const [front, other] = [`http://127.0.0.1:${await freePort()}`, `http://127.0.0.1:${await freePort()}`]
+    const [front, other] = [`http://127.0.0.1:${await getPort()}`, `http://127.0.0.1:${await getPort()}`]
 
     const report = await collectStatus({ url: front, hosts: [other], config: iso.config, sampleMs: 100 })
 
@@ -84,10 +85,10 @@ describe('npm run status', () => {
     const env = {
       ...process.env,
       ...iso.env,
-      DATABASE_URL: `postgres://postgres@127.0.0.1:${await freePort()}/kv`,
-      REDIS_URL: `redis://127.0.0.1:${await freePort()}`,
-      AMQP_URL: `amqp://guest:guest@127.0.0.1:${await freePort()}`,
-      KVARC_URL: `http://127.0.0.1:${await freePort()}`,
+      DATABASE_URL: `postgres://postgres@127.0.0.1:${await getPort()}/kv`,
+      REDIS_URL: `redis://127.0.0.1:${await getPort()}`,
+      AMQP_URL: `amqp://guest:guest@127.0.0.1:${await getPort()}`,
+      KVARC_URL: `http://127.0.0.1:${await getPort()}`,
       NO_COLOR: '1',
     }
     const plain = await run(process.execPath, ['--import', 'tsx', 'ops/status.ts'], { env, timeout: 30_000 })

@@ -13,10 +13,10 @@ import { createServer, type Server } from 'node:http'
 import { connect, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import getPort from 'get-port'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { MAX_BODY_BYTES } from '../../src/shared/limits.js'
 import { MAX_HEADER_BYTES } from '../../runtime/http/gateway.js'
-import { freePort } from '../../ops/stack.js'
 import { readNginxTemplate, renderNginxConfig } from '../../ops/nginx-config.js'
 import { ROOT } from './project-copy.js'
 import { localCompose } from './compose-nginx.js'
@@ -113,7 +113,7 @@ async function startNginx(kind: 'compose' | 'template'): Promise<Running> {
   const html = join(dir, 'html')
   mkdirSync(join(html, 'empty'), { recursive: true })
   writeFileSync(join(html, 'index.html'), '<!doctype html><title>kvarc</title>')
-  const port = await freePort()
+  const port = await getPort()
 
   if (kind === 'template') {
     writeFileSync(join(dir, 'nginx.conf'), renderTemplate({ prefix: dir, listen: `127.0.0.1:${port}`, upstream: hostPort, publicDir: html }))

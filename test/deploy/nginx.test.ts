@@ -10,9 +10,10 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer, type Server } from 'node:http'
-import { createServer as createTcpServer, type AddressInfo } from 'node:net'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import getPort from 'get-port'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { MAX_BODY_BYTES } from '../../src/shared/limits.js'
 import { composeNginxValues, renderComposeNginx } from '../../ops/nginx-config.js'
@@ -23,15 +24,6 @@ let dir: string
 let nginx: ChildProcess | undefined
 let base: string
 const hosts: { server: Server, port: number, seen: { method: string, url: string, bytes: number }[] }[] = []
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createTcpServer().listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as AddressInfo
-      probe.close(() => resolve(port))
-    }).on('error', reject)
-  })
-}
 
 /** A stand-in HTTP host: records each request; /api/missing answers like get-api does for a missing key. */
 async function startHost(name: string) {
@@ -79,7 +71,7 @@ beforeAll(async () => {
   chmodSync(dir, 0o755)
   mkdirSync(join(dir, 'html'))
   writeFileSync(join(dir, 'html', 'index.html'), '<!doctype html><title>kvarc</title>')
-  const port = await freePort()
+  const port = await getPort()
   writeFileSync(join(dir, 'nginx.conf'), localCompose(readFileSync(join(ROOT, 'compose', 'nginx.conf'), 'utf8'), {
     dir, listen: `127.0.0.1:${port}`, upstreams: hosts.map(h => h.port), html: join(dir, 'html'),
   }))

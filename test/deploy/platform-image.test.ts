@@ -12,9 +12,9 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { basename, dirname, join } from 'node:path'
+import getPort from 'get-port'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { waitReady } from '../../ops/readiness.js'
-import { freePort } from '../../ops/stack.js'
 import { ensureBundles } from '../browser/system.js'
 import { eventually, isolate, type Isolated } from '../support/isolated.js'
 import { finalCopies, platformStages } from './dockerfile.js'
@@ -111,11 +111,11 @@ describe("the platform image's final stage (containers/platform.Dockerfile), wit
 
   it('runs the consumer host and the HTTP host with plain node', async () => {
     // Act: the consumer host first (it creates the database, schema and queues), then the HTTP host.
-    const metricsPort = await freePort()
+    const metricsPort = await getPort()
     consumerUrl = `http://127.0.0.1:${metricsPort}`
     const consumer = startHost('build/ops/consumer-host-main.mjs', { KVARC_HOST_NAME: 'image-consumer', KVARC_METRICS_PORT: String(metricsPort), KVARC_SCHEDULED: 'none' })
     await ready(consumer, consumerUrl)
-    const port = await freePort()
+    const port = await getPort()
     httpUrl = `http://127.0.0.1:${port}`
     const http = startHost('build/ops/http-host-main.mjs', { PORT: String(port), HOST: '127.0.0.1', KVARC_HOST_NAME: 'image-http', KVARC_SERVE_STATIC: '1' })
     await ready(http, httpUrl)

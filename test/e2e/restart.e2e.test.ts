@@ -11,9 +11,9 @@ import { existsSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import getPort from 'get-port'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { waitReady } from '../../ops/readiness.js'
-import { freePort } from '../../ops/stack.js'
 import { readStackFile, stackFilePath, type StackFile } from '../../ops/stack-file.js'
 import { eventually, isolate, type Isolated } from '../support/isolated.js'
 
@@ -53,7 +53,7 @@ async function stopStart(): Promise<number | null> {
 
 beforeAll(async () => {
   iso = await isolate('restart')
-  port = await freePort()
+  port = await getPort()
   url = `http://127.0.0.1:${port}`
   start = spawn(process.execPath, ['build/ops/start.mjs'], {
     cwd: ROOT,

@@ -6,9 +6,8 @@
  * sandbox leads and reports how it ended.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
+import getPort from 'get-port'
 import { MAX_HEADER_BYTES } from '../../runtime/http/gateway.js'
-import { freePort } from '../../ops/stack.js'
-
 
 export interface Sandbox {
   url: string
@@ -18,12 +17,10 @@ export interface Sandbox {
   stop(graceMs?: number): Promise<{ code: number | null, signal: NodeJS.Signals | null, killed: boolean }>
 }
 
-export { freePort }
-
 export async function startSandbox(env: Record<string, string>, options: { timeoutMs?: number } = {}): Promise<Sandbox> {
-  const port = await freePort()
-  let internal = await freePort()
-  while (internal === port) internal = await freePort()
+  // get-port hands a port out once per process (for 15 s at least), so the two differ.
+  const port = await getPort()
+  const internal = await getPort()
   const lines: string[] = []
   // 64 KiB of request line and headers, as `npm run sandbox` gives it (NODE_OPTIONS) and the warm hosts
   // take (runtime/http/gateway.ts MAX_HEADER_BYTES): an over-long key reaches its function, never a bare 431.
