@@ -16,8 +16,8 @@ import { NODE_TARGET, REQUIRE_BANNER, sourceInputs, writeAtomically } from './bu
 
 /**
  * The entry points bundled, by their source under ops/. ops/soak.ts is not one:
- * it drives the test suite's fault stack (test/faults/harness) and stays a
- * development tool run through tsx, as ops/sandbox-event-source.ts does under sandbox.
+ * it is a development tool run through tsx, as ops/sandbox-event-source.ts is
+ * under sandbox.
  */
 export const OPS_ENTRIES = ['http-host-main', 'consumer-host-main', 'start', 'status', 'purge', 'dlq']
 
