@@ -22,6 +22,7 @@ import { Redis } from 'ioredis'
 import pg from 'pg'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
+import { countStale } from '../src/shared/cache-repair.js'
 import { loadConfig, type Config } from '../src/shared/config.js'
 import { deadLetterQueueName } from '../src/shared/queue.js'
 import { redactUrl } from './backing-services.js'
@@ -149,8 +150,8 @@ async function probePostgres(config: Config, timeoutMs: number): Promise<StatusR
         'SELECT count(*) FILTER (WHERE NOT deleted) AS keys, count(*) FILTER (WHERE deleted) AS tombstones FROM kv_store')
       // Cache entries a consumer could not update while Redis was away, waiting for repair.
       // (A database from before the table existed has none: nothing is waiting.)
-      const repairs = await client.query<{ n: string }>('SELECT count(*) AS n FROM kv_cache_repair').catch(() => ({ rows: [{ n: '0' }] }))
-      return { keys: Number(rows[0]?.keys ?? 0), tombstones: Number(rows[0]?.tombstones ?? 0), cacheRepairs: Number(repairs.rows[0]?.n ?? 0) }
+      const cacheRepairs = await countStale(client).catch(() => 0)
+      return { keys: Number(rows[0]?.keys ?? 0), tombstones: Number(rows[0]?.tombstones ?? 0), cacheRepairs }
     } catch (error) {
       const code = (error as { code?: string }).code
       if (code === '3D000') { note = 'database does not exist yet (created when the system starts)'; return { keys: 0, tombstones: 0 } }

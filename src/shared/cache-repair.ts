@@ -38,6 +38,12 @@ DELETE FROM kv_cache_repair r USING unnest($1::text[], $2::bigint[]) AS d(key, v
 WHERE r.key = d.key AND r.version <= d.version
 `
 
+/** How many cache entries wait for repair (npm run status, the fault checks). */
+export async function countStale(db: Queryable): Promise<number> {
+  const { rows } = await db.query<{ n: string }>('SELECT count(*) AS n FROM kv_cache_repair')
+  return Number(rows[0]?.n ?? 0)
+}
+
 /** Notes every key of a committed batch whose cache update failed. */
 export async function noteStale(db: Queryable, rows: readonly RowState[]): Promise<void> {
   const newest = new Map<string, string>()

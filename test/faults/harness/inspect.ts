@@ -8,6 +8,7 @@
 import { connect } from 'amqplib'
 import { Redis } from 'ioredis'
 import pg from 'pg'
+import { countStale } from '../../../src/shared/cache-repair.js'
 import { deadLetterQueueName, REASON_HEADER } from '../../../src/shared/queue.js'
 import type { CacheHash, StoredRow } from './verify.js'
 
@@ -84,9 +85,9 @@ export async function waitCacheRepaired(databaseUrl: string, timeoutMs: number):
     const client = new pg.Client({ connectionString: databaseUrl, connectionTimeoutMillis: 5000 })
     try {
       await client.connect()
-      const { rows } = await client.query<{ n: string }>('SELECT count(*) AS n FROM kv_cache_repair')
-      left = rows[0]!.n
-      if (left === '0') return Date.now() - started
+      const stale = await countStale(client)
+      left = String(stale)
+      if (stale === 0) return Date.now() - started
     } catch (error) {
       left = `PostgreSQL not answering: ${(error as Error).message}`
     } finally {
