@@ -6,6 +6,7 @@ kvarc
 @http
 get /api
 get /api/all
+get /api/writes
 put /api
 delete /api
 # Everything else: 405 (wrong method on an API path) or 404 as JSON, and the

@@ -10,21 +10,28 @@
  * Redis is not on that list: once the record committed, a cache update that
  * fails is noted in the record (cache-repair.ts) and repaired when Redis
  * answers again, so a cache outage never holds the record back.
+ *
+ * Conditional writes are decided here, under the row lock (conditional.ts): a
+ * failed condition is an outcome (rejected), never a dead letter. Once the
+ * batch is done, one notice names its keys (notices.ts), waking the requests
+ * that wait for these writes.
  */
 import { cacheApplyMany, type CacheClient, type CacheOptions } from './cache.js'
 import { CacheHealth, noteStale, repairStale } from './cache-repair.js'
 import { applyIsolating } from './isolate.js'
+import { classifyFailure } from './failures.js'
 import { errorThrottled } from './log.js'
 import { decodeMessage, encodeWrites, type WriteKind } from './messages.js'
-import type { Queryable } from './postgres.js'
+import { publishNotice, type NoticePublisher } from './notices.js'
+import type { Queryable, SessionPool } from './postgres.js'
 import { deadLetterQueueName, REASON_HEADER, SOURCE_QUEUE_HEADER, type PublishOptions } from './queue.js'
 import { queueOfKey, type RmqEvent } from './rmq-event.js'
 import type { RowState, Write } from './store.js'
 import { versionAtMillis } from './version.js'
 
 export interface ConsumerDeps {
-  db: () => Promise<Queryable>
-  redis: CacheClient
+  db: () => Promise<SessionPool>
+  redis: CacheClient & NoticePublisher
   cache: CacheOptions
   /** What this process knows of Redis between invocations. */
   cacheHealth: CacheHealth
@@ -40,6 +47,8 @@ export interface BatchResult {
   /** Writes whose key already held a newer (or equal) version, including duplicates within the batch. */
   skipped: number
   deadLettered: number
+  /** Conditional writes whose condition failed. */
+  rejected: number
   /** Keys whose cache update waits for Redis (noted in the record for repair). */
   cacheDeferred: number
 }
@@ -71,17 +80,38 @@ export async function applyRmqEvent(deps: ConsumerDeps, event: RmqEvent, kind: W
 
   const db = await deps.db()
   const horizon = versionAtMillis((deps.now ?? Date.now)() - deps.tombstoneHorizonMs)
-  const { rows, refused } = await applyIsolating(db, writes, horizon)
+  const { rows, refused, decided } = await applyIsolating(db, writes, horizon)
   for (const { write, reason } of refused) {
-    deadLetters.push({ ...origin.get(write)!, body: encodeWrites([{ key: write.key, value: write.value, version: write.version }]), reason })
+    deadLetters.push({ ...origin.get(write)!, body: encodeWrites([write]), reason })
   }
   const cacheDeferred = await updateCache(deps, db, rows)
   // Dead letters last: if publishing fails the batch is retried, and the valid writes re-apply as no-ops.
+  // Their outcomes are stored first, so a receipt never says "queued" for a write already in a DLQ.
+  await recordDeadLetters(db, refused)
   await Promise.all(deadLetters.map(letter => deadLetter(deps, letter)))
   if (cacheDeferred === 0 && deps.cacheHealth.repairPending) await repairCache(deps, db)
+  if (deps.cacheHealth.available) await publishNotice(deps.redis, deps.cache.prefix, writes.map(w => w.key))
 
   const applied = rows.filter(r => r.applied).length
-  return { received, applied, skipped: writes.length - applied - refused.length, deadLettered: deadLetters.length, cacheDeferred }
+  const rejected = decided.filter(d => d.status === 'rejected').length
+  return { received, applied, skipped: writes.length - applied - refused.length - rejected, deadLettered: deadLetters.length, rejected, cacheDeferred }
+}
+
+/** Refused writes, for receipts. A note PostgreSQL refuses for good is skipped: the dead letter still says why. */
+export const RECORD_DEAD_LETTERS = `
+INSERT INTO kv_write_outcomes (key, version, status, reason)
+SELECT key, version, 'dead-lettered', reason FROM unnest($1::text[], $2::bigint[], $3::text[]) AS r(key, version, reason)
+ON CONFLICT (key, version) DO NOTHING
+`
+
+async function recordDeadLetters(db: Queryable, refused: readonly { write: Write, reason: string }[]): Promise<void> {
+  if (refused.length === 0) return
+  try {
+    await db.query(RECORD_DEAD_LETTERS, [refused.map(r => r.write.key), refused.map(r => r.write.version.toString()), refused.map(r => r.reason)])
+  } catch (error) {
+    if (classifyFailure(error) === 'transient') throw error
+    errorThrottled('dead-letter outcome', { err: error }, 'could not note dead-lettered writes for receipts')
+  }
 }
 
 /**

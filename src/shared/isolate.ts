@@ -6,9 +6,15 @@
  * applies. One bad write costs about 2·log2(batch) extra statements, not the
  * pipeline. A transient failure (PostgreSQL away) is thrown: the caller retries
  * the whole batch, and what already applied re-applies as a no-op.
+ *
+ * Conditional writes are never collapsed with the other writes of their key:
+ * per key, writes apply in version order, a run of plain writes as its newest
+ * one (the others would be overwritten at once), each conditional write on its
+ * own, deciding its condition against the state the writes before it left.
  */
+import { applyConditional, type ConditionalOutcome } from './conditional.js'
 import { classifyFailure, failureReason } from './failures.js'
-import type { Queryable } from './postgres.js'
+import type { Queryable, SessionPool } from './postgres.js'
 import { applyWrites, probeApply, type RowState, type Write } from './store.js'
 
 export interface Refused { write: Write, reason: string }
@@ -18,7 +24,16 @@ export interface IsolatedApply {
   rows: RowState[]
   /** Writes PostgreSQL refuses for good, each with the error as its reason. */
   refused: Refused[]
+  /** What became of each conditional write that was not refused. */
+  decided: ConditionalOutcome[]
 }
+
+/**
+ * One step of a key's writes, in version order: a run of plain writes (newest
+ * first; the newest applies, the next is tried when it is refused), or one
+ * conditional write.
+ */
+type Step = { plain: Write[] } | { conditional: Write }
 
 /**
  * Applies `writes` (any number per key): per key the newest wins; when the
@@ -27,52 +42,98 @@ export interface IsolatedApply {
  *
  * @example const { rows, refused } = await applyIsolating(pool, writes, horizon)
  */
-export async function applyIsolating(db: Queryable, writes: readonly Write[], horizon: bigint): Promise<IsolatedApply> {
-  const candidates = new Map<string, Write[]>()
-  for (const write of writes) {
-    const list = candidates.get(write.key)
-    if (list) list.push(write)
-    else candidates.set(write.key, [write])
-  }
-  let round: Write[] = []
-  for (const list of candidates.values()) {
-    if (list.length > 1) list.sort((a, b) => (a.version < b.version ? 1 : a.version > b.version ? -1 : 0))
-    round.push(list.shift() as Write)
-  }
-  const result: IsolatedApply = { rows: [], refused: [] }
-  while (round.length > 0) {
-    const refusedBefore = result.refused.length
-    await applySplitting(db, round, horizon, result)
-    round = []
-    for (const { write } of result.refused.slice(refusedBefore)) {
-      const next = candidates.get(write.key)?.shift()
-      if (next) round.push(next)
+export async function applyIsolating(db: SessionPool, writes: readonly Write[], horizon: bigint): Promise<IsolatedApply> {
+  const result: IsolatedApply = { rows: [], refused: [], decided: [] }
+  const steps = stepsByKey(writes)
+  while (steps.size > 0) {
+    const plain: Write[][] = []
+    const conditional: Write[] = []
+    for (const [key, list] of steps) {
+      const step = list.shift() as Step
+      if (list.length === 0) steps.delete(key)
+      if ('plain' in step) plain.push(step.plain)
+      else conditional.push(step.conditional)
     }
+    await applyPlain(db, plain, horizon, result)
+    await applySplitting(conditional, batch => applyConditionalInto(db, batch, horizon, result), db, result)
   }
   return result
 }
 
-async function applySplitting(db: Queryable, writes: readonly Write[], horizon: bigint, out: IsolatedApply): Promise<void> {
+function byVersion(a: Write, b: Write): number {
+  return a.version < b.version ? -1 : a.version > b.version ? 1 : 0
+}
+
+function stepsByKey(writes: readonly Write[]): Map<string, Step[]> {
+  const byKey = new Map<string, Write[]>()
+  for (const write of writes) {
+    const list = byKey.get(write.key)
+    if (list) list.push(write)
+    else byKey.set(write.key, [write])
+  }
+  const steps = new Map<string, Step[]>()
+  for (const [key, list] of byKey) {
+    if (list.length > 1) list.sort(byVersion)
+    const keySteps: Step[] = []
+    for (const write of list) {
+      const last = keySteps.at(-1)
+      if (write.condition) keySteps.push({ conditional: write })
+      else if (last && 'plain' in last) last.plain.unshift(write)
+      else keySteps.push({ plain: [write] })
+    }
+    steps.set(key, keySteps)
+  }
+  return steps
+}
+
+/** Each run's newest write; a refused one gives way to the next newest of its run. */
+async function applyPlain(db: Queryable, runs: Write[][], horizon: bigint, out: IsolatedApply): Promise<void> {
+  const rest = new Map<string, Write[]>()
+  let round: Write[] = []
+  for (const run of runs) {
+    round.push(run.shift() as Write)
+    if (run.length > 0) rest.set(run[0]!.key, run)
+  }
+  while (round.length > 0) {
+    const refusedBefore = out.refused.length
+    await applySplitting(round, async batch => { out.rows.push(...await applyWrites(db, batch, horizon)) }, db, out)
+    round = []
+    for (const { write } of out.refused.slice(refusedBefore)) {
+      const next = rest.get(write.key)?.shift()
+      if (next) round.push(next)
+    }
+  }
+}
+
+async function applyConditionalInto(db: SessionPool, writes: readonly Write[], horizon: bigint, out: IsolatedApply): Promise<void> {
+  const { rows, outcomes } = await applyConditional(db, writes, horizon)
+  out.rows.push(...rows)
+  out.decided.push(...outcomes)
+}
+
+/** Applies `writes` with `apply`; on a permanent failure, halves them until the writes that fail alone are found. */
+async function applySplitting(writes: readonly Write[], apply: (writes: readonly Write[]) => Promise<void>, db: Queryable, out: IsolatedApply): Promise<void> {
+  if (writes.length === 0) return
   try {
-    out.rows.push(...await applyWrites(db, writes, horizon))
+    await apply(writes)
     return
   } catch (error) {
     await throwUnlessPermanent(db, error)
-    if (writes.length === 1) return refuseIfRepeats(db, writes[0] as Write, horizon, error, out)
+    if (writes.length === 1) return refuseIfRepeats(writes[0] as Write, apply, db, error, out)
   }
   const middle = writes.length >>> 1
-  await applySplitting(db, writes.slice(0, middle), horizon, out)
-  await applySplitting(db, writes.slice(middle), horizon, out)
+  await applySplitting(writes.slice(0, middle), apply, db, out)
+  await applySplitting(writes.slice(middle), apply, db, out)
 }
 
 /**
  * An error of unknown class counts as permanent only when it repeats while
  * the statement itself still works: the single write is tried once more.
  */
-async function refuseIfRepeats(db: Queryable, write: Write, horizon: bigint, error: unknown, out: IsolatedApply): Promise<void> {
+async function refuseIfRepeats(write: Write, apply: (writes: readonly Write[]) => Promise<void>, db: Queryable, error: unknown, out: IsolatedApply): Promise<void> {
   if (classifyFailure(error) === 'unknown') {
     try {
-      out.rows.push(...await applyWrites(db, [write], horizon))
+      await apply([write])
       return
     } catch (again) {
       await throwUnlessPermanent(db, again)

@@ -6,19 +6,37 @@
  * reached one host in the same instant, coalesced: writer.ts). Consumers
  * re-validate everything, so nothing that can never apply is
  * silently dropped: a bad message, or a bad write in an array, is dead-lettered.
+ *
+ * A conditional write carries its version inside its condition and has no
+ * top-level "version": {"key","value","conditional":{"version","ifMatch":V|"*"}}
+ * or {…,"conditional":{"version","ifNoneMatch":"*"}}. A consumer that predates
+ * conditions finds no version and dead-letters it, so it can never apply a
+ * conditional write unconditionally.
  */
 import { PoisonMessageError } from './errors.js'
-import type { Write } from './store.js'
+import type { Condition, Write } from './store.js'
 import { keyProblem, valueProblem } from './validate.js'
 import { parseVersion } from './version.js'
 
 export type WriteKind = 'put' | 'delete'
 
 /** One write as the API stamps it; `value` null for a DELETE. */
-export interface QueuedWrite { key: string, value: string | null, version: bigint }
+export interface QueuedWrite { key: string, value: string | null, version: bigint, condition?: Condition }
 
-function toJson({ key, value, version }: QueuedWrite): object {
-  return value === null ? { key, version: version.toString() } : { key, value, version: version.toString() }
+function toJson({ key, value, version, condition }: QueuedWrite): object {
+  const body: Record<string, unknown> = { key }
+  if (value !== null) body.value = value
+  if (condition === undefined) body.version = version.toString()
+  else body.conditional = { version: version.toString(), ...conditionToJson(condition) }
+  return body
+}
+
+function conditionToJson(condition: Condition): Record<string, string> {
+  switch (condition.kind) {
+    case 'match': return { ifMatch: condition.version.toString() }
+    case 'present': return { ifMatch: '*' }
+    case 'absent': return { ifNoneMatch: '*' }
+  }
 }
 
 /** One message for these writes: the object for a single write, an array for several. */
@@ -27,8 +45,8 @@ export function encodeWrites(writes: readonly QueuedWrite[]): Buffer {
   return Buffer.from(JSON.stringify(writes.length === 1 ? toJson(writes[0]!) : writes.map(toJson)))
 }
 
-export function encodeWrite(key: string, value: string | null, version: bigint): Buffer {
-  return encodeWrites([{ key, value, version }])
+export function encodeWrite(key: string, value: string | null, version: bigint, condition?: Condition): Buffer {
+  return encodeWrites([{ key, value, version, condition }])
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
@@ -81,14 +99,41 @@ export function decodeWrites(data: Uint8Array, kind: WriteKind): Write[] {
 
 function toWrite(parsed: unknown, kind: WriteKind, where: string): Write {
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new PoisonMessageError(`${where} is not a JSON object`)
-  const { key, value, version } = parsed as Record<string, unknown>
+  const { key, value, version, conditional } = parsed as Record<string, unknown>
   const problem = (message: string) => new PoisonMessageError(where === 'message body' ? message : `${where}: ${message}`)
   const badKey = keyProblem(key)
   if (badKey) throw problem(badKey.message)
-  const parsedVersion = parseVersion(version)
+  let parsedVersion: bigint | undefined
+  let condition: Condition | undefined
+  if (conditional === undefined) {
+    parsedVersion = parseVersion(version)
+  } else {
+    if (version !== undefined) throw problem('a conditional write carries its version inside "conditional" only')
+    ;({ version: parsedVersion, condition } = toCondition(conditional, problem))
+  }
   if (parsedVersion === undefined) throw problem('version must be a decimal string of a positive 63-bit integer')
-  if (kind === 'delete') return { key: key as string, value: null, version: parsedVersion, deleted: true }
-  const badValue = valueProblem(value)
-  if (badValue) throw problem(badValue.message)
-  return { key: key as string, value: value as string, version: parsedVersion, deleted: false }
+  if (condition?.kind === 'match' && condition.version >= parsedVersion) throw problem('a conditional write\'s version must be greater than the version it names')
+  const write: Write = kind === 'delete'
+    ? { key: key as string, value: null, version: parsedVersion, deleted: true }
+    : { key: key as string, value: value as string, version: parsedVersion, deleted: false }
+  if (kind === 'put') {
+    const badValue = valueProblem(value)
+    if (badValue) throw problem(badValue.message)
+  }
+  if (condition) write.condition = condition
+  return write
+}
+
+function toCondition(conditional: unknown, problem: (message: string) => Error): { version: bigint | undefined, condition: Condition } {
+  if (conditional === null || typeof conditional !== 'object' || Array.isArray(conditional)) throw problem('"conditional" is not a JSON object')
+  const { version, ifMatch, ifNoneMatch } = conditional as Record<string, unknown>
+  if (ifMatch !== undefined && ifNoneMatch !== undefined) throw problem('a write has one condition: ifMatch or ifNoneMatch')
+  if (ifNoneMatch !== undefined) {
+    if (ifNoneMatch !== '*') throw problem('ifNoneMatch must be "*"')
+    return { version: parseVersion(version), condition: { kind: 'absent' } }
+  }
+  if (ifMatch === '*') return { version: parseVersion(version), condition: { kind: 'present' } }
+  const expected = parseVersion(ifMatch)
+  if (expected === undefined) throw problem('ifMatch must be "*" or a version (a decimal string)')
+  return { version: parseVersion(version), condition: { kind: 'match', version: expected } }
 }

@@ -13,6 +13,11 @@ export interface Queryable {
   query<R extends pg.QueryResultRow = pg.QueryResultRow>(config: { name?: string, text: string, values?: unknown[] }): Promise<pg.QueryResult<R>>
 }
 
+/** A pool to take one session from: for a transaction, or a session lock. pg.Pool fits. */
+export interface SessionPool extends Queryable {
+  connect(): Promise<Queryable & { release(error?: Error | boolean): void }>
+}
+
 export function createPool(databaseUrl: string, max = 10): pg.Pool {
   const pool = new pg.Pool({
     connectionString: databaseUrl,

@@ -8,20 +8,16 @@
  * horizon whose key has no row, so purging cannot resurrect a key. That holds
  * while the purger's clock is not ahead of the consumers' by more than the horizon.
  */
-import type { Queryable } from './postgres.js'
-import { countTombstones, purgeTombstones } from './store.js'
+import type { SessionPool } from './postgres.js'
+import { countTombstones, purgeOutcomes, purgeTombstones } from './store.js'
 import { versionAtMillis } from './version.js'
 
 /** Advisory lock id of the purge ("kvpurge"), distinct from the migration's. */
 export const PURGE_LOCK = 0x6b7670757267
 
-/** What the purge needs of PostgreSQL: a pool to take one session from (it holds the lock). */
-export interface PurgePool extends Queryable {
-  connect(): Promise<Queryable & { release(error?: Error | boolean): void }>
-}
-
 export interface PurgeDeps {
-  db: () => Promise<PurgePool>
+  /** A pool to take one session from: it holds the lock. */
+  db: () => Promise<SessionPool>
   tombstoneHorizonMs: number
   now?: () => number
 }
@@ -62,7 +58,9 @@ export async function purgeExpiredTombstones(deps: PurgeDeps, options: { before?
     const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [PURGE_LOCK])
     if (!rows[0]?.locked) return { skipped: SKIPPED }
     try {
-      return { purged: await purgeTombstones(client, cut), horizonVersion: cut.toString() }
+      const purged = await purgeTombstones(client, cut)
+      await purgeOutcomes(client, cut)
+      return { purged, horizonVersion: cut.toString() }
     } finally {
       await client.query('SELECT pg_advisory_unlock($1)', [PURGE_LOCK])
     }

@@ -10,15 +10,29 @@ import { readKey } from './store.js'
 
 export interface ReadDeps { db: () => Promise<Queryable>, redis: CacheClient, cache: CacheOptions }
 
+/** A read's answer; `version` of a missing key is its tombstone's, or undefined when it has no row. */
 export type ReadResult =
   | { found: true, value: string, version: string, source: 'redis' | 'postgres' }
-  | { found: false, source: 'redis' | 'postgres' }
+  | { found: false, version?: string, source: 'redis' | 'postgres' }
 
-export async function readThrough(deps: ReadDeps, key: string): Promise<ReadResult> {
+function absentVersion(version: string): { version?: string } {
+  return version === ABSENT_VERSION ? {} : { version }
+}
+
+/**
+ * Reads a key. With `minVersion`, a cached entry older than it is passed over
+ * for the record, and a record older than it gives undefined (the write the
+ * client waits for has not been applied yet).
+ */
+export async function readThrough(deps: ReadDeps, key: string): Promise<ReadResult>
+export async function readThrough(deps: ReadDeps, key: string, minVersion: bigint): Promise<ReadResult | undefined>
+export async function readThrough(deps: ReadDeps, key: string, minVersion?: bigint): Promise<ReadResult | undefined> {
   let redisUp = true
   try {
     const hit = await cacheGet(deps.redis, deps.cache.prefix, key)
-    if (hit) return hit.deleted ? { found: false, source: 'redis' } : { found: true, value: hit.value ?? '', version: hit.version, source: 'redis' }
+    if (hit && (minVersion === undefined || BigInt(hit.version) >= minVersion)) {
+      return hit.deleted ? { found: false, ...absentVersion(hit.version), source: 'redis' } : { found: true, value: hit.value ?? '', version: hit.version, source: 'redis' }
+    }
   } catch {
     redisUp = false
   }
@@ -34,5 +48,6 @@ export async function readThrough(deps: ReadDeps, key: string): Promise<ReadResu
     // A failed fill only costs the next reader a miss.
     await cacheSetIfNewer(deps.redis, deps.cache, key, entry).catch(() => {})
   }
-  return entry.deleted ? { found: false, source: 'postgres' } : { found: true, value: entry.value ?? '', version: entry.version, source: 'postgres' }
+  if (minVersion !== undefined && BigInt(entry.version) < minVersion) return undefined
+  return entry.deleted ? { found: false, ...absentVersion(entry.version), source: 'postgres' } : { found: true, value: entry.value ?? '', version: entry.version, source: 'postgres' }
 }

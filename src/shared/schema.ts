@@ -26,6 +26,25 @@ CREATE TABLE IF NOT EXISTS kv_cache_repair (
 );
 `
 
+/**
+ * What became of conditional writes (applied or rejected, decided under the row
+ * lock: conditional.ts) and of dead-lettered writes, for receipts. Plain writes
+ * store nothing: the record's version tells their outcome. Kept as long as
+ * tombstones and purged with them (by version).
+ */
+const WRITE_OUTCOMES_TABLE = `
+CREATE TABLE IF NOT EXISTS kv_write_outcomes (
+  key        text COLLATE "C" NOT NULL,
+  version    bigint NOT NULL,
+  status     text NOT NULL CHECK (status IN ('applied', 'rejected', 'dead-lettered')),
+  reason     text,
+  current    bigint,
+  decided_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (key, version)
+);
+CREATE INDEX IF NOT EXISTS kv_write_outcomes_version ON kv_write_outcomes (version);
+`
+
 /** Serialises concurrent migrations (two hosts starting together) on one advisory lock. */
 const MIGRATION_LOCK = 0x6b76617263 // "kvarc"
 
@@ -48,7 +67,7 @@ ALTER TABLE kv_store ADD COLUMN IF NOT EXISTS version bigint NOT NULL DEFAULT 0;
 ALTER TABLE kv_store ADD COLUMN IF NOT EXISTS deleted boolean NOT NULL DEFAULT false;
 ALTER TABLE kv_store ADD COLUMN IF NOT EXISTS updated_at timestamptz NOT NULL DEFAULT now();
 CREATE INDEX IF NOT EXISTS kv_store_tombstones ON kv_store (version) WHERE deleted;
-` + WRITER_LEASES_TABLE + CACHE_REPAIR_TABLE
+` + WRITER_LEASES_TABLE + CACHE_REPAIR_TABLE + WRITE_OUTCOMES_TABLE
 
 export async function migrate(db: pg.Pool | pg.Client): Promise<void> {
   const client = db instanceof pg.Pool ? await db.connect() : db

@@ -4,12 +4,22 @@
  */
 import type { Queryable } from './postgres.js'
 
+/**
+ * What a conditional write requires of its key's current state when it is
+ * applied: `match` (If-Match: the row holds exactly `version`, a tombstone's
+ * counts), `absent` (If-None-Match: *: no row, or a tombstone) or `present`
+ * (If-Match: *: a live row).
+ */
+export type Condition = { kind: 'match', version: bigint } | { kind: 'absent' } | { kind: 'present' }
+
 /** One write as a consumer applies it: a PUT (value) or a DELETE (deleted, value null). */
 export interface Write {
   key: string
   value: string | null
   version: bigint
   deleted: boolean
+  /** Only conditional writes (If-Match / If-None-Match) carry one. */
+  condition?: Condition
 }
 
 /** A key's state in the record after a batch: what the cache must converge to. */
@@ -190,6 +200,25 @@ export async function purgeTombstones(db: Queryable, horizon: bigint, slice = 50
   let total = 0
   for (;;) {
     const { rowCount } = await db.query(PURGE_TOMBSTONES, [horizon.toString(), slice])
+    total += rowCount ?? 0
+    if ((rowCount ?? 0) < slice) return total
+  }
+}
+
+/**
+ * Stored write outcomes (receipts) older than the horizon, with the tombstones:
+ * a receipt that old answers 410. Sliced like the tombstones.
+ */
+export const PURGE_OUTCOMES = `
+DELETE FROM kv_write_outcomes WHERE (key, version) IN (
+  SELECT key, version FROM kv_write_outcomes WHERE version < $1 ORDER BY version LIMIT $2
+)
+`
+
+export async function purgeOutcomes(db: Queryable, horizon: bigint, slice = 5000): Promise<number> {
+  let total = 0
+  for (;;) {
+    const { rowCount } = await db.query(PURGE_OUTCOMES, [horizon.toString(), slice])
     total += rowCount ?? 0
     if ((rowCount ?? 0) < slice) return total
   }

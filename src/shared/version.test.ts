@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { MAX_WRITER_ID, parseVersion, VersionClock, versionAtMillis, versionMillis } from './version.js'
+import { isConditional, MAX_WRITER_ID, parseVersion, VersionClock, versionAtMillis, versionMillis } from './version.js'
 
 const NOW = Date.UTC(2026, 10, 27)
 
@@ -34,7 +34,7 @@ describe('VersionClock', () => {
     ))
   })
 
-  it('never repeats within one millisecond, beyond the counter (2048 per ms borrow the next ms)', () => {
+  it('never repeats within one millisecond, beyond the counter (1024 per ms borrow the next ms)', () => {
     const clock = new VersionClock(3, () => NOW)
     const seen = new Set<bigint>()
     let last = 0n
@@ -45,7 +45,7 @@ describe('VersionClock', () => {
       last = v
     }
     expect(seen.size).toBe(5000)
-    expect(versionMillis(last)).toBe(NOW + 2) // 5000 versions = 3 ms of counter
+    expect(versionMillis(last)).toBe(NOW + 4) // 5000 versions = 5 ms of counter
   })
 
   it('is unique across writers reading the same clock', () => {
@@ -56,7 +56,7 @@ describe('VersionClock', () => {
   })
 
   it('orders writes by acceptance time across writers: a later millisecond always wins', () => {
-    fc.assert(fc.property(fc.integer({ min: 0, max: MAX_WRITER_ID }), fc.integer({ min: 0, max: MAX_WRITER_ID }), fc.integer({ min: 1, max: 2047 }), (a, b, burst) => {
+    fc.assert(fc.property(fc.integer({ min: 0, max: MAX_WRITER_ID }), fc.integer({ min: 0, max: MAX_WRITER_ID }), fc.integer({ min: 1, max: 1023 }), (a, b, burst) => {
       const early = new VersionClock(a, () => NOW)
       let v = 0n
       for (let i = 0; i < burst; i++) v = early.next()
@@ -71,6 +71,30 @@ describe('VersionClock', () => {
     expect(versionAtMillis(NOW) <= v).toBe(true)
     expect(versionAtMillis(NOW + 1) > v).toBe(true)
     expect(versionAtMillis(-5)).toBe(0n)
+  })
+
+  it('marks conditional writes in the version, and stays increasing across both kinds', () => {
+    fc.assert(fc.property(fc.array(fc.boolean(), { minLength: 1, maxLength: 3000 }), fc.integer({ min: 0, max: MAX_WRITER_ID }), (kinds, writer) => {
+      const clock = new VersionClock(writer, () => NOW)
+      let last = 0n
+      for (const conditional of kinds) {
+        const v = clock.next({ conditional })
+        expect(v > last).toBe(true)
+        expect(isConditional(v)).toBe(conditional)
+        expect(Number(v & BigInt(MAX_WRITER_ID))).toBe(writer)
+        last = v
+      }
+    }))
+  })
+
+  it('moves past a version from a clock that runs ahead (after)', () => {
+    const ahead = new VersionClock(1, () => NOW + 5000).next()
+    const behind = new VersionClock(2, () => NOW)
+    const v = behind.next({ after: ahead })
+    expect(v > ahead).toBe(true)
+    expect(behind.next() > v).toBe(true)
+    // A version from the past changes nothing.
+    expect(versionMillis(new VersionClock(3, () => NOW).next({ after: 5n }))).toBe(NOW)
   })
 
   it('rejects writer ids outside 0..1023', () => {

@@ -2,18 +2,30 @@
  * Write versions: a hybrid logical clock packed in 63 bits, so it fits
  * PostgreSQL's signed bigint and sorts as a number.
  *
- *   [ 42 bits wall-clock ms | 11 bits counter | 10 bits writer id ]
+ *   [ 42 bits wall-clock ms | 10 bits counter | 1 bit conditional | 10 bits writer id ]
  *
- * 42 bits of milliseconds last until the year 2109; the counter allows 2048
+ * 42 bits of milliseconds last until the year 2109; the counter allows 1024
  * versions per millisecond per writer (more borrows the next millisecond); the
  * writer id makes versions unique across up to 1024 live writers. Versions are
- * strictly increasing per writer, even if the wall clock steps back.
+ * strictly increasing per writer, even if the wall clock steps back. The
+ * conditional bit marks a write with If-Match / If-None-Match, so a receipt
+ * knows, from the version alone, that a write not yet decided is still queued
+ * even when the key already holds a newer version.
  */
-export const COUNTER_BITS = 11n
+export const COUNTER_BITS = 10n
 export const WRITER_BITS = 10n
+const CONDITIONAL_BIT = 1n << WRITER_BITS
 export const MAX_WRITER_ID = (1 << Number(WRITER_BITS)) - 1
 const MAX_COUNTER = (1 << Number(COUNTER_BITS)) - 1
-const LOW_BITS = COUNTER_BITS + WRITER_BITS
+const LOW_BITS = COUNTER_BITS + 1n + WRITER_BITS
+
+/** Whether the write of this version carried a condition. */
+export function isConditional(version: bigint): boolean {
+  return (version & CONDITIONAL_BIT) !== 0n
+}
+
+/** How a version is stamped: `after`, a version it must exceed (a clock ahead of this one issued it). */
+export interface StampOptions { conditional?: boolean, after?: bigint }
 
 /** The wall-clock millisecond a version was issued at. */
 export function versionMillis(version: bigint): number {
@@ -47,9 +59,13 @@ export class VersionClock {
     return this.lastMs
   }
 
-  next(): bigint {
+  next(options: StampOptions = {}): bigint {
     const wall = this.now()
-    if (wall > this.lastMs) {
+    // Hybrid clock: a version from a writer whose clock runs ahead moves this one past it.
+    if (options.after !== undefined && versionMillis(options.after) >= Math.max(wall, this.lastMs)) {
+      this.lastMs = versionMillis(options.after) + 1
+      this.counter = 0
+    } else if (wall > this.lastMs) {
       this.lastMs = wall
       this.counter = 0
     } else if (this.counter < MAX_COUNTER) {
@@ -59,7 +75,7 @@ export class VersionClock {
       this.lastMs++
       this.counter = 0
     }
-    return (BigInt(this.lastMs) << LOW_BITS) | (BigInt(this.counter) << WRITER_BITS) | this.writerId
+    return (BigInt(this.lastMs) << LOW_BITS) | (BigInt(this.counter) << (WRITER_BITS + 1n)) | (options.conditional ? CONDITIONAL_BIT : 0n) | this.writerId
   }
 }
 

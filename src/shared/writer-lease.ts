@@ -10,7 +10,7 @@
 import { randomUUID } from 'node:crypto'
 import { ServiceUnavailableError } from './errors.js'
 import type { Queryable } from './postgres.js'
-import { MAX_WRITER_ID, VersionClock } from './version.js'
+import { MAX_WRITER_ID, VersionClock, type StampOptions } from './version.js'
 
 /** Takes the id free the longest; SKIP LOCKED lets writers starting together take different ids. */
 export const ACQUIRE_LEASE = `
@@ -59,15 +59,15 @@ export class LeasedVersionClock {
     this.now = options.now ?? Date.now
   }
 
-  next(): bigint | Promise<bigint> {
+  next(options?: StampOptions): bigint | Promise<bigint> {
     const now = this.now()
     if (this.clock && now < this.validUntil) {
       if (now >= this.renewAt) this.refresh().catch(() => {}) // early renewal failing is retried on the next write
-      return this.clock.next()
+      return this.clock.next(options)
     }
     return this.refresh().then(() => {
       if (!this.clock || this.now() >= this.validUntil) throw new ServiceUnavailableError('this writer has no valid writer id lease; retry shortly')
-      return this.clock.next()
+      return this.clock.next(options)
     })
   }
 

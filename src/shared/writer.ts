@@ -4,6 +4,8 @@
  */
 import { encodeWrites, type QueuedWrite } from './messages.js'
 import type { PublishOptions } from './queue.js'
+import type { Condition } from './store.js'
+import type { StampOptions } from './version.js'
 
 export interface WritePublisher {
   publish(queue: string, body: Buffer, options?: PublishOptions): Promise<void>
@@ -12,7 +14,7 @@ export interface WritePublisher {
 export interface WriterDeps {
   writes: WriteCoalescer
   /** Synchronous on the hot path; a promise only while a writer id lease is being (re)taken. */
-  clock: { next(): bigint | Promise<bigint> }
+  clock: { next(options?: StampOptions): bigint | Promise<bigint> }
 }
 
 /** How much one coalesced message may carry. */
@@ -98,13 +100,17 @@ export class WriteCoalescer {
 
 /**
  * Stamps one write with a version and queues it; resolves with the version once
- * the broker confirmed the message that carries it.
+ * the broker confirmed the message that carries it. A conditional write's
+ * version is marked as such, and is newer than the version its If-Match names
+ * (which a writer whose clock runs ahead may have stamped).
  *
  * @example const version = await queueWrite(deps, 'add_key', 'k', 'v')
  */
-export async function queueWrite(deps: WriterDeps, queue: string, key: string, value: string | null): Promise<string> {
-  const next = deps.clock.next()
+export async function queueWrite(deps: WriterDeps, queue: string, key: string, value: string | null, condition?: Condition): Promise<string> {
+  const next = condition === undefined
+    ? deps.clock.next()
+    : deps.clock.next({ conditional: true, after: condition.kind === 'match' ? condition.version : undefined })
   const version = typeof next === 'bigint' ? next : await next
-  await deps.writes.publish(queue, { key, value, version })
+  await deps.writes.publish(queue, condition === undefined ? { key, value, version } : { key, value, version, condition })
   return version.toString()
 }

@@ -57,7 +57,7 @@ describe('add-key: a batch', () => {
     const writes = [[`${ns}a`, '1'], [`${ns}b`, 'two'], [`${ns}c`, '']] as const
     const versions = writes.map(() => version())
     const result = await consume(writes.map(([k, v], i) => writeMessage(k, v, versions[i]!)))
-    expect(result).toEqual({ received: 3, applied: 3, skipped: 0, deadLettered: 0, cacheDeferred: 0 })
+    expect(result).toEqual({ received: 3, applied: 3, skipped: 0, deadLettered: 0, rejected: 0, cacheDeferred: 0 })
     const rows = (await allRows(db)).filter(r => r.key.startsWith(ns))
     expect(rows).toEqual(writes.map(([key, value], i) => ({ key, value, version: versions[i]!.toString(), deleted: false })))
     for (const [i, [key, value]] of writes.entries()) {
@@ -81,7 +81,7 @@ describe('add-key: a batch', () => {
   it('keeps only the newest version of a key, whatever its position in the batch', async () => {
     const [v1, v2, v3] = [version(), version(), version()]
     const result = await consume([writeMessage(`${ns}k`, 'middle', v2), writeMessage(`${ns}k`, 'newest', v3), writeMessage(`${ns}k`, 'oldest', v1)])
-    expect(result).toEqual({ received: 3, applied: 1, skipped: 2, deadLettered: 0, cacheDeferred: 0 })
+    expect(result).toEqual({ received: 3, applied: 1, skipped: 2, deadLettered: 0, rejected: 0, cacheDeferred: 0 })
     expect(await row(`${ns}k`)).toEqual({ value: 'newest', version: v3.toString(), deleted: false })
     expect(await cachedEntry(redis, iso.config.cachePrefix, `${ns}k`)).toEqual({ ver: v3.toString(), del: 'm', val: '' })
   })
@@ -92,7 +92,7 @@ describe('add-key: a batch', () => {
     // A reader cached the newer value.
     await redis.hset(iso.config.cachePrefix + `${ns}k`, 'del', '0', 'val', 'new')
     const result = await consume([writeMessage(`${ns}k`, 'old', old)])
-    expect(result).toEqual({ received: 1, applied: 0, skipped: 1, deadLettered: 0, cacheDeferred: 0 })
+    expect(result).toEqual({ received: 1, applied: 0, skipped: 1, deadLettered: 0, rejected: 0, cacheDeferred: 0 })
     expect(await row(`${ns}k`)).toEqual({ value: 'new', version: newer.toString(), deleted: false })
     expect(await cachedEntry(redis, iso.config.cachePrefix, `${ns}k`)).toEqual({ ver: newer.toString(), del: '0', val: 'new' })
   })
@@ -102,7 +102,7 @@ describe('add-key: a batch', () => {
     await consume(messages)
     const before = (await allRows(db)).filter(r => r.key.startsWith(ns))
     const redelivered = messages.map(m => ({ ...m, redelivered: true }))
-    expect(await consume([...redelivered, ...redelivered])).toEqual({ received: 4, applied: 0, skipped: 4, deadLettered: 0, cacheDeferred: 0 })
+    expect(await consume([...redelivered, ...redelivered])).toEqual({ received: 4, applied: 0, skipped: 4, deadLettered: 0, rejected: 0, cacheDeferred: 0 })
     expect((await allRows(db)).filter(r => r.key.startsWith(ns))).toEqual(before)
   })
 
@@ -119,7 +119,7 @@ describe('add-key: a batch', () => {
     const base = version()
     next += 1000n * 1024n
     const messages = Array.from({ length: 1000 }, (_, i) => writeMessage(`${ns}${String(i).padStart(4, '0')}`, `v${i}`, base + BigInt(i) * 1024n))
-    expect(await consume(messages)).toEqual({ received: 1000, applied: 1000, skipped: 0, deadLettered: 0, cacheDeferred: 0 })
+    expect(await consume(messages)).toEqual({ received: 1000, applied: 1000, skipped: 0, deadLettered: 0, rejected: 0, cacheDeferred: 0 })
     const { rows } = await db.query<{ n: string }>('SELECT count(*) AS n FROM kv_store WHERE key LIKE $1', [`${ns}%`])
     expect(rows[0]!.n).toBe('1000')
   })
@@ -132,13 +132,13 @@ describe('add-key: a batch', () => {
       { key: `${ns}x`, value: 'x-new', version: v4.toString() },
     ]))
     const result = await consume([coalesced, writeMessage(`${ns}y`, 'y-newer', v3)])
-    expect(result).toEqual({ received: 2, applied: 2, skipped: 2, deadLettered: 0, cacheDeferred: 0 })
+    expect(result).toEqual({ received: 2, applied: 2, skipped: 2, deadLettered: 0, rejected: 0, cacheDeferred: 0 })
     expect(await row(`${ns}x`)).toEqual({ value: 'x-new', version: v4.toString(), deleted: false })
     expect(await row(`${ns}y`)).toEqual({ value: 'y-newer', version: v3.toString(), deleted: false })
   })
 
   it('an empty batch is a no-op', async () => {
-    expect(await consume([])).toEqual({ received: 0, applied: 0, skipped: 0, deadLettered: 0, cacheDeferred: 0 })
+    expect(await consume([])).toEqual({ received: 0, applied: 0, skipped: 0, deadLettered: 0, rejected: 0, cacheDeferred: 0 })
   })
 
   it('an event that is not aws:rmq fails the invocation (the event source retries; nothing is acknowledged)', async () => {
@@ -177,7 +177,7 @@ describe('add-key: poison', () => {
 
     const result = await consume(batch)
 
-    expect(result).toEqual({ received: poison.length + 2, applied: 2, skipped: 0, deadLettered: poison.length, cacheDeferred: 0 })
+    expect(result).toEqual({ received: poison.length + 2, applied: 2, skipped: 0, deadLettered: poison.length, rejected: 0, cacheDeferred: 0 })
     expect((await allRows(db)).filter(r => r.key.startsWith(ns)).map(r => [r.key, r.value])).toEqual([[`${ns}good1`, 'g1'], [`${ns}good2`, 'g2']])
     const dead = await takeMessages(iso.env.AMQP_URL!, deadLetterQueueName(iso.config.addQueue))
     expect(dead).toHaveLength(poison.length)
@@ -195,7 +195,7 @@ describe('add-key: poison', () => {
 
   it('a batch of only poison still completes (so the event source acknowledges it)', async () => {
     const result = await consume([rawMessage('nope'), rawMessage('[]')])
-    expect(result).toEqual({ received: 2, applied: 0, skipped: 0, deadLettered: 2, cacheDeferred: 0 })
+    expect(result).toEqual({ received: 2, applied: 0, skipped: 0, deadLettered: 2, rejected: 0, cacheDeferred: 0 })
     const dead = await takeMessages(iso.env.AMQP_URL!, deadLetterQueueName(iso.config.addQueue))
     expect(dead.map(m => m.content.toString()).sort()).toEqual(['[]', 'nope'])
   })
@@ -208,7 +208,7 @@ describe('add-key: tombstone horizon', () => {
   it('a write older than the horizon, for a key with no row, is dropped', async () => {
     const ancient = versionAtMillis(Date.now() - horizonMs() - DAY)
     const result = await consume([writeMessage(`${ns}ancient`, 'zombie', ancient)])
-    expect(result).toEqual({ received: 1, applied: 0, skipped: 1, deadLettered: 0, cacheDeferred: 0 })
+    expect(result).toEqual({ received: 1, applied: 0, skipped: 1, deadLettered: 0, rejected: 0, cacheDeferred: 0 })
     expect(await row(`${ns}ancient`)).toBeUndefined()
     expect(await cachedEntry(redis, iso.config.cachePrefix, `${ns}ancient`)).toBeUndefined()
   })

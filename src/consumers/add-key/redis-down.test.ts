@@ -34,7 +34,7 @@ describe('add-key with Redis down', () => {
   it('applies to PostgreSQL, notes the key for cache repair, and completes; the next batch too', async () => {
     const v = versionAtMillis(Date.now())
     const result = await handler(buildRmqEvent(iso.config.addQueue, [writeMessage('k', 'v', v), rawMessage('not json')]))
-    expect(result).toEqual({ received: 2, applied: 1, skipped: 0, deadLettered: 1, cacheDeferred: 1 })
+    expect(result).toEqual({ received: 2, applied: 1, skipped: 0, deadLettered: 1, rejected: 0, cacheDeferred: 1 })
     expect(await readKey(db, 'k')).toEqual({ value: 'v', version: v.toString(), deleted: false })
     expect(await queueDepth(iso.env.AMQP_URL!, deadLetterQueueName(iso.config.addQueue))).toBe(1)
 

@@ -55,7 +55,7 @@ describe('add-key: writes PostgreSQL refuses for good', () => {
     const result = await consume(messages)
 
     // Assess: the batch completed (so it is acknowledged) with exactly the refused writes dead-lettered.
-    expect(result).toEqual({ received: 40, applied: 397, skipped: 0, deadLettered: 3, cacheDeferred: 0 })
+    expect(result).toEqual({ received: 40, applied: 397, skipped: 0, deadLettered: 3, rejected: 0, cacheDeferred: 0 })
     const rows = new Map((await allRows(db)).filter(r => r.key.startsWith('a/')).map(r => [r.key, r.value]))
     expect(rows.size).toBe(397)
     for (const w of writes) expect(rows.get(w.key), w.key).toBe(refused.includes(w) ? undefined : w.value)
@@ -75,7 +75,7 @@ describe('add-key: writes PostgreSQL refuses for good', () => {
   it('a refused newest write of a key lets the older write of the same batch apply (it is not silently lost)', async () => {
     const [older, newer] = [version(), version()]
     const result = await consume([writeMessage('b/k', 'older, valid', older), writeMessage('b/k', 'refuse-check newer', newer)])
-    expect(result).toEqual({ received: 2, applied: 1, skipped: 0, deadLettered: 1, cacheDeferred: 0 })
+    expect(result).toEqual({ received: 2, applied: 1, skipped: 0, deadLettered: 1, rejected: 0, cacheDeferred: 0 })
     expect((await allRows(db)).find(r => r.key === 'b/k')).toEqual({ key: 'b/k', value: 'older, valid', version: older.toString(), deleted: false })
     const dead = await takeMessages(iso.env.AMQP_URL!, deadLetterQueueName(iso.config.addQueue))
     expect(dead.map(d => JSON.parse(d.content.toString()))).toEqual([{ key: 'b/k', value: 'refuse-check newer', version: newer.toString() }])

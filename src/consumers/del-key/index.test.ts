@@ -55,7 +55,7 @@ describe('del-key: a batch', () => {
 
     const result = await consume([writeMessage(`${ns}a`, null, d1), writeMessage(`${ns}b`, null, d2)])
 
-    expect(result).toEqual({ received: 2, applied: 2, skipped: 0, deadLettered: 0, cacheDeferred: 0 })
+    expect(result).toEqual({ received: 2, applied: 2, skipped: 0, deadLettered: 0, rejected: 0, cacheDeferred: 0 })
     expect(await rowsOf()).toEqual([
       { key: `${ns}a`, value: null, version: d1.toString(), deleted: true },
       { key: `${ns}b`, value: null, version: d2.toString(), deleted: true },
@@ -78,7 +78,7 @@ describe('del-key: a batch', () => {
     const [d, p] = [version(), version()]
     await applyWrites(db, [{ key: `${ns}live`, value: 'stays', version: p, deleted: false }], 0n)
     await redis.hset(iso.config.cachePrefix + `${ns}live`, 'ver', p.toString(), 'del', '0', 'val', 'stays')
-    expect(await consume([writeMessage(`${ns}live`, null, d)])).toEqual({ received: 1, applied: 0, skipped: 1, deadLettered: 0, cacheDeferred: 0 })
+    expect(await consume([writeMessage(`${ns}live`, null, d)])).toEqual({ received: 1, applied: 0, skipped: 1, deadLettered: 0, rejected: 0, cacheDeferred: 0 })
     expect(await rowsOf()).toEqual([{ key: `${ns}live`, value: 'stays', version: p.toString(), deleted: false }])
     expect(await cachedEntry(redis, iso.config.cachePrefix, `${ns}live`)).toEqual({ ver: p.toString(), del: '0', val: 'stays' })
   })
@@ -88,7 +88,7 @@ describe('del-key: a batch', () => {
     await consume([message])
     const before = await rowsOf()
     const again = { ...message, redelivered: true }
-    expect(await consume([again, again, message])).toEqual({ received: 3, applied: 0, skipped: 3, deadLettered: 0, cacheDeferred: 0 })
+    expect(await consume([again, again, message])).toEqual({ received: 3, applied: 0, skipped: 3, deadLettered: 0, rejected: 0, cacheDeferred: 0 })
     expect(await rowsOf()).toEqual(before)
   })
 
@@ -110,7 +110,7 @@ describe('del-key: poison', () => {
     ]
     const good = writeMessage(`${ns}ok`, null, version())
     const result = await consume([...poison.map(([, body], i) => rawMessage(body, `p${i}`)), good])
-    expect(result).toEqual({ received: poison.length + 1, applied: 1, skipped: 0, deadLettered: poison.length, cacheDeferred: 0 })
+    expect(result).toEqual({ received: poison.length + 1, applied: 1, skipped: 0, deadLettered: poison.length, rejected: 0, cacheDeferred: 0 })
     expect((await rowsOf()).map(r => r.key)).toEqual([`${ns}ok`])
     const dead = await takeMessages(iso.env.AMQP_URL!, deadLetterQueueName(iso.config.delQueue))
     expect(dead).toHaveLength(poison.length)

@@ -7,6 +7,7 @@
 export const API_ROUTES: Readonly<Record<string, readonly string[]>> = Object.freeze({
   '/api': Object.freeze(['GET', 'PUT', 'DELETE']),
   '/api/all': Object.freeze(['GET']),
+  '/api/writes': Object.freeze(['GET']),
 })
 
 /** The methods declared on `path`, or undefined when no function serves it. */

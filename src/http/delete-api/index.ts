@@ -1,16 +1,18 @@
-/** DELETE /api?key=K — stamp a version and queue a tombstone; 200 only after the broker confirmed. */
+/**
+ * DELETE /api?key=K — stamp a version and queue a tombstone; 200 only after the
+ * broker confirmed. If-Match / If-None-Match make it conditional; Prefer:
+ * wait=S waits for its outcome (write-outcomes.ts).
+ */
 import { getConfig } from '../../shared/config.js'
-import { json, requireKeyParam, withHttpErrors, type HttpEvent } from '../../shared/http.js'
+import { requireKeyParam, withHttpErrors, type HttpEvent } from '../../shared/http.js'
 import { warm } from '../../shared/lazy.js'
 import { openWriter } from '../../shared/open-writer.js'
 import { keyProblem } from '../../shared/validate.js'
-import { queueWrite } from '../../shared/writer.js'
+import { writeWithOutcome } from '../../shared/write-outcomes.js'
 
 const clients = warm(() => openWriter(getConfig()))
 
 export const handler = withHttpErrors(async (event: HttpEvent) => {
   const key = requireKeyParam(event, keyProblem)
-  const config = getConfig()
-  const version = await queueWrite(clients(), config.delQueue, key, null)
-  return json(200, { status: 'queued', version })
+  return writeWithOutcome(clients(), event, getConfig().delQueue, key, null)
 })

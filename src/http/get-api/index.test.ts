@@ -52,11 +52,12 @@ describe('GET /api 200', () => {
     // Assess
     expect(first).toEqual({
       statusCode: 200,
-      headers: { 'content-type': JSON_TYPE, 'cache-control': 'no-store', 'x-kvarc-source': 'postgres' },
+      headers: { 'content-type': JSON_TYPE, 'cache-control': 'no-store', 'x-kvarc-source': 'postgres', etag: `"${v}"` },
       body: JSON.stringify({ data: { key: 'alpha', value: 'one' }, source: 'postgres', version: v }),
     })
     expect(bodyOf(second)).toEqual({ data: { key: 'alpha', value: 'one' }, source: 'redis', version: v })
     expect(second.headers['x-kvarc-source']).toBe('redis')
+    expect(second.headers.etag).toBe(`"${v}"`)
     expect(await cachedEntry(redis, iso.config.cachePrefix, 'alpha')).toEqual({ ver: v, del: '0', val: 'one' })
     const ttl = await redis.ttl(iso.config.cachePrefix + 'alpha')
     expect(ttl).toBeGreaterThan(0)

@@ -1,22 +1,38 @@
 /**
- * GET /api?key=K — read one key, from Redis when cached, else PostgreSQL. Both
- * the 200 and the 404 say where the answer came from in `x-kvarc-source`: a
- * 404 served from a negative cache entry is a cache hit too, and the 404 body
- * is fixed by the contract.
+ * GET /api?key=K[&minVersion=V[&wait=S]] — read one key, from Redis when cached,
+ * else PostgreSQL. Both the 200 and the 404 say where the answer came from in
+ * `x-kvarc-source` (a 404 served from a negative cache entry is a cache hit
+ * too, and the 404 body is fixed by the contract), and carry the key's version
+ * as the ETag (a tombstone's too: If-Match may name it). With minVersion the
+ * answer is at least that new (read your writes), waiting up to S seconds for
+ * the consumer to apply it; else 503 with Retry-After.
  */
 import { getConfig } from '../../shared/config.js'
-import { json, requireKeyParam, withHttpErrors, type HttpEvent } from '../../shared/http.js'
+import { ServiceUnavailableError } from '../../shared/errors.js'
+import { json, parseQuery, requireKeyParam, withHttpErrors, type HttpEvent } from '../../shared/http.js'
 import { warm } from '../../shared/lazy.js'
 import { openReader } from '../../shared/open-reader.js'
-import { readThrough } from '../../shared/reads.js'
+import { parseVersionParam, parseWaitParam } from '../../shared/preconditions.js'
+import { readThrough, type ReadResult } from '../../shared/reads.js'
 import { keyProblem } from '../../shared/validate.js'
 
 const clients = warm(() => openReader(getConfig()))
 
+async function readAtLeast(key: string, minVersion: bigint, wait: number): Promise<ReadResult> {
+  const deps = clients()
+  const result = await deps.notices.until(key, Date.now() + wait * 1000, () => readThrough(deps, key, minVersion))
+  if (result) return result
+  throw new ServiceUnavailableError(`the key has not reached version ${minVersion} yet${wait > 0 ? ` after waiting ${wait} s` : ''}; retry shortly, or ask its receipt (GET /api/writes)`)
+}
+
 export const handler = withHttpErrors(async (event: HttpEvent) => {
   const key = requireKeyParam(event, keyProblem)
-  const result = await readThrough(clients(), key)
-  const headers = { 'x-kvarc-source': result.source }
+  const params = parseQuery(event)
+  const minVersion = parseVersionParam(params, 'minVersion', false)
+  const wait = parseWaitParam(params)
+  const result = minVersion === undefined ? await readThrough(clients(), key) : await readAtLeast(key, minVersion, wait)
+  const headers: Record<string, string> = { 'x-kvarc-source': result.source }
+  if (result.version !== undefined) headers.etag = `"${result.version}"`
   if (!result.found) return json(404, { detail: 'key not found' }, headers)
   return json(200, { data: { key, value: result.value }, source: result.source, version: result.version }, headers)
 })

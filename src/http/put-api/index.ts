@@ -1,11 +1,15 @@
-/** PUT /api {"key","value"} — validate, stamp a version, queue durably; 200 only after the broker confirmed. */
+/**
+ * PUT /api {"key","value"} — validate, stamp a version, queue durably; 200 only
+ * after the broker confirmed. If-Match / If-None-Match make it conditional;
+ * Prefer: wait=S waits for its outcome (write-outcomes.ts).
+ */
 import { getConfig } from '../../shared/config.js'
 import { PayloadTooLargeError, ValidationError } from '../../shared/errors.js'
-import { json, readJsonObject, withHttpErrors, type HttpEvent } from '../../shared/http.js'
+import { readJsonObject, withHttpErrors, type HttpEvent } from '../../shared/http.js'
 import { warm } from '../../shared/lazy.js'
 import { openWriter } from '../../shared/open-writer.js'
 import { keyProblem, valueProblem } from '../../shared/validate.js'
-import { queueWrite } from '../../shared/writer.js'
+import { writeWithOutcome } from '../../shared/write-outcomes.js'
 
 const clients = warm(() => openWriter(getConfig()))
 
@@ -18,7 +22,5 @@ export const handler = withHttpErrors(async (event: HttpEvent) => {
   const badValue = valueProblem(body.value)
   if (badValue) throw badValue.tooLarge ? new PayloadTooLargeError(badValue.message) : new ValidationError(badValue.message)
 
-  const config = getConfig()
-  const version = await queueWrite(clients(), config.addQueue, body.key as string, body.value as string)
-  return json(200, { status: 'queued', version })
+  return writeWithOutcome(clients(), event, getConfig().addQueue, body.key as string, body.value as string)
 })
