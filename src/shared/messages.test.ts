@@ -23,6 +23,30 @@ describe('encodeWrite(s) / decodeWrites', () => {
     expect(body).toEqual({ key: 'k', value: 'v', version: '4611686018427387905' })
   })
 
+  it('round-trip conditional writes, which carry their version inside the condition', () => {
+    const conditions = fc.oneof(
+      fc.constant({ kind: 'absent' as const }),
+      fc.constant({ kind: 'present' as const }),
+      fc.bigInt({ min: 1n, max: (1n << 62n) }).map(version => ({ kind: 'match' as const, version })),
+    )
+    fc.assert(fc.property(validText(1), validText(0), fc.bigInt({ min: (1n << 62n) + 1n, max: (1n << 63n) - 1n }), conditions, (key, value, version, condition) => {
+      const body = encodeWrite(key, value, version, condition)
+      expect(JSON.parse(body.toString()).version).toBeUndefined()
+      expect(decodeWrites(body, 'put')).toEqual([{ key, value, version, deleted: false, condition }])
+      expect(decodeWrites(encodeWrite(key, null, version, condition), 'delete')).toEqual([{ key, value: null, version, deleted: true, condition }])
+    }))
+  })
+
+  it('a conditional write that is ambiguous or names a version not older than its own is poison', () => {
+    const poison = (body: unknown) => () => decodeWrites(Buffer.from(JSON.stringify(body)), 'put')
+    expect(poison({ key: 'k', value: 'v', version: '9', conditional: { version: '9', ifMatch: '5' } })).toThrow(/carries its version inside "conditional" only/)
+    expect(poison({ key: 'k', value: 'v', conditional: { version: '9', ifMatch: '9' } })).toThrow(/must be greater than the version it names/)
+    expect(poison({ key: 'k', value: 'v', conditional: { version: '9', ifMatch: '5', ifNoneMatch: '*' } })).toThrow(/one condition/)
+    expect(poison({ key: 'k', value: 'v', conditional: { version: '9', ifNoneMatch: '5' } })).toThrow(/ifNoneMatch must be "\*"/)
+    expect(poison({ key: 'k', value: 'v', conditional: { ifMatch: '5' } })).toThrow(/version must be a decimal string/)
+    expect(poison({ key: 'k', value: 'v', conditional: 'yes' })).toThrow(/"conditional" is not a JSON object/)
+  })
+
   it('a PUT message without a value is poison on add_key', () => {
     expect(() => decodeWrites(encodeWrite('k', null, 5n), 'put')).toThrow(PoisonMessageError)
   })

@@ -22,6 +22,7 @@ import { copyProject, type ProjectCopy } from './project-copy.js'
 const FUNCTIONS: Record<string, string> = {
   'get-api': 'build/http/get-api',
   'get-api-all': 'build/http/get-api-all',
+  'get-api-writes': 'build/http/get-api-writes',
   'put-api': 'build/http/put-api',
   'delete-api': 'build/http/delete-api',
   'any-catchall': 'build/http/any-catchall',

@@ -174,3 +174,40 @@ describe('GET /api after a consumer left a version marker', () => {
     expect(await cachedEntry(redis, iso.config.cachePrefix, 'ahead')).toEqual({ ver: newer, del: 'm', val: '' })
   })
 })
+
+describe('GET /api with minVersion (read your writes)', () => {
+  it('passes over a cached entry older than minVersion for the record', async () => {
+    const v1 = await put('ryw', 'one')
+    expect(bodyOf(await get('key=ryw'))).toMatchObject({ version: v1 })
+    // The record moves on without the cache hearing of it (a consumer whose cache update is still due).
+    const v2 = await put('ryw', 'two')
+    expect(bodyOf(await get('key=ryw'))).toMatchObject({ source: 'redis', version: v1 })
+    const fresh = await get(`key=ryw&minVersion=${v2}`)
+    expect(bodyOf(fresh)).toEqual({ data: { key: 'ryw', value: 'two' }, source: 'postgres', version: v2 })
+    expect(fresh.headers.etag).toBe(`"${v2}"`)
+    // An older minVersion is served by the cache, which the read just refreshed.
+    expect(bodyOf(await get(`key=ryw&minVersion=${v1}`))).toMatchObject({ source: 'redis', version: v2 })
+  })
+
+  it('503 with Retry-After when the key has not reached it, after waiting at most `wait` seconds', async () => {
+    const v = await put('ryw-later', 'one')
+    const later = (BigInt(v) + 1024n * 1024n).toString()
+    const result = await get(`key=ryw-later&minVersion=${later}&wait=1`)
+    expect(result.statusCode).toBe(503)
+    expect(result.headers['retry-after']).toBe('1')
+    expect(bodyOf(result).detail).toBe(`the key has not reached version ${later} yet after waiting 1 s; retry shortly, or ask its receipt (GET /api/writes)`)
+  })
+
+  it('waits for the write, and a tombstone at least that new is a 404 with its ETag', async () => {
+    const pending = get(`key=ryw-del&minVersion=${nextVersion + 1024n}&wait=10`)
+    const v = await put('ryw-del', null)
+    const result = await pending
+    expect(result.statusCode).toBe(404)
+    expect(result.headers.etag).toBe(`"${v}"`)
+  })
+
+  it('422 for a minVersion that is not a version, or a wait above 10 s', async () => {
+    expect(bodyOf(await get('key=k&minVersion=-3')).detail).toMatch(/"minVersion" must be a version/)
+    expect((await get('key=k&minVersion=5&wait=60')).statusCode).toBe(422)
+  })
+})
