@@ -15,7 +15,7 @@ describe('parseCondition', () => {
   })
 
   it('refuses what it cannot honour exactly', () => {
-    for (const headers of [{ 'if-match': '"1","2"' }, { 'if-match': 'W/"1"' }, { 'if-match': '"0"' }, { 'if-match': '""' }, { 'if-none-match': '"1"' }, { 'if-match': '"1"', 'if-none-match': '*' }]) {
+    for (const headers of [{ 'if-match': '"1","2"' }, { 'if-match': 'W/"1"' }, { 'if-match': '"0"' }, { 'if-match': '""' }, { 'if-none-match': '"1"' }, { 'if-match': '"1"', 'if-none-match': '*' }] as Record<string, string>[]) {
       expect(() => parseCondition(withHeaders(headers)), JSON.stringify(headers)).toThrow(expect.objectContaining({ statusCode: 422 }))
     }
   })

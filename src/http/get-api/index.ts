@@ -8,7 +8,6 @@
  * the consumer to apply it; else 503 with Retry-After.
  */
 import { getConfig } from '../../shared/config.js'
-import { ServiceUnavailableError } from '../../shared/errors.js'
 import { json, parseQuery, requireKeyParam, withHttpErrors, type HttpEvent } from '../../shared/http.js'
 import { warm } from '../../shared/lazy.js'
 import { openReader } from '../../shared/open-reader.js'
@@ -18,11 +17,10 @@ import { keyProblem } from '../../shared/validate.js'
 
 const clients = warm(() => openReader(getConfig()))
 
-async function readAtLeast(key: string, minVersion: bigint, wait: number): Promise<ReadResult> {
+/** At least `minVersion`, waiting up to `wait` s; undefined when the key has not reached it by then. */
+async function readAtLeast(key: string, minVersion: bigint, wait: number): Promise<ReadResult | undefined> {
   const deps = clients()
-  const result = await deps.notices.until(key, Date.now() + wait * 1000, () => readThrough(deps, key, minVersion))
-  if (result) return result
-  throw new ServiceUnavailableError(`the key has not reached version ${minVersion} yet${wait > 0 ? ` after waiting ${wait} s` : ''}; retry shortly, or ask its receipt (GET /api/writes)`)
+  return deps.notices.until(key, Date.now() + wait * 1000, () => readThrough(deps, key, minVersion))
 }
 
 export const handler = withHttpErrors(async (event: HttpEvent) => {
@@ -31,6 +29,11 @@ export const handler = withHttpErrors(async (event: HttpEvent) => {
   const minVersion = parseVersionParam(params, 'minVersion', false)
   const wait = parseWaitParam(params)
   const result = minVersion === undefined ? await readThrough(clients(), key) : await readAtLeast(key, minVersion, wait)
+  if (!result) {
+    // An answer the client asked for, not a failure: returned, so it is not logged as one.
+    const detail = `the key has not reached version ${minVersion} yet${wait > 0 ? ` after waiting ${wait} s` : ''}; retry shortly, or ask its receipt (GET /api/writes)`
+    return json(503, { detail }, { 'retry-after': '1' })
+  }
   const headers: Record<string, string> = { 'x-kvarc-source': result.source }
   if (result.version !== undefined) headers.etag = `"${result.version}"`
   if (!result.found) return json(404, { detail: 'key not found' }, headers)
