@@ -5,6 +5,8 @@
  *   miss-<i>  rows in PostgreSQL only, more of them than a run can read, so a
  *             GET-miss run reads each key once and every answer comes from
  *             PostgreSQL (checked afterwards by counting the cache fills)
+ *   rmw-<i>   rows in PostgreSQL only, for put-if-match: its first GET of a key
+ *             must find an ETag to send back
  * Versions are an hour old: every write the bench makes is newer.
  */
 import { connect } from 'amqplib'
@@ -15,7 +17,7 @@ import { openDatabase } from '../src/shared/postgres.js'
 import { assertQueues } from '../src/shared/queue.js'
 import { versionAtMillis } from '../src/shared/version.js'
 
-export interface DataSet { hitKeys: number, missKeys: number, valueBytes: number }
+export interface DataSet { hitKeys: number, missKeys: number, valueBytes: number, rmwKeys?: number }
 
 export async function prepareData(config: Config, data: DataSet): Promise<void> {
   const db = await openDatabase(config.databaseUrl, 1)
@@ -23,7 +25,8 @@ export async function prepareData(config: Config, data: DataSet): Promise<void> 
   const value = 'v'.repeat(data.valueBytes)
   try {
     // One statement per family: generate_series is the fastest way to lay down 10^5–10^6 rows.
-    for (const [family, count] of [['hit', data.hitKeys], ['miss', data.missKeys]] as const) {
+    for (const [family, count] of [['hit', data.hitKeys], ['miss', data.missKeys], ['rmw', data.rmwKeys ?? 0]] as const) {
+      if (count === 0) continue
       await db.query(
         `INSERT INTO kv_store (key, value, version, deleted)
          SELECT $1 || i, $2, $3::bigint + i, false FROM generate_series(0, $4::int - 1) AS i

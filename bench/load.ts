@@ -9,22 +9,64 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-export const SCENARIOS = ['get-hit', 'get-miss', 'put', 'delete', 'all', 'mixed'] as const
+export const SCENARIOS = ['get-hit', 'get-miss', 'put', 'delete', 'all', 'mixed', 'put-wait', 'put-if-match'] as const
 export type Scenario = typeof SCENARIOS[number]
+/** Write outcomes (Prefer: wait, If-Match): the baseline has no such feature, so only kvarc runs them. */
+export const KVARC_ONLY: readonly Scenario[] = ['put-wait', 'put-if-match']
+/** The Prefer: wait both write-outcome scenarios send: long enough that a 202 means the consumer is far behind. */
+export const PREFER_WAIT_SECONDS = 5
+/** put-if-match: keys per connection (rmw-<c·N + j>), seeded as rows so the first GET finds an ETag. */
+export const RMW_KEYS_PER_CONNECTION = 16
+
+/**
+ * put-if-match runs at half the connections of the plain PUT scenario, each a
+ * wrk thread of its own (the read-modify-write state lives in the thread's Lua
+ * state, and wrk does not tell a thread's connections apart). Each connection
+ * has one request in flight, so the system never holds more than half the
+ * plain PUT's concurrent requests, whatever the latency.
+ */
+export function rmwConnections(putConnections: number): number {
+  return Math.max(1, Math.floor(putConnections / 2))
+}
 /** What wrk can run: the scenarios, and the background PUT load of the visibility-lag measurement. */
 export type LoadMode = Scenario | 'lag-put'
 
 /**
  * Keys: `hit-<i>` (rows in PostgreSQL and entries in the cache), `miss-<i>`
  * (rows only: each request reads a key nobody read before, so it is served
- * from PostgreSQL), `put-<i>` for PUT and DELETE. Thread t of T takes indexes
+ * from PostgreSQL), `put-<i>` for PUT, DELETE and put-wait (so put-wait differs
+ * from PUT by its Prefer header alone). Thread t of T takes indexes
  * base + (t + n·T) mod span, so threads never collide.
+ *
+ * put-wait and put-if-match read the answers (a response hook, set in init for
+ * them only: wrk parses bodies into Lua only when one exists, which the other
+ * scenarios should not pay for) and count them by status and the body's
+ * "status" ("200 applied", "202 queued", "412 rejected"; "412" alone is a
+ * refusal at the API, whose body has no status; "GET 200" for the reads).
+ *
+ * put-if-match is a read-modify-write loop per connection (one connection per
+ * thread, see rmwConnections): GET rmw-<base + t·span + j> for its ETag, then
+ * PUT it with If-Match and Prefer: wait, then the next key of its own span.
+ * wrk's latency covers GETs and PUTs alike, so the script times the PUTs
+ * answered "200 applied" itself (CLOCK_MONOTONIC through LuaJIT's FFI) into
+ * buckets 1 % wide: bucket k holds [e^(k/100), e^((k+1)/100)) µs.
  */
 export const WRK_SCRIPT = `
 local setup_count = 0
+local threads = {}
 function setup(thread)
   thread:set("tid", setup_count)
   setup_count = setup_count + 1
+  table.insert(threads, thread)
+end
+
+local function outcome(status, body)
+  local s = body and body:match('"status"%s*:%s*"([%a-]+)"')
+  return s and (status .. " " .. s) or tostring(status)
+end
+
+local function count(key)
+  outcomes[key] = (outcomes[key] or 0) + 1
 end
 
 function init(args)
@@ -34,9 +76,48 @@ function init(args)
   nthreads = tonumber(args[4])
   value = args[5]
   pause = tonumber(args[6] or "0")
+  wait = args[7] or "5"
   n = 0
   math.randomseed(tid * 7919 + os.time())
   json = { ["Content-Type"] = "application/json" }
+  outcomes = {}
+  applied = {}
+  if mode == "put-wait" then
+    waiting = { ["Content-Type"] = "application/json", ["Prefer"] = "wait=" .. wait }
+    response = function(status, headers, body) count(outcome(status, body)) end
+  elseif mode == "put-if-match" then
+    local ffi = require("ffi")
+    ffi.cdef[[
+      typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+      int clock_gettime(int clock_id, bench_timespec *tp);
+    ]]
+    local ts = ffi.new("bench_timespec")
+    now_us = function()
+      ffi.C.clock_gettime(1, ts) -- CLOCK_MONOTONIC
+      return tonumber(ts.tv_sec) * 1e6 + tonumber(ts.tv_nsec) / 1e3
+    end
+    phase = "get"
+    response = function(status, headers, body)
+      if phase == "get" then
+        count("GET " .. status)
+        etag = nil
+        for name, v in pairs(headers) do
+          if string.lower(name) == "etag" then etag = v end
+        end
+        -- No ETag (the key is missing): read the next key rather than write blind.
+        if status == 200 and etag then phase = "put" else key = nil end
+      else
+        local o = outcome(status, body)
+        count(o)
+        if o == "200 applied" then
+          local b = math.floor(math.log(math.max(1, now_us() - sent)) * 100)
+          applied[b] = (applied[b] or 0) + 1
+        end
+        phase = "get"
+        key = nil
+      end
+    end
+  end
 end
 
 local function index()
@@ -56,6 +137,19 @@ function request()
     return wrk.format("DELETE", "/api?key=put-" .. index())
   elseif mode == "all" then
     return wrk.format("GET", "/api/all")
+  elseif mode == "put-wait" then
+    return wrk.format("PUT", "/api", waiting, '{"key":"put-' .. index() .. '","value":"' .. value .. '"}')
+  elseif mode == "put-if-match" then
+    -- A request whose answer never came (wrk reconnected) is sent again as it was.
+    if phase == "get" then
+      if not key then
+        key = "rmw-" .. (base + tid * span + (n % span))
+        n = n + 1
+      end
+      return wrk.format("GET", "/api?key=" .. key)
+    end
+    sent = now_us()
+    return wrk.format("PUT", "/api", { ["Content-Type"] = "application/json", ["If-Match"] = etag, ["Prefer"] = "wait=" .. wait }, '{"key":"' .. key .. '","value":"' .. value .. n .. '"}')
   elseif mode == "lag-put" then
     return wrk.format("PUT", "/api", json, '{"key":"lagload-' .. index() .. '","value":"' .. value .. '"}')
   else
@@ -72,12 +166,25 @@ function delay()
   return pause
 end
 
+-- The threads' tables summed, as a JSON object (keys are outcome labels or bucket numbers: nothing to escape).
+local function merged(name)
+  local total = {}
+  for _, t in ipairs(threads) do
+    for k, v in pairs(t:get(name) or {}) do total[k] = (total[k] or 0) + v end
+  end
+  local parts = {}
+  for k, v in pairs(total) do table.insert(parts, string.format('"%s":%d', tostring(k), v)) end
+  table.sort(parts)
+  return "{" .. table.concat(parts, ",") .. "}"
+end
+
 function done(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
-    'BENCHJSON {"requests":%d,"durationUs":%d,"connectErrors":%d,"readErrors":%d,"writeErrors":%d,"non2xx":%d,"timeouts":%d,"p50Us":%d,"p90Us":%d,"p99Us":%d,"maxUs":%d,"meanUs":%.1f}\\n',
+    'BENCHJSON {"requests":%d,"durationUs":%d,"connectErrors":%d,"readErrors":%d,"writeErrors":%d,"non2xx":%d,"timeouts":%d,"p50Us":%d,"p90Us":%d,"p99Us":%d,"maxUs":%d,"meanUs":%.1f,"outcomes":%s,"appliedBuckets":%s}\\n',
     summary.requests, summary.duration, e.connect, e.read, e.write, e.status, e.timeout,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, latency.mean))
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, latency.mean,
+    merged("outcomes"), merged("applied")))
 end
 `
 
@@ -93,6 +200,8 @@ export interface LoadOptions {
   valueBytes: number
   /** Milliseconds each connection waits before each request (paces the lag measurement's load). */
   pauseMs?: number
+  /** Seconds of `Prefer: wait` for put-wait and put-if-match (default PREFER_WAIT_SECONDS). */
+  waitSeconds?: number
 }
 
 export interface LoadResult {
@@ -106,6 +215,36 @@ export interface LoadResult {
   non2xx: number
   /** Socket errors and timeouts: requests that got no answer at all. */
   errors: number
+  /** put-wait, put-if-match: answers by status and body status ("200 applied", "202 queued", "412 rejected", "412", "GET 200"). */
+  outcomes?: Record<string, number>
+  /** put-if-match: the PUTs answered "200 applied", by time to answer in 1 %-wide buckets (see WRK_SCRIPT and bucketPercentile). */
+  appliedBuckets?: Record<string, number>
+}
+
+/**
+ * The p-th percentile (0–100) of a bucketed latency, in ms: the middle of the
+ * bucket that holds it (at most ½ % off). Undefined when nothing was counted.
+ */
+export function bucketPercentile(buckets: Record<string, number> | undefined, p: number): number | undefined {
+  const entries = Object.entries(buckets ?? {}).map(([k, n]) => [Number(k), n] as const).sort((a, b) => a[0] - b[0])
+  const total = entries.reduce((a, [, n]) => a + n, 0)
+  if (total === 0) return undefined
+  // The same rank rule as wrk's own percentiles: the first value with at least p % of the counts at or below it.
+  const rank = Math.max(1, Math.ceil((p / 100) * total))
+  let seen = 0
+  for (const [k, n] of entries) {
+    seen += n
+    if (seen >= rank) return Math.exp((k + 0.5) / 100) / 1000
+  }
+  return undefined
+}
+
+/** Buckets of several runs added up: the percentiles of the union are exact to the bucket. */
+export function addBuckets(all: (Record<string, number> | undefined)[]): Record<string, number> | undefined {
+  if (all.every(b => b === undefined)) return undefined
+  const out: Record<string, number> = {}
+  for (const b of all) for (const [k, n] of Object.entries(b ?? {})) out[k] = (out[k] ?? 0) + n
+  return out
 }
 
 let scriptPath: string | undefined
@@ -122,8 +261,11 @@ function script(): string {
 export function parseWrkOutput(stdout: string): LoadResult {
   const line = stdout.split('\n').find(l => l.startsWith('BENCHJSON '))
   if (!line) throw new Error(`wrk printed no result:\n${stdout.slice(-2000)}`)
-  const r = JSON.parse(line.slice('BENCHJSON '.length)) as Record<string, number>
+  const r = JSON.parse(line.slice('BENCHJSON '.length)) as Record<string, number> & { outcomes?: Record<string, number>, appliedBuckets?: Record<string, number> }
   const seconds = r.durationUs! / 1e6
+  const nonEmpty = (record: Record<string, number> | undefined) => record && Object.keys(record).length ? { ...record } : undefined
+  const outcomes = nonEmpty(r.outcomes)
+  const appliedBuckets = nonEmpty(r.appliedBuckets)
   return {
     requests: r.requests!,
     seconds,
@@ -134,16 +276,20 @@ export function parseWrkOutput(stdout: string): LoadResult {
     maxMs: r.maxUs! / 1000,
     non2xx: r.non2xx!,
     errors: r.connectErrors! + r.readErrors! + r.writeErrors! + r.timeouts!,
+    ...(outcomes ? { outcomes } : {}),
+    ...(appliedBuckets ? { appliedBuckets } : {}),
   }
 }
 
 /** Runs wrk once; resolves with its figures. */
 export function runLoad(options: LoadOptions): Promise<LoadResult> {
-  const threads = Math.max(1, Math.min(options.threads, options.connections))
+  // put-if-match keeps one connection's read-modify-write state per Lua state, that is per thread.
+  const threads = options.scenario === 'put-if-match' ? options.connections : Math.max(1, Math.min(options.threads, options.connections))
   const args = [
     '-t', String(threads), '-c', String(options.connections), '-d', `${options.durationSeconds}s`, '--timeout', '10s',
     '-s', script(), options.url, '--',
     options.scenario, String(options.base), String(Math.max(1, options.span)), String(threads), 'v'.repeat(options.valueBytes), String(Math.max(0, Math.round(options.pauseMs ?? 0))),
+    String(options.waitSeconds ?? PREFER_WAIT_SECONDS),
   ]
   return new Promise((resolve, reject) => {
     execFile('wrk', args, { maxBuffer: 4 * 1024 * 1024, timeout: (options.durationSeconds + 60) * 1000 }, (error, stdout, stderr) => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { parseWrkOutput, type LoadResult } from './load.js'
-import { markdown, meets, mergeRounds, Progress, ratioLines, scenarioTable, targets, type BenchReport, type ScenarioResult } from './report.js'
+import { addBuckets, bucketPercentile, parseWrkOutput, type LoadResult } from './load.js'
+import { markdown, meets, mergeRounds, Progress, ratioLines, scenarioTable, targets, writeOutcomes, writeOutcomesTable, type BenchReport, type ScenarioResult } from './report.js'
 
 function load(rps: number): LoadResult {
   return { requests: rps * 10, seconds: 10, rps, p50Ms: 1.5, p90Ms: 3, p99Ms: 9.25, maxMs: 20, non2xx: 0, errors: 0 }
@@ -70,5 +70,65 @@ describe('bench report', () => {
     now = 3000
     progress.line('kvarc get-hit: 10 s')
     expect(written).toEqual(['[   3 s] kvarc get-hit: 10 s\n'])
+  })
+
+  it('reads bucketed latencies: each bucket 1 % wide, a percentile is the middle of the bucket that holds it', () => {
+    // Bucket k holds [e^(k/100), e^((k+1)/100)) µs: 691 is 1.00 ms, 921 is 10.0 ms.
+    const buckets = { 691: 98, 921: 2 }
+    expect(bucketPercentile(buckets, 50)).toBeCloseTo(Math.exp(6.915) / 1000, 9)
+    expect(bucketPercentile(buckets, 98)).toBeCloseTo(Math.exp(6.915) / 1000, 9)
+    expect(bucketPercentile(buckets, 99)).toBeCloseTo(Math.exp(9.215) / 1000, 9)
+    expect(bucketPercentile({}, 50)).toBeUndefined()
+    expect(bucketPercentile(undefined, 50)).toBeUndefined()
+    expect(addBuckets([{ 691: 1 }, undefined, { 691: 2, 700: 1 }])).toEqual({ 691: 3, 700: 1 })
+    expect(addBuckets([undefined, undefined])).toBeUndefined()
+  })
+
+  it('parses the answers and applied buckets of the write-outcome scenarios, and leaves them out for the others', () => {
+    const line = (extra: string) => `BENCHJSON {"requests":300,"durationUs":1000000,"connectErrors":0,"readErrors":0,"writeErrors":0,"non2xx":5,"timeouts":0,"p50Us":1500,"p90Us":2000,"p99Us":9000,"maxUs":12000,"meanUs":1600.5,${extra}}\n`
+    const rmw = parseWrkOutput(line('"outcomes":{"200 applied":140,"412":2,"412 rejected":3,"GET 200":150},"appliedBuckets":{"691":140}'))
+    expect(rmw.outcomes).toEqual({ '200 applied': 140, '412': 2, '412 rejected': 3, 'GET 200': 150 })
+    expect(rmw.appliedBuckets).toEqual({ 691: 140 })
+    const plain = parseWrkOutput(line('"outcomes":{},"appliedBuckets":{}'))
+    expect(plain).not.toHaveProperty('outcomes')
+    expect(plain).not.toHaveProperty('appliedBuckets')
+  })
+
+  it('shows the write-outcome scenarios next to kvarc\'s plain PUT of the same run, without a baseline ratio', () => {
+    // Prepare: put-wait timed by wrk over every answer; put-if-match timed from its applied PUTs' buckets.
+    const putWait = { ...result('kvarc', 'put-wait', 5000), connections: 64 }
+    putWait.load = { ...putWait.load, p50Ms: 12, p99Ms: 40, outcomes: { '200 applied': 49_990, '202 queued': 10 } }
+    const rmw = { ...result('kvarc', 'put-if-match', 3000), connections: 32 }
+    rmw.load = { ...rmw.load, non2xx: 7, errors: 1, outcomes: { '200 applied': 16_000, 'GET 200': 16_010, '412': 2, '412 rejected': 5, 'GET 503': 3, '200 superseded': 1 }, appliedBuckets: { 921: 15_830, 1151: 170 } }
+    const scenarios = [result('kvarc', 'put', 8000), result('baseline', 'put', 9000), putWait, rmw]
+
+    // Act
+    const table = writeOutcomesTable(scenarios).split('\n')
+
+    // Assess
+    expect(writeOutcomes(rmw)).toMatchObject({ applied: 16_000, appliedPerSecond: 1600, refusedAtApi: 2, rejected: 5, queued: 0, noAnswer: 1, other: { 'GET 503': 3, '200 superseded': 1 }, timed: 'applied PUTs' })
+    expect(writeOutcomes(rmw).p50Ms).toBeCloseTo(Math.exp(9.215) / 1000, 9)
+    expect(writeOutcomes(rmw).p99Ms).toBeCloseTo(Math.exp(11.515) / 1000, 9)
+    expect(table).toHaveLength(4)
+    expect(table[2]).toBe('| put-wait | 64 | 4,999 | 12.00 | 40.00 | 49,990 | 10 | 0 | 0 | 0 | 0 | 0.62× | 8,000 (1.50 / 9.25) |')
+    expect(table[3]).toBe('| put-if-match | 32 | 1,600 | 10.05 | 100.21 | 16,000 | 0 | 2 | 5 | GET 503: 3, 200 superseded: 1 | 1 | 0.20× | 8,000 (1.50 / 9.25) |')
+    expect(ratioLines({ scenarios })).toBe('- put: 8,000 / 9,000 req/s = 0.89×; request-path CPU 19 vs 17 µs/req → 0.89× if CPU-bound')
+    const report: BenchReport = { startedAt: 't', finishedAt: 't', machine: { cpus: 2, loadavg: [1, 1, 1], node: 'v20' }, options: {}, generator: 'wrk', scenarios, targets: targets({ scenarios }), errors: [] }
+    const text = markdown(report)
+    expect(text).toContain('## Write outcomes (kvarc only: the baseline has no such feature)')
+    expect(text).toContain(table[3])
+    expect(markdown({ ...report, scenarios: scenarios.slice(0, 2) })).not.toContain('## Write outcomes')
+  })
+
+  it('adds up the answers and applied buckets of the rounds', () => {
+    const a = result('kvarc', 'put-if-match', 1000)
+    a.load = { ...a.load, outcomes: { '200 applied': 10, '412': 1 }, appliedBuckets: { 691: 10 } }
+    const b = { ...result('kvarc', 'put-if-match', 1000), connections: 32 }
+    b.load = { ...b.load, outcomes: { '200 applied': 20 }, appliedBuckets: { 691: 15, 700: 5 } }
+    const merged = mergeRounds([{ ...a, connections: 32 }, b])
+    expect(merged.load.outcomes).toEqual({ '200 applied': 30, '412': 1 })
+    expect(merged.load.appliedBuckets).toEqual({ 691: 25, 700: 5 })
+    expect(merged.connections).toBe(32)
+    expect(mergeRounds([result('kvarc', 'put', 1000)]).load).not.toHaveProperty('outcomes')
   })
 })

@@ -9,7 +9,9 @@
  *   --warmup S            unmeasured seconds before each (default 2)
  *   --connections N       wrk connections (default 64)
  *   --threads N           wrk threads (default 1: leaves the cores to the system under test)
- *   --scenarios a,b       of get-hit,get-miss,put,delete,all,mixed (default all)
+ *   --scenarios a,b       of get-hit,get-miss,put,delete,all,mixed,put-wait,put-if-match (default all);
+ *                         put-wait and put-if-match run on kvarc alone (write outcomes: the baseline has no
+ *                         such feature) and add about 30 s to the default run
  *   --sides a,b           of kvarc,baseline,sandbox (default all three)
  *   --skip-sandbox        same as leaving sandbox out of --sides
  *   --sandbox-duration S  measured seconds per sandbox scenario (default 3, no warm-up: every sandbox request is a cold start)
@@ -28,7 +30,7 @@ import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { isolate, type Isolated } from '../ops/isolated.js'
 import { countCached, prepareData, purgeQueues } from './data.js'
-import { runLoad, SCENARIOS, type LoadResult, type Scenario } from './load.js'
+import { KVARC_ONLY, rmwConnections, RMW_KEYS_PER_CONNECTION, runLoad, SCENARIOS, type LoadResult, type Scenario } from './load.js'
 import { childrenCpuSeconds, commandLine, cpuDelta, cpuSeconds, machineBusySeconds, pidsByComm, processTree, rssKiB } from './procs.js'
 import { markdown, mergeRounds, Progress, rpsOf, targets, type BenchReport, type ProcessRss, type ScenarioResult } from './report.js'
 import { startBaselineSide, startKvarcHostsSide, startKvarcSide, startSandboxSide, waitForPort, type Side, type SideName } from './sides.js'
@@ -149,7 +151,9 @@ function keyRange(scenario: Scenario, opts: Options, warmup: boolean, round = 0,
     const slice = Math.floor(measured / rounds)
     return { base: round * slice, span: slice }
   }
-  if (scenario === 'put' || scenario === 'delete') return { base: 0, span: 100_000 }
+  if (scenario === 'put' || scenario === 'delete' || scenario === 'put-wait') return { base: 0, span: 100_000 }
+  // Per connection: connection c reads and writes rmw-<c·span + j>, j < span.
+  if (scenario === 'put-if-match') return { base: 0, span: RMW_KEYS_PER_CONNECTION }
   return { base: 0, span: opts.hitKeys }
 }
 
@@ -208,7 +212,7 @@ async function runScenario(side: Side, iso: Isolated, scenario: Scenario, opts: 
   if (healed.length) progress.line(`${side.name}: restarted ${healed.join(', ')} (exited when a service went away)`)
   const sandbox = side.name === 'sandbox'
   const duration = sandbox ? opts.sandboxDuration : Math.max(1, Math.round(opts.duration / rounds))
-  const connections = sandbox ? opts.sandboxConnections : opts.connections
+  const connections = sandbox ? opts.sandboxConnections : scenario === 'put-if-match' ? rmwConnections(opts.connections) : opts.connections
   const common = { url: side.url, scenario, connections, threads: opts.threads, valueBytes: opts.valueBytes }
   if (opts.warmup > 0 && round === 0) {
     progress.line(`${side.name} ${scenario}: warm-up ${opts.warmup} s`)
@@ -237,7 +241,7 @@ async function runScenario(side: Side, iso: Isolated, scenario: Scenario, opts: 
   Object.assign(services, cpuDelta(servicesBefore, servicesAfter))
   let note: string | undefined = healed.length ? `restarted ${healed.join(', ')} before this run` : undefined
   const pgReads = scenario === 'get-miss' ? (await countCached(iso.config, 'miss-')) - missBefore : undefined
-  if (scenario === 'put' || scenario === 'delete' || scenario === 'mixed') {
+  if (scenario !== 'get-hit' && scenario !== 'get-miss' && scenario !== 'all') {
     if (side.name === 'kvarc') {
       // The consumer applies the scenario's writes after wrk stops; the next run must not compete with it.
       const waitStarted = Date.now()
@@ -247,8 +251,10 @@ async function runScenario(side: Side, iso: Isolated, scenario: Scenario, opts: 
       await purgeQueues(iso.config)
     }
   }
-  progress.line(`${label}: ${Math.round(load.rps).toLocaleString('en-US')} req/s, p50 ${load.p50Ms.toFixed(2)} ms, p99 ${load.p99Ms.toFixed(2)} ms, non-2xx ${load.non2xx}, errors ${load.errors}`)
-  return { side: side.name, scenario, load, cpu, services, rssBefore, rssAfter, note, pgReads }
+  if (scenario === 'put-if-match') note = [note, 'req/s, p50 and p99 here are wrk\'s, over the GETs and the PUTs'].filter(Boolean).join('; ')
+  const outcomes = load.outcomes ? `; answers ${Object.entries(load.outcomes).map(([label, n]) => `${label}: ${n}`).join(', ')}` : ''
+  progress.line(`${label}: ${Math.round(load.rps).toLocaleString('en-US')} req/s, p50 ${load.p50Ms.toFixed(2)} ms, p99 ${load.p99Ms.toFixed(2)} ms, non-2xx ${load.non2xx}, errors ${load.errors}${outcomes}`)
+  return { side: side.name, scenario, load, cpu, services, rssBefore, rssAfter, note, pgReads, connections }
 }
 
 /** A backing service restarting under someone else's test must not leave the bench's database and queues behind. */
@@ -303,12 +309,13 @@ async function main(): Promise<void> {
 
   try {
     const dataSet = { hitKeys: opts.hitKeys, missKeys: opts.missKeys, valueBytes: opts.valueBytes }
+    const rmwKeys = opts.scenarios.includes('put-if-match') ? rmwConnections(opts.connections) * RMW_KEYS_PER_CONNECTION : 0
     const fast = opts.sides.filter(s => s !== 'sandbox')
     for (const name of fast) {
       const iso = await isolate(`bench_${name}`)
       isolated.set(name, iso)
       progress.line(`${name}: preparing ${opts.hitKeys.toLocaleString('en-US')} cached and ${opts.missKeys.toLocaleString('en-US')} uncached rows in ${iso.id}`)
-      await prepareData(iso.config, dataSet)
+      await prepareData(iso.config, { ...dataSet, rmwKeys: name === 'kvarc' ? rmwKeys : 0 })
       progress.line(`${name}: starting`)
       try {
         const env = { ...iso.env, LOG_LEVEL: 'warn' }
@@ -328,7 +335,7 @@ async function main(): Promise<void> {
       for (let round = 0; round < opts.rounds; round++) {
         for (const name of fast) {
           const side = sides.get(name)
-          if (!side) continue
+          if (!side || (name !== 'kvarc' && KVARC_ONLY.includes(scenario))) continue
           try {
             const result = await runScenario(side, isolated.get(name)!, scenario, opts, progress, round, opts.rounds)
             runs.set(name, [...(runs.get(name) ?? []), result])
@@ -390,7 +397,7 @@ async function main(): Promise<void> {
         progress.line('sandbox: starting two arc sandbox instances (each builds the bundles)')
         const side = await startSandboxSide({ ...iso.env, LOG_LEVEL: 'warn' })
         sides.set('sandbox', side)
-        for (const scenario of opts.scenarios) {
+        for (const scenario of opts.scenarios.filter(s => !KVARC_ONLY.includes(s))) {
           try {
             report.scenarios.push(mergeRounds([await runScenario(side, iso, scenario, { ...opts, warmup: 0, missKeys: 20_000 }, progress)]))
             // Requests wrk gave up on are still running in sandbox's per-request processes: let them end.

@@ -1,0 +1,109 @@
+/**
+ * The wrk script's request logic against a scripted server: what each
+ * scenario sends and how it counts the answers. Needs wrk (`apt-get install -y
+ * wrk`); asserts on requests and counts, never on speed.
+ */
+import { execFileSync } from 'node:child_process'
+import { createServer, type IncomingMessage, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { runLoad, type LoadOptions } from './load.js'
+
+const hasWrk = (() => {
+  try { execFileSync('which', ['wrk'], { stdio: 'ignore' }); return true } catch { return false }
+})()
+
+/** With 8 keys per connection, the sixth key of each has no row: no ETag, so it must never be written. */
+const missing = (key: string) => /^rmw-\d+$/.test(key) && Number(key.slice(4)) % 8 === 5
+
+interface Seen { method: string, key: string, ifMatch?: string, prefer?: string }
+
+let server: Server
+let url: string
+const seen: Seen[] = []
+/** The key's version as this server says it: the ETag a GET returns, the If-Match a PUT must send. */
+const versions = new Map<string, number>()
+const mismatches: string[] = []
+let conditionalPuts = 0
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise(resolve => {
+    let body = ''
+    req.on('data', (chunk: Buffer) => { body += chunk.toString() })
+    req.on('end', () => resolve(body))
+  })
+}
+
+beforeAll(async () => {
+  server = createServer(async (req, res) => {
+    const query = new URL(req.url ?? '/', 'http://x').searchParams
+    const json = (status: number, body: unknown, headers: Record<string, string> = {}) => res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body))
+    if (req.method === 'GET') {
+      const key = query.get('key') ?? ''
+      seen.push({ method: 'GET', key })
+      if (missing(key)) return json(404, { detail: 'key not found' })
+      return json(200, { data: { key, value: 'v' } }, { ETag: `"${versions.get(key) ?? 1}"` })
+    }
+    const { key } = JSON.parse(await readBody(req)) as { key: string }
+    const ifMatch = req.headers['if-match'] as string | undefined
+    seen.push({ method: 'PUT', key, ifMatch, prefer: req.headers.prefer as string | undefined })
+    if (!key.startsWith('rmw-')) {
+      // put-wait: every tenth write "times out".
+      return seen.length % 10 === 0 ? json(202, { status: 'queued', version: '9' }, { location: '/api/writes' }) : json(200, { status: 'applied', version: '9' })
+    }
+    const current = `"${versions.get(key) ?? 1}"`
+    if (ifMatch !== current) mismatches.push(`${key}: If-Match ${ifMatch}, current ${current}`)
+    // Every seventh conditional write is refused at the API (no body status), every eleventh rejected by the "consumer".
+    const n = ++conditionalPuts
+    if (n % 7 === 0) return json(412, { detail: 'stale', current: '1' })
+    if (n % 11 === 0) return json(412, { detail: 'stale', status: 'rejected', current: '1' })
+    versions.set(key, (versions.get(key) ?? 1) + 1)
+    json(200, { status: 'applied', version: String(versions.get(key)) })
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+})
+
+afterAll(() => new Promise<void>(resolve => server.close(() => resolve())))
+
+const options = (scenario: LoadOptions['scenario'], connections: number, span: number): LoadOptions =>
+  ({ url, scenario, durationSeconds: 1, connections, threads: 1, base: 0, span, valueBytes: 4 })
+
+describe.skipIf(!hasWrk)('the wrk script', () => {
+  it('put-if-match: each connection GETs its own keys and PUTs them back with the ETag it read and Prefer: wait', async () => {
+    seen.length = 0
+    const result = await runLoad(options('put-if-match', 3, 8))
+    const puts = seen.filter(s => s.method === 'PUT')
+    expect(puts.length).toBeGreaterThan(10)
+    // Connections never write each other's keys, so a wrong If-Match would be a connection mixing up its state.
+    expect(mismatches).toEqual([])
+    expect(new Set(seen.map(s => s.key))).toEqual(new Set(Array.from({ length: 24 }, (_, i) => `rmw-${i}`)))
+    expect(puts.every(p => p.prefer === 'wait=5' && p.ifMatch !== undefined)).toBe(true)
+    expect(puts.some(p => missing(p.key))).toBe(false)
+    const o = result.outcomes!
+    expect(o['GET 404']).toBeGreaterThan(0)
+    expect(o['412']).toBeGreaterThan(0)
+    expect(o['412 rejected']).toBeGreaterThan(0)
+    // Answers wrk had not received when it stopped are counted nowhere, so counts can trail what the server sent by one per connection.
+    expect(puts.length - ((o['200 applied'] ?? 0) + o['412']! + o['412 rejected']!)).toBeLessThanOrEqual(3)
+    expect(Object.values(result.appliedBuckets!).reduce((a, n) => a + n, 0)).toBe(o['200 applied'])
+  })
+
+  it('put-wait: the plain PUT with Prefer: wait, its answers counted by status', async () => {
+    seen.length = 0
+    const result = await runLoad(options('put-wait', 4, 1000))
+    const puts = seen.filter(s => s.method === 'PUT')
+    expect(puts.every(p => p.prefer === 'wait=5' && p.ifMatch === undefined && /^put-\d+$/.test(p.key))).toBe(true)
+    expect(result.outcomes!['200 applied']).toBeGreaterThan(0)
+    expect(result.outcomes!['202 queued']).toBeGreaterThan(0)
+    expect(result.appliedBuckets).toBeUndefined()
+  })
+
+  it('plain PUT: no Prefer header, and the answers are not read', async () => {
+    seen.length = 0
+    const result = await runLoad(options('put', 2, 1000))
+    expect(seen.length).toBeGreaterThan(0)
+    expect(seen.every(s => s.method === 'PUT' && s.prefer === undefined)).toBe(true)
+    expect(result.outcomes).toBeUndefined()
+  })
+})
