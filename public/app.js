@@ -1,6 +1,7 @@
 // The kvarc form. Plain script, no build step and no dependencies, so it works
 // offline and behind any static host. User data reaches the page only through
-// textContent / attribute setters, never as HTML.
+// textContent / attribute setters, never as HTML. No inline script or handler
+// anywhere, so the page runs under a Content-Security-Policy without 'unsafe-inline'.
 'use strict'
 
 ;(() => {
@@ -23,16 +24,21 @@
     }
   }
 
+  // Above the longest wait the page asks the server for (WRITE_WAIT_S), so a waiting answer is never cut off.
   const REQUEST_TIMEOUT_MS = 15000
 
-  /** One API call: JSON in and out; every failure becomes an ApiError with plain words. */
-  async function api (method, url, body) {
+  /**
+   * One HTTP exchange, JSON in and out: resolves with the response and its parsed
+   * body (undefined when it is not JSON) whatever the status; throws an ApiError
+   * in plain words only when no answer came.
+   */
+  async function exchange (method, url, { body, headers } = {}) {
     let response
     try {
       response = await fetch(url, {
         method,
         cache: 'no-store',
-        headers: body === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' },
+        headers: { accept: 'application/json', ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
         body: body === undefined ? undefined : JSON.stringify(body),
         signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
       })
@@ -49,15 +55,24 @@
     } catch {
       data = undefined
     }
-    if (response.ok) {
-      if (data === undefined) throw new ApiError(`The server answered ${describe(response)} without a JSON body.`, response.status)
-      return data
-    }
-    if (data && typeof data.detail === 'string' && data.detail !== '') throw new ApiError(capitalise(data.detail) + '.', response.status)
-    if (data && Array.isArray(data.detail)) throw new ApiError(capitalise(data.detail.map(d => d && d.msg).filter(Boolean).join('; ') || 'invalid request') + '.', response.status)
+    return { response, data }
+  }
+
+  /** What a failed (or bodiless) answer means, in plain words. */
+  function problem (response, data) {
+    if (response.ok) return new ApiError(`The server answered ${describe(response)} without a JSON body.`, response.status)
+    if (data && typeof data.detail === 'string' && data.detail !== '') return new ApiError(capitalise(data.detail) + '.', response.status)
+    if (data && Array.isArray(data.detail)) return new ApiError(capitalise(data.detail.map(d => d && d.msg).filter(Boolean).join('; ') || 'invalid request') + '.', response.status)
     const retry = response.headers.get('retry-after')
-    throw new ApiError(`The server answered ${describe(response)}${data === undefined ? ' with something that is not JSON' : ''}.` +
+    return new ApiError(`The server answered ${describe(response)}${data === undefined ? ' with something that is not JSON' : ''}.` +
       (retry ? ` Try again in ${retry} s.` : ''), response.status)
+  }
+
+  /** One API call whose only good answer is a 2xx with JSON: resolves with the body, else throws in plain words. */
+  async function api (method, url, options) {
+    const { response, data } = await exchange(method, url, options)
+    if (!response.ok || data === undefined) throw problem(response, data)
+    return data
   }
 
   const describe = response => `${response.status}${response.statusText ? ' ' + response.statusText : ''}`
@@ -70,45 +85,11 @@
   }
 
   const short = (text, max) => (text.length > max ? text.slice(0, max - 1) + '…' : text)
+  const quoted = key => JSON.stringify(short(key, 60))
 
   const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 
-  const newer = (a, b) => {
-    try {
-      return BigInt(a) >= BigInt(b)
-    } catch {
-      return a === b
-    }
-  }
-
-  // Polling after a write: short first waits (the consumer usually applies within
-  // milliseconds), growing to 1 s; at most 36 reads over about 30 s, then the page
-  // says the write is still queued (a consumer in a backoff during an outage).
-  const POLL_DELAYS_MS = [40, 80, 150, 250, 400, 600, 800, ...Array(29).fill(1000)]
-
-  /**
-   * Waits until a GET shows the write: `check` gets the GET outcome and answers
-   * a final message, or undefined to keep waiting. Stops early when `stale()`.
-   */
-  async function waitApplied (key, check, stale) {
-    for (const delay of POLL_DELAYS_MS) {
-      await sleep(delay)
-      if (stale()) return undefined
-      let outcome
-      try {
-        outcome = { found: true, data: await api('GET', apiUrl('api', { key })) }
-      } catch (error) {
-        if (error instanceof ApiError && error.status === 404) outcome = { found: false }
-        else continue // a transient failure while polling is not the write's failure
-      }
-      if (stale()) return undefined
-      const done = check(outcome)
-      if (done) return done
-    }
-    return undefined
-  }
-
-  /** Each form's latest submission wins: an older one still polling stops updating the page. */
+  /** Each form's latest submission wins: an older one still waiting stops updating the page. */
   function latest () {
     let generation = 0
     return () => {
@@ -117,34 +98,187 @@
     }
   }
 
+  // What the page last learnt of each key, for "only if unchanged": { etag } from a Get (a
+  // tombstone's too) or from this page's own applied write, or { absent: true } when a Get
+  // found no such key and no ETag. Kept for the page's lifetime only.
+  const known = new Map()
+
+  /** The precondition headers of a write "only if unchanged"; undefined when the page knows nothing of the key. */
+  function conditionFor (key) {
+    const seen = known.get(key)
+    if (seen === undefined) return undefined
+    if (seen.etag) return { headers: { 'if-match': seen.etag }, kind: 'match', etag: seen.etag }
+    return { headers: { 'if-none-match': '*' }, kind: 'absent' }
+  }
+
+  function conditionHint (key) {
+    const condition = conditionFor(key)
+    if (key === '') return 'Enter a key, then Get it first: the write will carry the version that Get showed.'
+    if (condition === undefined) return `No ETag for ${quoted(key)} yet: Get it first.`
+    if (condition.kind === 'absent') return `Sends If-None-Match: * — your last Get found no ${quoted(key)}, so the write applies only while it is still absent.`
+    return `Sends If-Match: ${condition.etag} — the write applies only while ${quoted(key)} still has that version.`
+  }
+
+  // The server holds a write's answer until the consumer decided it, up to this long
+  // (Prefer: wait; at most 10 s server-side). A write still queued then is followed
+  // through its receipt: each look waits as long again, RECEIPT_TRIES looks in all
+  // (about 30 s more), at least RECEIPT_SPACING_MS apart so a failing server is not hammered.
+  const WRITE_WAIT_S = 5
+  const RECEIPT_TRIES = 6
+  const RECEIPT_SPACING_MS = 1000
+
+  /**
+   * Follows a receipt until the write is no longer queued. Resolves with the
+   * receipt ({status, version, current, reason?}), { status: 'expired' }, or
+   * undefined when it is still queued after RECEIPT_TRIES looks (or `stale()`).
+   */
+  async function followReceipt (receiptUrl, stale) {
+    const url = new URL(receiptUrl)
+    url.searchParams.set('wait', String(WRITE_WAIT_S))
+    for (let tries = 0; tries < RECEIPT_TRIES; tries++) {
+      const started = Date.now()
+      try {
+        const { response, data } = await exchange('GET', url)
+        if (stale()) return undefined
+        if (response.ok && data && typeof data.status === 'string' && data.status !== 'queued') return data
+        if (response.status === 410) return { status: 'expired', detail: data && data.detail }
+        // A receipt the server refuses to give (4xx) will not come by asking again.
+        if (!response.ok && response.status >= 400 && response.status < 500 && response.status !== 429) throw problem(response, data)
+      } catch (error) {
+        if (!(error instanceof ApiError) || error.status !== 0) throw error
+        // No answer this time (the server restarting, a lost connection): the write is still queued; look again.
+      }
+      if (stale()) return undefined
+      await sleep(RECEIPT_SPACING_MS - (Date.now() - started))
+    }
+    return undefined
+  }
+
+  /** The plain words for a write that did not apply because the key changed since the page read it. */
+  function changedSinceRead (condition, current, what, version) {
+    const now = current ? `current version ${current}` : 'it no longer exists'
+    const how = condition && condition.kind === 'absent' ? 'The key was created since you read it' : 'The key changed since you read it'
+    // A 412 decided at once (the cache already showed a newer version) never queued the write, so it has no version.
+    const mine = version ? ` (version ${version})` : ''
+    return `${how} (${now}), so this ${what}${mine} was not applied. Get it again to see what it holds, then retry.`
+  }
+
+  /**
+   * Sends a put or delete and shows its real outcome, as the server reports it:
+   * applied, superseded, rejected (a failed condition) or dead-lettered.
+   */
+  async function sendWrite ({ status, stale, what, key, method, url, body, conditional, applied }) {
+    let condition
+    if (conditional && key !== '') {
+      condition = conditionFor(key)
+      if (condition === undefined) {
+        setStatus(status, 'error', `No ETag for ${quoted(key)} yet: Get it first. "Only if unchanged" sends the version your last Get of this key showed.`)
+        return
+      }
+    }
+    setStatus(status, 'busy', `Sending; waiting up to ${WRITE_WAIT_S} s for it to be applied…`)
+    let answer
+    try {
+      answer = await exchange(method, url, { body, headers: { prefer: `wait=${WRITE_WAIT_S}`, ...(condition && condition.headers) } })
+    } catch (error) {
+      if (!stale()) setStatus(status, 'error', error.message)
+      return
+    }
+    if (stale()) return
+    const { response, data } = answer
+    let outcome
+    if (response.status === 412 && data && typeof data.detail === 'string') {
+      // Either the consumer's decision (status "rejected") or the server's at once, when its cache already shows a newer version.
+      outcome = { status: 'rejected', version: data.version, current: data.current ?? null, reason: data.detail }
+    } else if (response.status === 422 && data && data.status === 'dead-lettered') {
+      outcome = { status: 'dead-lettered', version: data.version, detail: data.detail }
+    } else if (response.ok && data && typeof data.version === 'string' && typeof data.status === 'string') {
+      outcome = data
+    } else {
+      setStatus(status, 'error', problem(response, data).message)
+      return
+    }
+
+    if (outcome.status === 'queued') {
+      const version = outcome.version
+      setStatus(status, 'queued', `Queued (version ${version}); waiting for its outcome…`)
+      // The Location of a 202 names the receipt; a server that ignored Prefer answers 200 without one.
+      const location = response.headers.get('location')
+      const receiptUrl = location ? new URL(location, response.url) : apiUrl('api/writes', { key, version })
+      try {
+        outcome = await followReceipt(receiptUrl, stale)
+      } catch (error) {
+        if (!stale()) setStatus(status, 'error', `Queued (version ${version}), but its outcome could not be read: ${error.message}`)
+        return
+      }
+      if (stale()) return
+      if (outcome === undefined) {
+        setStatus(status, 'queued', `Queued (version ${version}), not applied yet: the consumers may be behind or stopped. It is safe in the queue; its outcome will be at ${receiptUrl.pathname}${receiptUrl.search}.`)
+        return
+      }
+      if (outcome.status === 'expired') {
+        setStatus(status, 'error', `Queued (version ${version}), but its outcome is no longer kept${outcome.detail ? ` (${outcome.detail})` : ''}. Get the key to see what it holds.`)
+        return
+      }
+      outcome = { version, ...outcome }
+    }
+
+    switch (outcome.status) {
+      case 'applied':
+        // The key now holds this write: a next "only if unchanged" write builds on it.
+        known.set(key, { etag: `"${outcome.version}"` })
+        refreshHints()
+        setStatus(status, 'applied', applied(outcome.version))
+        break
+      case 'superseded':
+        setStatus(status, 'superseded', `Superseded: a newer write (version ${outcome.current}) reached the key first, so this ${what} (version ${outcome.version}) was not applied.`)
+        break
+      case 'rejected':
+        setStatus(status, 'rejected', `Rejected: ${(outcome.reason || 'the condition failed').replace(/[.\s]+$/, '')}. ${changedSinceRead(condition, outcome.current, what, outcome.version)}`)
+        break
+      case 'dead-lettered':
+        setStatus(status, 'dead-lettered', `Dead-lettered: ${(outcome.detail || `the record refused this write: ${outcome.reason || 'no reason given'}`).replace(/[.\s]+$/, '')}. This ${what} (version ${outcome.version}) will never be applied.`)
+        break
+      default:
+        setStatus(status, 'error', `The server answered an unknown outcome ${JSON.stringify(String(outcome.status))} for version ${outcome.version}.`)
+    }
+  }
+
+  // "Only if unchanged": each form says what its next write would send.
+  const conditionForms = [
+    { box: $('put-if-unchanged'), keyInput: $('put-key'), hint: $('put-condition') },
+    { box: $('delete-if-unchanged'), keyInput: $('delete-key'), hint: $('delete-condition') },
+  ]
+  function refreshHints () {
+    for (const { box, keyInput, hint } of conditionForms) {
+      hint.hidden = !box.checked
+      hint.textContent = box.checked ? conditionHint(keyInput.value) : ''
+    }
+  }
+  for (const { box, keyInput } of conditionForms) {
+    box.addEventListener('change', refreshHints)
+    keyInput.addEventListener('input', refreshHints)
+  }
+  refreshHints()
+
   // Put
   const putForm = $('put-form')
   const putStatus = $('put-status')
   const putTurn = latest()
-  putForm.addEventListener('submit', async event => {
+  putForm.addEventListener('submit', event => {
     event.preventDefault()
-    const stale = putTurn()
     const key = $('put-key').value
-    const value = $('put-value').value
-    setStatus(putStatus, 'busy', 'Sending…')
-    let version
-    try {
-      ({ version } = await api('PUT', apiUrl('api'), { key, value }))
-    } catch (error) {
-      if (!stale()) setStatus(putStatus, 'error', error.message)
-      return
-    }
-    if (stale()) return
-    setStatus(putStatus, 'queued', `Queued (version ${version}); waiting for it to be applied…`)
-    const done = await waitApplied(key, outcome => {
-      if (!outcome.found) return undefined
-      if (outcome.data.version === version) return `Applied (version ${version}).`
-      if (newer(outcome.data.version, version)) return `Applied; since overwritten by a newer write (version ${outcome.data.version}).`
-      return undefined
-    }, stale)
-    if (stale()) return
-    if (done) setStatus(putStatus, 'applied', done)
-    else setStatus(putStatus, 'queued', `Queued (version ${version}), not applied yet: the consumers may be behind or stopped. It is safe in the queue; check later with Get.`)
+    sendWrite({
+      status: putStatus,
+      stale: putTurn(),
+      what: 'put',
+      key,
+      method: 'PUT',
+      url: apiUrl('api'),
+      body: { key, value: $('put-value').value },
+      conditional: $('put-if-unchanged').checked,
+      applied: version => `Applied (version ${version}).`,
+    })
   })
 
   // Ctrl+Enter / Cmd+Enter in the value submits; plain Enter stays a newline.
@@ -165,50 +299,46 @@
     const key = $('get-key').value
     setStatus(getStatus, 'busy', 'Reading…')
     try {
-      const answer = await api('GET', apiUrl('api', { key }))
+      const { response, data } = await exchange('GET', apiUrl('api', { key }))
       if (stale()) return
+      // The ETag is the key's version (a deleted key's 404 carries its tombstone's): "only if unchanged" sends it back.
+      const etag = response.headers.get('etag')
+      if (response.status === 404 && data && data.detail === 'key not found') known.set(key, etag ? { etag } : { absent: true })
+      if (!response.ok || data === undefined) throw problem(response, data)
+      known.set(key, { etag: etag || `"${data.version}"` })
+      refreshHints()
       const source = $('get-source')
-      source.textContent = answer.source
-      source.dataset.source = answer.source
-      $('get-version').textContent = answer.version
-      $('get-value').textContent = answer.data.value
+      source.textContent = data.source
+      source.dataset.source = data.source
+      $('get-version').textContent = data.version
+      $('get-value').textContent = data.data.value
       getResult.hidden = false
-      const size = new Blob([answer.data.value]).size
-      setStatus(getStatus, 'found', `Found ${JSON.stringify(short(key, 60))}: ${size} byte${size === 1 ? '' : 's'}, from ${answer.source}.`)
+      const size = new Blob([data.data.value]).size
+      setStatus(getStatus, 'found', `Found ${quoted(key)}: ${size} byte${size === 1 ? '' : 's'}, from ${data.source}.`)
     } catch (error) {
       if (stale()) return
+      refreshHints()
       getResult.hidden = true
-      setStatus(getStatus, 'error', error.status === 404 ? `${error.message.replace(/\.$/, '')}: ${JSON.stringify(short(key, 60))}.` : error.message)
+      setStatus(getStatus, 'error', error.status === 404 ? `${error.message.replace(/\.$/, '')}: ${quoted(key)}.` : error.message)
     }
   })
 
   // Delete
   const deleteStatus = $('delete-status')
   const deleteTurn = latest()
-  $('delete-form').addEventListener('submit', async event => {
+  $('delete-form').addEventListener('submit', event => {
     event.preventDefault()
-    const stale = deleteTurn()
     const key = $('delete-key').value
-    setStatus(deleteStatus, 'busy', 'Sending…')
-    let version
-    try {
-      ({ version } = await api('DELETE', apiUrl('api', { key })))
-    } catch (error) {
-      if (!stale()) setStatus(deleteStatus, 'error', error.message)
-      return
-    }
-    if (stale()) return
-    setStatus(deleteStatus, 'queued', `Queued (version ${version}); waiting for it to be applied…`)
-    const done = await waitApplied(key, outcome => {
-      if (!outcome.found) return `Applied: ${JSON.stringify(short(key, 60))} is deleted (version ${version}).`
-      if (outcome.data.version !== version && newer(outcome.data.version, version)) {
-        return `Applied; since written again by a newer write (version ${outcome.data.version}).`
-      }
-      return undefined
-    }, stale)
-    if (stale()) return
-    if (done) setStatus(deleteStatus, 'applied', done)
-    else setStatus(deleteStatus, 'queued', `Queued (version ${version}), not applied yet: the consumers may be behind or stopped. It is safe in the queue; check later with Get.`)
+    sendWrite({
+      status: deleteStatus,
+      stale: deleteTurn(),
+      what: 'delete',
+      key,
+      method: 'DELETE',
+      url: apiUrl('api', { key }),
+      conditional: $('delete-if-unchanged').checked,
+      applied: version => `Applied: ${quoted(key)} is deleted (version ${version}).`,
+    })
   })
 
   // List
@@ -269,7 +399,7 @@
       listMore.hidden = listing.next === null
       // "Load more" may vanish under the keyboard focus; put focus on what was loaded instead.
       if (!first && firstNew) firstNew.focus()
-      const scope = listing.prefix === '' ? '' : ` starting with ${JSON.stringify(short(listing.prefix, 60))}`
+      const scope = listing.prefix === '' ? '' : ` starting with ${quoted(listing.prefix)}`
       setStatus(listStatus, 'done', listing.count === 0
         ? `No keys${scope}.`
         : `Showing ${listing.count} key${listing.count === 1 ? '' : 's'}${scope}${listing.next === null ? '.' : '; more available.'}`)

@@ -2,35 +2,43 @@
  * The form at `/` in a real browser (Debian's chromium through playwright-core)
  * against a real kvarc started by this file on free ports, with its own
  * database, queues and cache prefix: the warm stack (nginx serving public/, two
- * HTTP hosts, the consumer host) for every action end to end — put → queued →
- * applied, get (value, source, version), delete → applied, list with a prefix
- * and "load more", errors in plain words, keyboard only — and `arc sandbox`
- * for a put and a get through the same page.
+ * HTTP hosts, the consumer host) for every action end to end — put and delete
+ * showing the outcome the server reports (applied, superseded, rejected,
+ * dead-lettered, or the receipt of a write still queued), "only if unchanged"
+ * with the ETag of the last get, get (value, source, version), list with a
+ * prefix and "load more", errors in plain words, keyboard only, no inline
+ * script (a strict Content-Security-Policy) — and `arc sandbox` for a put, a
+ * get and a conditional put through the same page.
  * Leaves test-output/form.png: the page after a put and a list.
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
-import { chromium, type BrowserContext, type Page } from 'playwright-core'
+import { chromium, type BrowserContext, type Page, type Request } from 'playwright-core'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { eventually } from '../support/isolated.js'
+import { installRefusals, REFUSED_BY_CHECK } from '../support/refusals.js'
 import { startSandbox, startStackSystem, type RunningSystem } from './system.js'
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run', '--disable-sync']
 /**
- * Bound on waiting for "applied" (the page itself polls for about 30 s): the
- * consumer usually needs milliseconds, but this machine is shared with load and
- * fault tests.
+ * Bound on waiting for a write's outcome (the page waits 5 s for the answer,
+ * then follows the receipt for about 30 s more): the consumer usually needs
+ * milliseconds, but this machine is shared with load and fault tests.
  */
 const APPLIED_TIMEOUT_MS = 30_000
+/** The page's own bound on looking at a receipt (public/app.js RECEIPT_TRIES). */
+const RECEIPT_TRIES = 6
 
 let system: RunningSystem
 let sandbox: RunningSystem | undefined
 let context: BrowserContext
 let profile: string
 let page: Page
+/** The page's requests, in order, since it was opened. */
+let sent: Request[] = []
 
 beforeAll(async () => {
   profile = await mkdtemp(join(tmpdir(), 'kvarc-chromium-'))
@@ -50,9 +58,12 @@ afterAll(async () => {
   if (profile) await rm(profile, { recursive: true, force: true })
 })
 
-async function openPage(url: string): Promise<void> {
+async function openPage(url: string, prepare?: (page: Page) => Promise<void>): Promise<void> {
   await page?.close()
   page = await context.newPage()
+  const mine: Request[] = sent = []
+  page.on('request', request => { mine.push(request) })
+  await prepare?.(page)
   await page.goto(url + '/')
   // Every status change, in order, so a test can see "queued" even when "applied" follows within milliseconds.
   // Browser-side code is a string: the test's TypeScript program has no DOM types.
@@ -90,15 +101,29 @@ async function waitState(id: string, state: string, since = 0): Promise<string> 
 /** How many changes a status line has had: the `since` of the next waitState. */
 const changes = async (id: string) => (await statusLog(id)).length
 
-/** Puts through the form and waits for "applied"; returns the version the page showed. */
-async function putThroughForm(key: string, value: string): Promise<string> {
+/** The page's requests to an API path (`/api`, `/api/writes`) with this method. */
+const requestsTo = (method: string, path: string) => sent.filter(r => r.method() === method && new URL(r.url()).pathname === path)
+
+/** Puts through the form (plain or "only if unchanged") and waits for "applied"; returns the version the page showed. */
+async function putThroughForm(key: string, value: string, ifUnchanged = false): Promise<string> {
   await page.fill('#put-key', key)
   await page.fill('#put-value', value)
+  await page.setChecked('#put-if-unchanged', ifUnchanged)
+  const since = await changes('put-status')
   await page.click('#put-form button[type=submit]')
-  const text = await waitState('put-status', 'applied')
-  const version = /version (\d+)/.exec(text)?.[1]
+  const text = await waitState('put-status', 'applied', since)
+  const version = /^Applied \(version (\d+)\)\.$/.exec(text)?.[1]
   expect(version, text).toBeDefined()
   return version!
+}
+
+/** Gets through the form and waits for "found"; returns the version the page showed. */
+async function getThroughForm(key: string): Promise<string> {
+  await page.fill('#get-key', key)
+  const since = await changes('get-status')
+  await page.click('#get-form button[type=submit]')
+  await waitState('get-status', 'found', since)
+  return (await page.locator('#get-version').textContent()) ?? ''
 }
 
 async function apiPut(key: string, value: string, base = system.url): Promise<string> {
@@ -107,45 +132,229 @@ async function apiPut(key: string, value: string, base = system.url): Promise<st
   return ((await response.json()) as { version: string }).version
 }
 
+interface Outcome { status: string, version: string, current?: string | null }
+
+/** A put behind the page's back, through the stack's URL, followed to its outcome (its receipt when the wait ran out). */
+async function putBehindThePage(key: string, value: string, base = system.url): Promise<Outcome> {
+  const response = await fetch(`${base}/api`, { method: 'PUT', body: JSON.stringify({ key, value }), headers: { 'content-type': 'application/json', prefer: 'wait=10' } })
+  const answer = await response.json() as Outcome
+  if (response.status !== 202) return answer
+  const receipt = new URL(response.headers.get('location')!, base)
+  receipt.searchParams.set('wait', '10')
+  return eventually(async () => {
+    const now = await (await fetch(receipt)).json() as Outcome
+    return now.status !== 'queued' && now
+  }, `the outcome of ${key}@${answer.version}`, APPLIED_TIMEOUT_MS)
+}
+
+/**
+ * Reads a key at least as new as `version` (waiting for it), so the cache is no
+ * older either: the set-if-newer fill of this read closes the moment between
+ * the record's commit, which a receipt reports, and the consumer's cache update.
+ */
+async function readAtLeast(key: string, version: string, base = system.url): Promise<{ status: number, etag: string | null, body: { data?: { value: string }, version?: string } }> {
+  const response = await fetch(`${base}/api?key=${encodeURIComponent(key)}&minVersion=${version}&wait=10`)
+  return { status: response.status, etag: response.headers.get('etag'), body: await response.json() as { data?: { value: string }, version?: string } }
+}
+
 describe('the form at /, served by the stack', () => {
   beforeEach(() => openPage(system.url))
 
-  it('is served with labelled controls and no external resources', async () => {
+  it('is served with labelled controls, no inline script and no external resources', async () => {
     const external: string[] = []
     page.on('request', request => { if (!request.url().startsWith(system.url)) external.push(request.url()) })
     await page.reload()
     expect(await page.title()).toBe('kvarc')
-    for (const id of ['put-key', 'put-value', 'get-key', 'delete-key', 'list-prefix', 'list-limit']) {
+    for (const id of ['put-key', 'put-value', 'put-if-unchanged', 'get-key', 'delete-key', 'delete-if-unchanged', 'list-prefix', 'list-limit']) {
       const labels = await page.locator(`label[for="${id}"]`).count()
       expect(labels, `label for #${id}`).toBe(1)
     }
     expect(await page.locator('[role=status][aria-live=polite]').count()).toBe(4)
+    // What a Content-Security-Policy without 'unsafe-inline' would block: inline scripts, on* handlers, style attributes.
+    expect(await inPage<number>('document.querySelectorAll("script:not([src]), style, [style]").length')).toBe(0)
+    expect(await inPage<string[]>('[...document.querySelectorAll("*")].flatMap(e => e.getAttributeNames().filter(n => n.startsWith("on")))')).toEqual([])
     expect(external).toEqual([])
+    const icon = await fetch(`${system.url}/favicon.svg`)
+    expect([icon.status, icon.headers.get('content-type')]).toEqual([200, 'image/svg+xml'])
   })
 
-  it('put shows queued, then applied with the version', async () => {
+  it('works under a Content-Security-Policy without \'unsafe-inline\'', async () => {
+    const violations: string[] = []
+    await openPage(system.url, async page => {
+      page.on('console', message => { if (/content security policy/i.test(message.text())) violations.push(message.text()) })
+      // The stack sends no such policy yet: the test adds the strict one to the page's own answer.
+      await page.route(url => url.pathname === '/', async route => {
+        const response = await route.fetch()
+        await route.fulfill({ response, headers: { ...response.headers(), 'content-security-policy': "default-src 'self'; base-uri 'none'; frame-ancestors 'none'" } })
+      })
+    })
+    // The policy forbids eval, so no waitForFunction here: locators wait from Playwright's own isolated world.
+    await page.fill('#put-key', 'form:csp')
+    await page.fill('#put-value', 'strict')
+    await page.click('#put-form button[type=submit]')
+    await page.locator('#put-status[data-state=applied]').waitFor()
+    const version = /^Applied \(version (\d+)\)\.$/.exec(await page.locator('#put-status').textContent() ?? '')?.[1]
+    expect(version).toBeDefined()
+    await page.fill('#get-key', 'form:csp')
+    await page.click('#get-form button[type=submit]')
+    await page.locator('#get-status[data-state=found]').waitFor()
+    expect(await page.locator('#get-version').textContent()).toBe(version)
+    expect(await page.locator('#get-value').textContent()).toBe('strict')
+    expect(violations).toEqual([])
+  })
+
+  it('put shows applied with the version, from the write\'s own answer: no reads to guess it', async () => {
     const version = await putThroughForm('form:put', 'first')
+    const [put, ...more] = requestsTo('PUT', '/api')
+    expect(more).toEqual([])
+    expect(put!.headers().prefer).toBe('wait=5')
+    expect(put!.headers()['if-match']).toBeUndefined()
+    expect(requestsTo('GET', '/api')).toEqual([])
+    const stored = await readAtLeast('form:put', version)
+    expect(stored.body).toMatchObject({ version, data: { value: 'first' } })
+  })
+
+  it('follows the receipt of a write still queued when the wait ran out, until it is applied', async () => {
+    // The server answers 202 only when the consumer is slower than 5 s: here the page's PUT goes
+    // out without Prefer (200 queued, a real write) and comes back as that 202 with its receipt.
+    await page.route(url => url.pathname === '/api', async route => {
+      const headers = { ...route.request().headers() }
+      delete headers.prefer
+      const response = await route.fetch({ headers })
+      const { version } = await response.json() as { version: string }
+      await route.fulfill({
+        status: 202,
+        contentType: 'application/json',
+        headers: { location: `/api/writes?key=${encodeURIComponent('form:receipt')}&version=${version}` },
+        body: JSON.stringify({ status: 'queued', version }),
+      })
+    })
+    const version = await putThroughForm('form:receipt', 'late')
     const log = await statusLog('put-status')
-    const queued = log.findIndex(line => line.startsWith('queued: Queued (version '))
-    const applied = log.findIndex(line => line.startsWith('applied: Applied (version '))
+    const queued = log.indexOf(`queued: Queued (version ${version}); waiting for its outcome…`)
     expect(queued, log.join('\n')).toBeGreaterThanOrEqual(0)
-    expect(applied, log.join('\n')).toBeGreaterThan(queued)
-    const stored = await (await fetch(`${system.url}/api?key=form%3Aput`)).json() as { version: string, data: { value: string } }
-    expect(stored.version).toBe(version)
-    expect(stored.data.value).toBe('first')
+    expect(log.indexOf(`applied: Applied (version ${version}).`), log.join('\n')).toBeGreaterThan(queued)
+    const receipts = requestsTo('GET', '/api/writes').map(r => Object.fromEntries(new URL(r.url()).searchParams))
+    expect(receipts.length).toBeGreaterThanOrEqual(1)
+    expect(receipts[0]).toEqual({ key: 'form:receipt', version, wait: '5' })
+    expect((await readAtLeast('form:receipt', version)).body.data?.value).toBe('late')
+  })
+
+  it('says a write is still queued after a bounded number of receipt looks', async () => {
+    const version = '7000000000000000001'
+    const location = `/api/writes?key=form%3Astuck&version=${version}`
+    // Nothing reaches the queue: the put and its receipt are answered here, as a server with stopped consumers would.
+    await page.route(url => url.pathname === '/api', route => route.fulfill({ status: 202, contentType: 'application/json', headers: { location }, body: JSON.stringify({ status: 'queued', version }) }))
+    await page.route(url => url.pathname === '/api/writes', route => route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify({ key: 'form:stuck', version, status: 'queued', current: null }) }))
+    await page.fill('#put-key', 'form:stuck')
+    await page.fill('#put-value', 'never applied')
+    await page.click('#put-form button[type=submit]')
+    await page.waitForFunction('document.getElementById("put-status").textContent.includes("not applied yet")')
+    expect(await page.locator('#put-status').textContent()).toBe(`Queued (version ${version}), not applied yet: the consumers may be behind or stopped. It is safe in the queue; its outcome will be at ${location}.`)
+    expect(requestsTo('GET', '/api/writes')).toHaveLength(RECEIPT_TRIES)
+  })
+
+  it('"only if unchanged" sends the last get\'s ETag: rejected in plain words when the key changed behind the page, applied after a fresh get', async () => {
+    const key = 'form:cas'
+    const first = await putThroughForm(key, 'as read')
+    expect(await getThroughForm(key)).toBe(first)
+
+    // A first change behind the page's back, seen by the cache: the API refuses at once.
+    const second = await putBehindThePage(key, 'changed behind the page')
+    expect(second.status).toBe('applied')
+    expect((await readAtLeast(key, second.version)).status).toBe(200)
+    await page.fill('#put-key', key)
+    await page.fill('#put-value', 'my edit')
+    await page.check('#put-if-unchanged')
+    expect(await page.locator('#put-condition').textContent()).toBe(`Sends If-Match: "${first}" — the write applies only while "${key}" still has that version.`)
+    let since = await changes('put-status')
+    await page.click('#put-form button[type=submit]')
+    let text = await waitState('put-status', 'rejected', since)
+    expect(text).toMatch(`Rejected: If-Match "${first}" failed`)
+    expect(text).toContain(`The key changed since you read it (current version ${second.version}), so this put`)
+    expect(text).toContain('was not applied. Get it again to see what it holds, then retry.')
+    expect(requestsTo('PUT', '/api').at(-1)!.headers()['if-match']).toBe(`"${first}"`)
+
+    // A second change, with its cache entry gone: the consumer decides, under the row lock.
+    const third = await putBehindThePage(key, 'changed again')
+    expect(third.status).toBe('applied')
+    const redis = new Redis(system.iso.env.REDIS_URL!)
+    try {
+      await redis.del(system.iso.config.cachePrefix + key)
+    } finally {
+      redis.disconnect()
+    }
+    since = await changes('put-status')
+    const answered = page.waitForResponse(response => response.request().method() === 'PUT')
+    await page.click('#put-form button[type=submit]')
+    text = await waitState('put-status', 'rejected', since)
+    const mine = (await (await answered).json() as { version: string }).version
+    expect(text).toBe(`Rejected: If-Match "${first}" failed: the key's current version is "${third.version}". ` +
+      `The key changed since you read it (current version ${third.version}), so this put (version ${mine}) was not applied. Get it again to see what it holds, then retry.`)
+    const receipt = await (await fetch(`${system.url}/api/writes?key=${encodeURIComponent(key)}&version=${mine}`)).json()
+    expect(receipt).toMatchObject({ status: 'rejected', current: third.version })
+    expect((await readAtLeast(key, third.version)).body.data?.value).toBe('changed again')
+
+    // A fresh get, then the same conditional put applies; the page then builds on its own write.
+    expect(await getThroughForm(key)).toBe(third.version)
+    const mineApplied = await putThroughForm(key, 'my edit', true)
+    expect(requestsTo('PUT', '/api').at(-1)!.headers()['if-match']).toBe(`"${third.version}"`)
+    expect((await readAtLeast(key, mineApplied)).body.data?.value).toBe('my edit')
+    const next = await putThroughForm(key, 'my second edit', true)
+    expect(requestsTo('PUT', '/api').at(-1)!.headers()['if-match']).toBe(`"${mineApplied}"`)
+
+    // Delete "only if unchanged" carries the same ETag.
+    await page.fill('#delete-key', key)
+    await page.check('#delete-if-unchanged')
+    await page.click('#delete-form button[type=submit]')
+    expect(await waitState('delete-status', 'applied')).toMatch(`Applied: "${key}" is deleted (version `)
+    const del = requestsTo('DELETE', '/api').at(-1)!
+    expect(del.headers()['if-match']).toBe(`"${next}"`)
+    expect(del.headers().prefer).toBe('wait=5')
+  })
+
+  it('"only if unchanged" says to get the key first, and sends If-None-Match: * for a key the last get did not find', async () => {
+    await page.fill('#put-key', 'form:unread')
+    await page.fill('#put-value', 'v')
+    await page.check('#put-if-unchanged')
+    expect(await page.locator('#put-condition').textContent()).toBe('No ETag for "form:unread" yet: Get it first.')
+    await page.click('#put-form button[type=submit]')
+    expect(await waitState('put-status', 'error')).toBe('No ETag for "form:unread" yet: Get it first. "Only if unchanged" sends the version your last Get of this key showed.')
+    expect(requestsTo('PUT', '/api')).toEqual([])
+
+    await page.fill('#get-key', 'form:unread')
+    await page.click('#get-form button[type=submit]')
+    expect(await waitState('get-status', 'error')).toBe('Key not found: "form:unread".')
+    const version = await putThroughForm('form:unread', 'created', true)
+    const put = requestsTo('PUT', '/api').at(-1)!
+    expect(put.headers()['if-none-match']).toBe('*')
+    expect(put.headers()['if-match']).toBeUndefined()
+    expect((await readAtLeast('form:unread', version)).body.data?.value).toBe('created')
+  })
+
+  it('shows a write the record refuses for good as dead-lettered, with the reason', async () => {
+    const remove = await installRefusals(system.iso.env.DATABASE_URL!)
+    try {
+      await page.fill('#put-key', 'form:refused')
+      await page.fill('#put-value', `${REFUSED_BY_CHECK}: the record refuses this value`)
+      await page.click('#put-form button[type=submit]')
+      const text = await waitState('put-status', 'dead-lettered')
+      expect(text).toMatch(/^Dead-lettered: the record refused this write: .*test_refuse_check.*\. This put \(version \d+\) will never be applied\.$/)
+    } finally {
+      await remove()
+    }
+    expect((await fetch(`${system.url}/api?key=form%3Arefused`)).status).toBe(404)
   })
 
   it('get shows the value as text, its source and its version', async () => {
     const value = 'line one\n  <b>not bold</b> <img src=x onerror="window.hacked=1">\nünïcødé ✓ 漢字 "quotes" \\ back'
     const version = await putThroughForm('form:get', value)
 
-    // The page's own polling read filled the cache: this read comes from redis.
-    await page.fill('#get-key', 'form:get')
-    await page.click('#get-form button[type=submit]')
-    await waitState('get-status', 'found')
+    // A read at least as new as the put leaves the cache holding it: the form's read comes from redis.
+    expect((await readAtLeast('form:get', version)).status).toBe(200)
+    expect(await getThroughForm('form:get')).toBe(version)
     expect(await page.locator('#get-value').textContent()).toBe(value)
     expect(await page.locator('#get-source').textContent()).toBe('redis')
-    expect(await page.locator('#get-version').textContent()).toBe(version)
     expect(await page.locator('#get-value b').count()).toBe(0)
     expect(await inPage('window.hacked')).toBeUndefined()
 
@@ -162,14 +371,16 @@ describe('the form at /, served by the stack', () => {
     expect(await page.locator('#get-version').textContent()).toBe(version)
   })
 
-  it('delete shows queued, then applied once the key reads 404', async () => {
+  it('delete shows applied from the write\'s own answer; the key then reads 404', async () => {
     await putThroughForm('form:delete', 'doomed')
     await page.fill('#delete-key', 'form:delete')
     await page.click('#delete-form button[type=submit]')
     const text = await waitState('delete-status', 'applied')
-    expect(text).toMatch(/^Applied: "form:delete" is deleted \(version \d+\)\.$/)
-    expect((await statusLog('delete-status')).some(line => line.startsWith('queued: Queued (version '))).toBe(true)
-    expect((await fetch(`${system.url}/api?key=form%3Adelete`)).status).toBe(404)
+    const version = /^Applied: "form:delete" is deleted \(version (\d+)\)\.$/.exec(text)?.[1]
+    expect(version, text).toBeDefined()
+    expect(requestsTo('DELETE', '/api').map(r => r.headers().prefer)).toEqual(['wait=5'])
+    // The tombstone's version is the ETag of the 404.
+    expect(await readAtLeast('form:delete', version!)).toMatchObject({ status: 404, etag: `"${version}"` })
 
     await page.fill('#get-key', 'form:delete')
     await page.click('#get-form button[type=submit]')
@@ -235,7 +446,7 @@ describe('the form at /, served by the stack', () => {
     expect(await waitState('list-status', 'error')).toMatch(/^The server answered 502( Bad Gateway)? with something that is not JSON\.$/)
   })
 
-  it('works with the keyboard alone: Tab to move, Enter and Ctrl+Enter to submit', async () => {
+  it('works with the keyboard alone: Tab to move, Space to tick, Enter and Ctrl+Enter to submit', async () => {
     await page.keyboard.press('Tab')
     expect(await focusedId()).toBe('put-key')
     // The focused control shows a visible outline.
@@ -249,6 +460,8 @@ describe('the form at /, served by the stack', () => {
     await page.keyboard.press('Control+Enter')
     await waitState('put-status', 'applied')
 
+    await page.keyboard.press('Tab')
+    expect(await focusedId()).toBe('put-if-unchanged')
     await page.keyboard.press('Tab') // the Put button
     await page.keyboard.press('Tab')
     expect(await focusedId()).toBe('get-key')
@@ -257,23 +470,35 @@ describe('the form at /, served by the stack', () => {
     await waitState('get-status', 'found')
     expect(await page.locator('#get-value').textContent()).toBe('typed\nby keys')
 
-    // Enter in the key field submits the put form too.
+    // Enter in the key field submits the put form too; Space ticks "only if unchanged", which uses the get's ETag.
+    await page.focus('#put-if-unchanged')
+    await page.keyboard.press('Space')
+    expect(await page.locator('#put-if-unchanged').isChecked()).toBe(true)
     await page.focus('#put-key')
-    await page.keyboard.press('Control+a')
-    await page.keyboard.type('form:enter')
     const since = await changes('put-status')
     await page.keyboard.press('Enter')
     expect(await waitState('put-status', 'applied', since)).toMatch(/^Applied \(version \d+\)\.$/)
-    expect((await fetch(`${system.url}/api?key=form%3Aenter`)).status).toBe(200)
+    expect(requestsTo('PUT', '/api').at(-1)!.headers()['if-match']).toMatch(/^"\d+"$/)
+
+    await page.keyboard.press('Control+a')
+    await page.keyboard.type('form:enter')
+    await page.focus('#put-if-unchanged')
+    await page.keyboard.press('Space')
+    expect(await page.locator('#put-if-unchanged').isChecked()).toBe(false)
+    await page.focus('#put-key')
+    const before = await changes('put-status')
+    await page.keyboard.press('Enter')
+    const text = await waitState('put-status', 'applied', before)
+    const version = /^Applied \(version (\d+)\)\.$/.exec(text)?.[1]
+    expect(version, text).toBeDefined()
+    expect((await readAtLeast('form:enter', version!)).status).toBe(200)
   })
 
   it('leaves a screenshot of the page after a put and a list', async () => {
     await putThroughForm('demo:greeting', 'Hello from kvarc!\nA second line.')
     await Promise.all([apiPut('demo:colour', 'teal'), apiPut('demo:numbers', '1 2 3 5 8 13 21')])
     await eventually(async () => (await fetch(`${system.url}/api?key=demo%3Anumbers`)).status === 200, 'demo keys applied', APPLIED_TIMEOUT_MS)
-    await page.fill('#get-key', 'demo:greeting')
-    await page.click('#get-form button[type=submit]')
-    await waitState('get-status', 'found')
+    await getThroughForm('demo:greeting')
     await page.fill('#list-prefix', 'demo:')
     await page.click('#list-form button[type=submit]')
     await waitState('list-status', 'done')
@@ -288,14 +513,26 @@ describe('the form at /, served by arc sandbox', () => {
   beforeAll(async () => { sandbox = await startSandbox('browser_sandbox') }, 60_000)
   beforeEach(() => openPage(sandbox!.url))
 
-  it('puts (queued, then applied) and gets the value with its source and version', async () => {
+  it('puts (applied), gets the value with its source and version, and puts "only if unchanged"', async () => {
+    const icon = await fetch(`${sandbox!.url}/favicon.svg`)
+    expect([icon.status, icon.headers.get('content-type')]).toEqual([200, 'image/svg+xml'])
     const version = await putThroughForm('sandbox:key', 'from the sandbox\nsecond line')
-    expect((await statusLog('put-status')).some(line => line.startsWith('queued: Queued (version '))).toBe(true)
+    expect(requestsTo('PUT', '/api')[0]!.headers().prefer).toBe('wait=5')
     await page.fill('#get-key', 'sandbox:key')
     await page.keyboard.press('Enter')
     await waitState('get-status', 'found')
     expect(await page.locator('#get-value').textContent()).toBe('from the sandbox\nsecond line')
     expect(['redis', 'postgres']).toContain(await page.locator('#get-source').textContent())
     expect(await page.locator('#get-version').textContent()).toBe(version)
+
+    const behind = await putBehindThePage('sandbox:key', 'changed behind the page', sandbox!.url)
+    expect(behind.status).toBe('applied')
+    await page.fill('#put-value', 'my edit')
+    await page.check('#put-if-unchanged')
+    await page.click('#put-form button[type=submit]')
+    expect(await waitState('put-status', 'rejected')).toContain(`The key changed since you read it (current version ${behind.version})`)
+    expect(await getThroughForm('sandbox:key')).toBe(behind.version)
+    const mine = await putThroughForm('sandbox:key', 'my edit', true)
+    expect((await readAtLeast('sandbox:key', mine, sandbox!.url)).body.data?.value).toBe('my edit')
   })
 })
