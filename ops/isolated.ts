@@ -47,6 +47,8 @@ export async function isolate(label = 't'): Promise<Isolated> {
     KVARC_DEL_QUEUE: `${id}.del_key`,
     KVARC_CACHE_PREFIX: `${id}:`,
     KVARC_PUBLISH_TIMEOUT_MS: '3000',
+    // Tests that check authentication set it to required; the rest exercise the API as on loopback.
+    KVARC_AUTH: 'off',
     LOG_LEVEL: 'silent',
   }
   const config = loadConfig(env)

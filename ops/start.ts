@@ -10,6 +10,7 @@
  *
  *   PORT                        where the stack answers (default 8080)
  *   KVARC_LISTEN_HOST           address it listens on (default 127.0.0.1; 0.0.0.0 for every interface)
+ *   KVARC_AUTH                  required | off; unset: off on loopback, required on any other address
  *   KVARC_HTTP_HOSTS            HTTP hosts behind nginx (default 2)
  *   KVARC_CONSUMER_CONCURRENCY  consumer batches in flight per queue
  *   KVARC_NGINX=0               run without nginx even when it is installed
@@ -21,6 +22,7 @@ import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { loadConfig } from '../src/shared/config.js'
 import { staleReason } from '../scripts/build-state.mjs'
+import { resolveAuthMode } from './auth-mode.js'
 import { BackingServiceError, redactUrl } from './backing-services.js'
 import { startStack, StackStartError, type Stack } from './stack.js'
 import { optionalIntFromEnv } from './env.js'
@@ -52,7 +54,12 @@ const positiveInt = (name: string) => optionalIntFromEnv(name, 1, 64, 'kvarc')
 
 async function main(): Promise<void> {
   let config
+  let auth
+  const listenHost = process.env.KVARC_LISTEN_HOST || '127.0.0.1'
   try {
+    auth = resolveAuthMode(process.env, listenHost)
+    // The hosts inherit the decision: their config requires tokens unless told otherwise.
+    process.env.KVARC_AUTH = auth.mode
     config = loadConfig(process.env)
   } catch (error) {
     console.error(`kvarc: ${(error as Error).message}`)
@@ -96,7 +103,7 @@ async function main(): Promise<void> {
     stack = await startStack({
       cwd: root,
       port: config.port,
-      listenHost: process.env.KVARC_LISTEN_HOST || '127.0.0.1',
+      listenHost,
       nginx: process.env.KVARC_NGINX === '0' ? false : 'auto',
       httpHosts: positiveInt('KVARC_HTTP_HOSTS'),
       consumerConcurrency: positiveInt('KVARC_CONSUMER_CONCURRENCY'),
@@ -123,6 +130,7 @@ async function main(): Promise<void> {
   console.log(`\nkvarc is running at ${stack.url}/  (API: ${stack.url}/api, form: ${stack.url}/)`)
   for (const p of stack.processes()) console.log(`  ${p.name.padEnd(9)} ${p.role.padEnd(9)} pid ${String(p.pid).padEnd(8)} ${p.url}`)
   console.log(`  PostgreSQL ${redactUrl(config.databaseUrl)} · Redis ${redactUrl(config.redisUrl)} · RabbitMQ ${redactUrl(config.amqpUrl)} (queues ${config.addQueue}, ${config.delQueue})`)
+  console.log(`  ${auth.line}`)
   writeStackFile(config.port, stackFileOf(stack))
   console.log('A process that dies is restarted. Ctrl-C stops everything. `npm run status` shows how it is doing.\n')
 }

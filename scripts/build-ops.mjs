@@ -19,7 +19,7 @@ import { NODE_TARGET, REQUIRE_BANNER, sourceInputs, writeAtomically } from './bu
  * it is a development tool run through tsx, as ops/sandbox-event-source.ts is
  * under sandbox.
  */
-export const OPS_ENTRIES = ['http-host-main', 'consumer-host-main', 'start', 'status', 'purge', 'dlq']
+export const OPS_ENTRIES = ['http-host-main', 'consumer-host-main', 'start', 'status', 'purge', 'dlq', 'token', 'sandbox']
 
 /** Where an entry point's bundle is written: build/ops/<name>.mjs. */
 export function opsBundle(root, name) {

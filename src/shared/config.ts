@@ -22,6 +22,14 @@ export interface Config {
   readonly publishTimeoutMs: number
   /** Tombstones older than this are purged; writes older than this with no row are dropped. */
   readonly tombstoneHorizonMs: number
+  /**
+   * 'required': every API request needs a valid bearer token (auth.ts); 'off':
+   * none does. Required unless set: a deployed function never runs open by
+   * accident. `npm start` and `npm run sandbox` on loopback set it off, and say so.
+   */
+  readonly auth: 'required' | 'off'
+  /** How long a token look-up is cached in-process: a revoked token stops working within this. */
+  readonly tokenCacheMs: number
   readonly logLevel: string
   /**
    * Where `@static` files live, as Architect tells its functions (ARC_STATIC_BUCKET):
@@ -70,6 +78,12 @@ function queueName(env: Env, name: string, fallback: string): string {
   return value
 }
 
+function authMode(env: Env): 'required' | 'off' {
+  const value = str(env, 'KVARC_AUTH', 'required')
+  if (value !== 'required' && value !== 'off') throw new Error(`KVARC_AUTH must be required or off, got ${JSON.stringify(value)}`)
+  return value
+}
+
 export function loadConfig(env: Env): Config {
   return Object.freeze({
     databaseUrl: url(env, 'DATABASE_URL', 'postgres://postgres:postgres@127.0.0.1:5432/kv', ['postgres:', 'postgresql:']),
@@ -83,6 +97,8 @@ export function loadConfig(env: Env): Config {
     negativeTtlSeconds: int(env, 'KVARC_NEGATIVE_TTL_SECONDS', 30, 1, 86400),
     publishTimeoutMs: int(env, 'KVARC_PUBLISH_TIMEOUT_MS', 5000, 10, 120000),
     tombstoneHorizonMs: int(env, 'KVARC_TOMBSTONE_HORIZON_MS', 7 * 24 * 3600 * 1000, 1000, 365 * 24 * 3600 * 1000),
+    auth: authMode(env),
+    tokenCacheMs: int(env, 'KVARC_TOKEN_CACHE_MS', 5000, 0, 300_000),
     logLevel: str(env, 'LOG_LEVEL', 'warn'),
     staticBucket: str(env, 'ARC_STATIC_BUCKET', '') || undefined,
   })

@@ -45,6 +45,23 @@ CREATE TABLE IF NOT EXISTS kv_write_outcomes (
 CREATE INDEX IF NOT EXISTS kv_write_outcomes_version ON kv_write_outcomes (version);
 `
 
+/**
+ * API tokens (auth.ts): the secret is stored only as its SHA-256. A revoked
+ * token keeps its row (who had access, and until when); its name may be reused.
+ */
+const TOKENS_TABLE = `
+CREATE TABLE IF NOT EXISTS kv_tokens (
+  id          text PRIMARY KEY,
+  name        text NOT NULL,
+  secret_hash bytea NOT NULL,
+  rules       jsonb NOT NULL,
+  admin       boolean NOT NULL DEFAULT false,
+  created_at  timestamptz NOT NULL DEFAULT now(),
+  revoked_at  timestamptz
+);
+CREATE UNIQUE INDEX IF NOT EXISTS kv_tokens_live_name ON kv_tokens (name) WHERE revoked_at IS NULL;
+`
+
 /** Serialises concurrent migrations (two hosts starting together) on one advisory lock. */
 const MIGRATION_LOCK = 0x6b76617263 // "kvarc"
 
@@ -67,7 +84,7 @@ ALTER TABLE kv_store ADD COLUMN IF NOT EXISTS version bigint NOT NULL DEFAULT 0;
 ALTER TABLE kv_store ADD COLUMN IF NOT EXISTS deleted boolean NOT NULL DEFAULT false;
 ALTER TABLE kv_store ADD COLUMN IF NOT EXISTS updated_at timestamptz NOT NULL DEFAULT now();
 CREATE INDEX IF NOT EXISTS kv_store_tombstones ON kv_store (version) WHERE deleted;
-` + WRITER_LEASES_TABLE + CACHE_REPAIR_TABLE + WRITE_OUTCOMES_TABLE
+` + WRITER_LEASES_TABLE + CACHE_REPAIR_TABLE + WRITE_OUTCOMES_TABLE + TOKENS_TABLE
 
 export async function migrate(db: pg.Pool | pg.Client): Promise<void> {
   const client = db instanceof pg.Pool ? await db.connect() : db

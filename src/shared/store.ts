@@ -145,13 +145,15 @@ const INLINE_VALUE_BYTES = 16 * 1024
 /**
  * A page bounded twice: `limit` rows, and a byte budget on keys plus values; it
  * always holds at least one row. `more` tells whether rows remain after it.
+ * The keys are those within `prefix`, or within the range [from, to).
  */
-export async function listKeys(db: Queryable, options: { prefix: string, after: string, limit: number, byteBudget?: number }): Promise<{ rows: { key: string, value: string }[], more: boolean }> {
+export async function listKeys(db: Queryable, options: ({ prefix: string } | { from: string, to: string | null }) & { after: string, limit: number, byteBudget?: number }): Promise<{ rows: { key: string, value: string }[], more: boolean }> {
   const budget = options.byteBudget ?? PAGE_BYTE_BUDGET
+  const [from, to] = 'prefix' in options ? [options.prefix, prefixUpperBound(options.prefix)] : [options.from, options.to]
   const { rows } = await db.query<{ key: string, value: string | null, size: number }>({
     name: 'kvarc-list-keys',
     text: LIST_KEYS,
-    values: [options.after, options.prefix, prefixUpperBound(options.prefix), options.limit + 1, INLINE_VALUE_BYTES],
+    values: [options.after, from, to, options.limit + 1, INLINE_VALUE_BYTES],
   })
   let bytes = 0
   let kept = 0

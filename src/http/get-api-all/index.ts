@@ -1,16 +1,21 @@
-/** GET /api/all?prefix=&limit=&cursor= — one bounded page of live keys, in byte order. */
+/**
+ * GET /api/all?prefix=&limit=&cursor= — one bounded page of live keys, in byte
+ * order: only keys the token may read (scoped.ts).
+ */
+import { authenticate, readableRanges } from '../../shared/auth.js'
 import { getConfig } from '../../shared/config.js'
 import { ServiceUnavailableError, ValidationError } from '../../shared/errors.js'
 import { json, parseQuery, withHttpErrors, type HttpEvent } from '../../shared/http.js'
 import { warm } from '../../shared/lazy.js'
 import { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE } from '../../shared/limits.js'
 import { openLister } from '../../shared/open-reader.js'
-import { listKeys } from '../../shared/store.js'
 import { decodeCursor, encodeCursor, parseLimit } from './paging.js'
+import { listReadable } from './scoped.js'
 
 const clients = warm(() => openLister(getConfig()))
 
 export const handler = withHttpErrors(async (event: HttpEvent) => {
+  const principal = await authenticate(clients().auth, event)
   const query = parseQuery(event)
   for (const name of query.keys()) {
     if (name !== 'prefix' && name !== 'limit' && name !== 'cursor') {
@@ -23,9 +28,9 @@ export const handler = withHttpErrors(async (event: HttpEvent) => {
   const cursor = query.get('cursor')
   const after = cursor === undefined ? '' : decodeCursor(cursor)
 
-  let page: Awaited<ReturnType<typeof listKeys>>
+  let page: Awaited<ReturnType<typeof listReadable>>
   try {
-    page = await listKeys(await clients().db(), { prefix, after, limit })
+    page = await listReadable(await clients().db(), readableRanges(principal.rules, prefix), after, limit)
   } catch (error) {
     throw new ServiceUnavailableError('the database is unavailable; retry shortly', { cause: error })
   }

@@ -1,8 +1,10 @@
 /**
  * GET /api/writes?key=K&version=V[&wait=S] — the receipt of one write: queued,
  * applied, superseded, rejected or dead-lettered (receipts.ts). With wait, it
- * answers as soon as the write is no longer queued, or after S seconds.
+ * answers as soon as the write is no longer queued, or after S seconds. A
+ * receipt tells about a key: it needs read access to it (auth.ts).
  */
+import { authenticate, requireAccess } from '../../shared/auth.js'
 import { getConfig } from '../../shared/config.js'
 import { HttpError, ServiceUnavailableError } from '../../shared/errors.js'
 import { json, parseQuery, requireKeyParam, withHttpErrors, type HttpEvent } from '../../shared/http.js'
@@ -15,7 +17,9 @@ import { keyProblem } from '../../shared/validate.js'
 const clients = warm(() => openReceipts(getConfig()))
 
 export const handler = withHttpErrors(async (event: HttpEvent) => {
+  const principal = await authenticate(clients().auth, event)
   const key = requireKeyParam(event, keyProblem)
+  requireAccess(principal, key, 'read')
   const params = parseQuery(event)
   const version = parseVersionParam(params, 'version', true)
   const wait = parseWaitParam(params)

@@ -5,8 +5,10 @@
  * too, and the 404 body is fixed by the contract), and carry the key's version
  * as the ETag (a tombstone's too: If-Match may name it). With minVersion the
  * answer is at least that new (read your writes), waiting up to S seconds for
- * the consumer to apply it; else 503 with Retry-After.
+ * the consumer to apply it; else 503 with Retry-After. Needs read access to
+ * the key (auth.ts).
  */
+import { authenticate, requireAccess } from '../../shared/auth.js'
 import { getConfig } from '../../shared/config.js'
 import { json, parseQuery, requireKeyParam, withHttpErrors, type HttpEvent } from '../../shared/http.js'
 import { warm } from '../../shared/lazy.js'
@@ -24,7 +26,9 @@ async function readAtLeast(key: string, minVersion: bigint, wait: number): Promi
 }
 
 export const handler = withHttpErrors(async (event: HttpEvent) => {
+  const principal = await authenticate(clients().auth, event)
   const key = requireKeyParam(event, keyProblem)
+  requireAccess(principal, key, 'read')
   const params = parseQuery(event)
   const minVersion = parseVersionParam(params, 'minVersion', false)
   const wait = parseWaitParam(params)
