@@ -149,7 +149,7 @@ const APPLY_MANY_BYTES = 1024 * 1024
  * script calls as its size allows; markers live `negativeTtlSeconds`, far longer
  * than any read takes. Resolves with each entry's outcome (0 kept, 1 refreshed, 2 marker).
  */
-export async function cacheApplyMany(redis: CacheClient, options: CacheOptions, entries: readonly (CacheEntry & { key: string })[]): Promise<number[]> {
+export async function cacheApplyMany(redis: Pick<CacheClient, 'kvarcApplyMany'>, options: CacheOptions, entries: readonly (CacheEntry & { key: string })[]): Promise<number[]> {
   const calls: Promise<number[]>[] = []
   let keys: string[] = []
   let args: (string | number)[] = [options.negativeTtlSeconds]

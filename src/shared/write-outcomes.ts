@@ -5,7 +5,7 @@
  * outcome (200 applied or superseded, 412 rejected, 422 dead-lettered), or
  * says 202 with the receipt's Location when the wait ran out.
  */
-import type { CacheClient, CacheOptions } from './cache.js'
+import { cacheApplyMany, type CacheClient, type CacheOptions } from './cache.js'
 import { json, type HttpEvent, type HttpResult } from './http.js'
 import { parseCondition, parsePreferWait, receiptPath } from './preconditions.js'
 import { awaitReceipt, type Receipt, type ReceiptDeps } from './receipts.js'
@@ -14,7 +14,7 @@ import { versionMillis } from './version.js'
 import { queueWrite, type WriterDeps } from './writer.js'
 
 export interface OutcomeDeps extends ReceiptDeps {
-  redis: Pick<CacheClient, 'hmget'>
+  redis: Pick<CacheClient, 'hmget' | 'kvarcApplyMany'>
   cache: CacheOptions
 }
 
@@ -67,5 +67,11 @@ export async function writeWithOutcome(deps: WriterDeps & OutcomeDeps, event: Ht
   // The write is queued whatever happens now: a record that cannot be read while waiting
   // gives 202 with the receipt to ask later, never an error that would invite a second write.
   const receipt = await awaitReceipt(deps, key, BigInt(version), wait).catch(() => undefined)
+  if (receipt?.status === 'applied') {
+    // The wait may have seen the commit before the consumer's cache update: bring a cached entry
+    // of the key up to this write now (newer-only, as the consumer would), so "applied" is what
+    // the next GET shows. A key with no cached entry gets only a version marker, as from the consumer.
+    await cacheApplyMany(deps.redis, deps.cache, [{ key, value, version, deleted: value === null }]).catch(() => {})
+  }
   return answerFor(receipt, key, version, { 'preference-applied': `wait=${wait}` })
 }

@@ -2,7 +2,8 @@
  * compose/nginx.conf: nginx/kvarc.conf.template rendered with compose's values
  * (a fresh rendering must equal the committed file), run by the real nginx in
  * front of two stand-in hosts: the compose service names become 127.0.0.1
- * ports and the image's paths a temp folder, nothing else changes.
+ * ports, the image's paths a temp folder, and failing hosts stay in rotation
+ * (max_fails=0); nothing else changes.
  * Checks what the stack relies on nginx for: both hosts get traffic, bodies up
  * to the limit pass, larger ones get kvarc's JSON 413, no host gives a JSON 502,
  * the hosts' own answers pass through, and the static form is served.
@@ -33,6 +34,8 @@ async function startHost(name: string) {
     req.on('data', chunk => { bytes += chunk.length })
     req.on('end', () => {
       seen.push({ method: req.method!, url: req.url!, bytes })
+      // A host that dies mid-request (after reading it, before answering).
+      if (req.url!.startsWith('/api/reset')) return void req.socket.destroy()
       const missing = req.url!.startsWith('/api/missing')
       res.writeHead(missing ? 404 : 200, { 'content-type': 'application/json' })
       res.end(JSON.stringify(missing ? { detail: 'key not found' } : { host: name, bytes }))
@@ -72,9 +75,11 @@ beforeAll(async () => {
   mkdirSync(join(dir, 'html'))
   writeFileSync(join(dir, 'html', 'index.html'), '<!doctype html><title>kvarc</title>')
   const port = await getPort()
+  // max_fails=0: a host that fails on purpose in one test (a reset) stays in rotation for the next, which
+  // would otherwise depend on how long ago that was (fail_timeout).
   writeFileSync(join(dir, 'nginx.conf'), localCompose(readFileSync(join(ROOT, 'compose', 'nginx.conf'), 'utf8'), {
     dir, listen: `127.0.0.1:${port}`, upstreams: hosts.map(h => h.port), html: join(dir, 'html'),
-  }))
+  }).replaceAll('max_fails=1', 'max_fails=0'))
   // The rendering runs in the foreground (daemon off), as in the nginx image with `command: [nginx]`.
   nginx = spawn('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], { stdio: 'ignore' })
   base = `http://127.0.0.1:${port}`
@@ -138,6 +143,25 @@ describe('compose/nginx.conf', () => {
     expect(missing.status).toBe(404)
     expect(missing.headers.get('content-type')).toBe('application/json')
     expect(await missing.json()).toEqual({ detail: 'not found: no file or route at this path' })
+  })
+
+  it('retries a plain PUT on the other host when one dies mid-request, but never a conditional write', async () => {
+    const tries = () => hosts.reduce((n, h) => n + h.seen.filter(r => r.url.startsWith('/api/reset')).length, 0)
+    const put = (headers: Record<string, string>) => fetch(`${base}/api/reset`, { method: 'PUT', headers: { 'content-type': 'application/json', ...headers }, body: '{"key":"k","value":"v"}' })
+    const before = tries()
+    expect((await put({})).status).toBe(502)
+    expect(tries() - before).toBe(2)
+    for (const headers of [{ 'if-match': '"5"' }, { 'if-none-match': '*' }] as Record<string, string>[]) {
+      const start = tries()
+      const response = await put(headers)
+      expect(response.status, JSON.stringify(headers)).toBe(502)
+      expect(await response.json()).toEqual({ detail: 'no kvarc host answered; retry shortly' })
+      expect(tries() - start, JSON.stringify(headers)).toBe(1)
+    }
+    // The conditional route keeps the query string.
+    const del = await fetch(`${base}/api/reset?key=a%20b`, { method: 'DELETE', headers: { 'if-match': '"5"' } })
+    expect(del.status).toBe(502)
+    expect(hosts.flatMap(h => h.seen).some(r => r.method === 'DELETE' && r.url === '/api/reset?key=a%20b')).toBe(true)
   })
 
   it('answers a JSON 502 with Retry-After when no host is up', async () => {

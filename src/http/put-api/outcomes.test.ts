@@ -11,9 +11,11 @@ import { buildRmqEvent } from '../../../runtime/rmq/event.js'
 import { declareQueues, eventually, httpEvent, isolate, type Isolated } from '../../../test/support/isolated.js'
 import { allRows, bodyOf, queueDepth, takeMessages } from '../../../test/support/kv.js'
 import { installRefusals } from '../../../test/support/refusals.js'
+import { createRedis } from '../../shared/cache.js'
 import { applyRmqEvent } from '../../shared/consumer.js'
 import { openConsumer } from '../../shared/open-consumer.js'
 import { openDatabase } from '../../shared/postgres.js'
+import { applyWrites } from '../../shared/store.js'
 import { isConditional, parseVersion } from '../../shared/version.js'
 import { handler as deleteHandler } from '../delete-api/index.js'
 import { handler } from './index.js'
@@ -96,6 +98,24 @@ describe('Prefer: wait', () => {
     expect(result.statusCode).toBe(422)
     expect(bodyOf(result)).toMatchObject({ status: 'dead-lettered', detail: expect.stringMatching(/^the record refused this write: PostgreSQL refused the write \(SQLSTATE 23514\)/) })
     await takeMessages(iso.env.AMQP_URL!, `${iso.config.addQueue}.dlq`)
+  })
+
+  it('an "applied" answer leaves no older cached value behind, even when the consumer has not updated the cache yet', async () => {
+    const v1 = await applied('w/cached', 'one')
+    const redis = createRedis(iso.env.REDIS_URL!)
+    try {
+      await redis.hset(iso.config.cachePrefix + 'w/cached', 'ver', v1, 'del', '0', 'val', 'one')
+      const answer = put('w/cached', 'two', { prefer: 'wait=5' })
+      await eventually(async () => (await queueDepth(iso.env.AMQP_URL!, iso.config.addQueue)) > 0, 'the PUT queued')
+      // Applied to the record only: the consumer's cache update has not happened (a commit the wait saw first).
+      const [message] = await takeMessages(iso.env.AMQP_URL!, iso.config.addQueue)
+      const { key, value, version } = JSON.parse(message!.content.toString())
+      await applyWrites(db, [{ key, value, version: BigInt(version), deleted: false }], 0n)
+      expect(bodyOf(await answer)).toEqual({ status: 'applied', version })
+      expect(await redis.hgetall(iso.config.cachePrefix + 'w/cached')).toEqual({ ver: version, del: '0', val: 'two' })
+    } finally {
+      redis.disconnect()
+    }
   })
 
   it('DELETE waits the same way', async () => {
