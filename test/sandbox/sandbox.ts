@@ -57,7 +57,8 @@ async function waitReady(url: string, child: ChildProcess, output: () => string,
   for (let attempt = 0; attempt < 1000 && Date.now() < deadline; attempt++) {
     if (child.exitCode !== null) throw new Error(`sandbox exited with ${child.exitCode}:\n${output()}`)
     // Ready means the functions answer, not only the static files: /api/all reaches PostgreSQL.
-    const ok = await fetch(`${url}/api/all?limit=1`, { signal: AbortSignal.timeout(5000) }).then(r => r.status === 200, () => false)
+    // With auth required (KVARC_AUTH=required) the function's 401 is the answer to wait for.
+    const ok = await fetch(`${url}/api/all?limit=1`, { signal: AbortSignal.timeout(5000) }).then(r => r.status === 200 || r.status === 401, () => false)
     if (ok) return
     await new Promise(resolve => setTimeout(resolve, 200))
   }
