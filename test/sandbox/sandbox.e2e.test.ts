@@ -17,10 +17,11 @@ let sandbox: Sandbox
 
 interface Answer { status: number, type: string, body: Record<string, unknown>, headers: Headers }
 
-async function call(method: string, path: string, body?: string): Promise<Answer> {
+async function call(method: string, path: string, body?: string, headers: Record<string, string> = {}): Promise<Answer> {
   const response = await fetch(sandbox.url + path, {
     method,
-    ...(body === undefined ? {} : { body, headers: { 'content-type': 'application/json' } }),
+    headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+    ...(body === undefined ? {} : { body }),
     signal: AbortSignal.timeout(15_000),
   })
   const text = await response.text()
@@ -151,6 +152,29 @@ describe('arc sandbox, end to end', { timeout: 60_000 }, () => {
     expect(list.status).toBe(200)
     expect((list.body.data as { key: string }[]).map(r => r.key)).not.toContain('minha_chave')
     expect(list.body).toHaveProperty('next')
+  })
+
+  it('write outcomes: the ETag, If-Match with Prefer: wait applied, a stale ETag 412, the receipt, JSON 405 on /api/writes', async () => {
+    // Prepare: the key, waited for, so its ETag is the record's.
+    const key = 'sbx-outcomes'
+    const created = await call('PUT', '/api', JSON.stringify({ key, value: 'one' }), { prefer: 'wait=5' })
+    expect([created.status, created.body.status]).toEqual([200, 'applied'])
+    const read = await call('GET', `/api?key=${key}`)
+    const etag = read.headers.get('etag')
+    expect(etag).toBe(`"${created.body.version}"`)
+
+    // Act: a write naming that ETag, then another naming it again.
+    const next = await call('PUT', '/api', JSON.stringify({ key, value: 'two' }), { 'if-match': etag!, prefer: 'wait=5' })
+    const stale = await call('PUT', '/api', JSON.stringify({ key, value: 'three' }), { 'if-match': etag!, prefer: 'wait=5' })
+
+    // Assess: the first applied, the second failed its condition; the receipt says so; a wrong method is JSON 405.
+    expect([next.status, next.body]).toEqual([200, { status: 'applied', version: next.body.version }])
+    expect(stale.status).toBe(412)
+    expect(stale.body.detail).toBe(`If-Match ${etag} failed: the key's current version is "${next.body.version}"`)
+    const receipt = await call('GET', `/api/writes?key=${key}&version=${next.body.version}`)
+    expect([receipt.status, receipt.body]).toEqual([200, { key, version: next.body.version, status: 'applied', current: next.body.version }])
+    const wrong = await call('DELETE', `/api/writes?key=${key}&version=${next.body.version}`)
+    expect([wrong.status, wrong.type, wrong.headers.get('allow'), wrong.body]).toEqual([405, 'application/json; charset=utf-8', 'GET', { detail: 'method DELETE is not allowed on /api/writes; use GET' }])
   })
 
   it('a malformed JSON body is a 422 JSON answer, not an HTML 500', async () => {
