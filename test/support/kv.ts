@@ -10,7 +10,10 @@
 import { connect, type GetMessage } from 'amqplib'
 import { Redis } from 'ioredis'
 import pg from 'pg'
-import type { DeliveredMessage } from '../../runtime/rmq/event.js'
+import { buildRmqEvent, type DeliveredMessage } from '../../runtime/rmq/event.js'
+import { applyRmqEvent, type ConsumerDeps } from '../../src/shared/consumer.js'
+import { queueDepth } from '../../ops/queues.js'
+import { eventually, type Isolated } from './isolated.js'
 
 // Its home is ops/queues.ts (bench counts the backlog with it too).
 export { queueDepth } from '../../ops/queues.js'
@@ -92,4 +95,14 @@ export async function cachedEntry(redis: Redis, prefix: string, key: string): Pr
 /** A parsed JSON response body; fails the test when the body is not JSON. */
 export function bodyOf(result: { body: string }): Record<string, unknown> {
   return JSON.parse(result.body) as Record<string, unknown>
+}
+
+/**
+ * Runs a consumer once on everything queued now on the kind's queue, after at
+ * least one message arrived: a test's stand-in for the consumer host.
+ */
+export async function consumeQueued(iso: Isolated, consumer: ConsumerDeps, kind: 'put' | 'delete'): Promise<void> {
+  const name = kind === 'put' ? iso.config.addQueue : iso.config.delQueue
+  await eventually(async () => (await queueDepth(iso.env.AMQP_URL!, name)) > 0, `a message on ${name}`)
+  await applyRmqEvent(consumer, buildRmqEvent(name, await takeMessages(iso.env.AMQP_URL!, name)), kind)
 }

@@ -1,5 +1,5 @@
 /**
- * PUT /api and DELETE /api with write outcomes, through the handlers and a real
+ * PUT /api with write outcomes, through the handler and a real
  * consumer (applyRmqEvent fed from this file's own queues): If-Match and
  * If-None-Match travel as conditional messages, Prefer: wait answers the
  * outcome (200 applied, 412 rejected, 422 dead-lettered, 202 + Location when
@@ -7,17 +7,14 @@
  */
 import type pg from 'pg'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { buildRmqEvent } from '../../../runtime/rmq/event.js'
 import { declareQueues, eventually, httpEvent, isolate, type Isolated } from '../../../test/support/isolated.js'
-import { allRows, bodyOf, queueDepth, takeMessages } from '../../../test/support/kv.js'
+import { allRows, bodyOf, consumeQueued, queueDepth, takeMessages } from '../../../test/support/kv.js'
 import { installRefusals } from '../../../test/support/refusals.js'
 import { createRedis } from '../../shared/cache.js'
-import { applyRmqEvent } from '../../shared/consumer.js'
 import { openConsumer } from '../../shared/open-consumer.js'
 import { openDatabase } from '../../shared/postgres.js'
 import { applyWrites } from '../../shared/store.js'
 import { isConditional, parseVersion } from '../../shared/version.js'
-import { handler as deleteHandler } from '../delete-api/index.js'
 import { handler } from './index.js'
 
 let iso: Isolated
@@ -26,15 +23,8 @@ let consumer: ReturnType<typeof openConsumer>
 
 const put = (key: string, value: string, headers: Record<string, string> = {}) =>
   handler(httpEvent('PUT', '/api', { body: JSON.stringify({ key, value }), headers }))
-const del = (key: string, headers: Record<string, string> = {}) =>
-  deleteHandler(httpEvent('DELETE', '/api', { query: `key=${encodeURIComponent(key)}`, headers }))
 
-/** Runs the consumer once on everything queued now (after at least one message arrived). */
-async function consume(queue: 'add' | 'del' = 'add'): Promise<void> {
-  const name = queue === 'add' ? iso.config.addQueue : iso.config.delQueue
-  await eventually(async () => (await queueDepth(iso.env.AMQP_URL!, name)) > 0, `a message on ${name}`)
-  await applyRmqEvent(consumer, buildRmqEvent(name, await takeMessages(iso.env.AMQP_URL!, name)), queue === 'add' ? 'put' : 'delete')
-}
+const consume = () => consumeQueued(iso, consumer, 'put')
 
 /** A write the consumer applied, and its version. */
 async function applied(key: string, value: string): Promise<string> {
@@ -117,14 +107,6 @@ describe('Prefer: wait', () => {
       redis.disconnect()
     }
   })
-
-  it('DELETE waits the same way', async () => {
-    await applied('w/gone', 'x')
-    const answer = del('w/gone', { prefer: 'wait=5' })
-    await consume('del')
-    expect(bodyOf(await answer)).toMatchObject({ status: 'applied' })
-    expect((await allRows(db)).find(r => r.key === 'w/gone')).toMatchObject({ deleted: true })
-  })
 })
 
 describe('If-Match / If-None-Match', () => {
@@ -161,17 +143,14 @@ describe('If-Match / If-None-Match', () => {
     expect(await queueDepth(iso.env.AMQP_URL!, iso.config.addQueue)).toBe(0)
   })
 
-  it('If-None-Match: * creates once; a DELETE with If-Match removes only the version it read', async () => {
+  it('If-None-Match: * creates once', async () => {
     const created = put('c/create', 'mine', { 'if-none-match': '*', prefer: 'wait=5' })
     await consume()
     expect(bodyOf(await created)).toMatchObject({ status: 'applied' })
     const again = put('c/create', 'theirs', { 'if-none-match': '*', prefer: 'wait=5' })
     await consume()
     expect((await again).statusCode).toBe(412)
-    const row = (await allRows(db)).find(r => r.key === 'c/create')!
-    const gone = del('c/create', { 'if-match': `"${row.version}"`, prefer: 'wait=5' })
-    await consume('del')
-    expect(bodyOf(await gone)).toMatchObject({ status: 'applied' })
+    expect((await allRows(db)).find(r => r.key === 'c/create')).toMatchObject({ value: 'mine' })
   })
 
   it('refuses malformed conditions with 422 and queues nothing', async () => {
