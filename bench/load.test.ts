@@ -9,9 +9,10 @@ import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runLoad, type LoadOptions } from './load.js'
 
-const hasWrk = (() => {
-  try { execFileSync('which', ['wrk'], { stdio: 'ignore' }); return true } catch { return false }
-})()
+/** wrk is the bench's load generator (.ci/run installs it): without it this test fails, saying so. */
+function requireWrk(): void {
+  try { execFileSync('which', ['wrk'], { stdio: 'ignore' }) } catch { throw new Error('wrk is required to test the bench\'s wrk script; on Debian: apt-get install -y wrk') }
+}
 
 /** With 8 keys per connection, the sixth key of each has no row: no ETag, so it must never be written. */
 const missing = (key: string) => /^rmw-\d+$/.test(key) && Number(key.slice(4)) % 8 === 5
@@ -35,6 +36,7 @@ function readBody(req: IncomingMessage): Promise<string> {
 }
 
 beforeAll(async () => {
+  requireWrk()
   server = createServer(async (req, res) => {
     const query = new URL(req.url ?? '/', 'http://x').searchParams
     const json = (status: number, body: unknown, headers: Record<string, string> = {}) => res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body))
@@ -69,7 +71,7 @@ afterAll(() => new Promise<void>(resolve => server.close(() => resolve())))
 const options = (scenario: LoadOptions['scenario'], connections: number, span: number): LoadOptions =>
   ({ url, scenario, durationSeconds: 1, connections, threads: 1, base: 0, span, valueBytes: 4 })
 
-describe.skipIf(!hasWrk)('the wrk script', () => {
+describe('the wrk script', () => {
   it('put-if-match: each connection GETs its own keys and PUTs them back with the ETag it read and Prefer: wait', async () => {
     seen.length = 0
     const result = await runLoad(options('put-if-match', 3, 8))
