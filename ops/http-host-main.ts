@@ -20,6 +20,7 @@ import type { Logger } from 'pino'
 import { loadConfig, type Config } from '../src/shared/config.js'
 import { MAX_BODY_BYTES } from '../src/shared/limits.js'
 import { getLogger } from '../src/shared/log.js'
+import { SECURITY_HEADERS } from '../src/shared/security-headers.js'
 import { startHttpGateway, type Endpoint, type HostFunction, type RouteObserver } from '../runtime/http/gateway.js'
 import { createKvarcMetrics, type KvarcMetrics } from './metrics.js'
 import { Operator } from './operator.js'
@@ -120,6 +121,7 @@ export async function startHttpHost(options: HttpHostOptions = {}): Promise<Http
     host: options.host,
     serveStatic: options.serveStatic,
     staticDir: options.staticDir,
+    staticHeaders: SECURITY_HEADERS,
     maxBodyBytes: options.maxBodyBytes ?? MAX_BODY_BYTES,
     maxHeaderBytes: options.maxHeaderBytes,
     keepAliveTimeoutMs: options.keepAliveTimeoutMs,

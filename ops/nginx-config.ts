@@ -11,6 +11,7 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { MAX_BODY_BYTES } from '../src/shared/limits.js'
+import { CONTENT_SECURITY_POLICY } from '../src/shared/security-headers.js'
 
 export interface NginxConfigValues {
   /** Folder of nginx's pid file and temp paths; the workers must be able to reach it. */
@@ -26,7 +27,16 @@ export interface NginxConfigValues {
   /** The access log's file, or `off` (per-request logging costs throughput). */
   accessLog: string
   workers: number | 'auto'
+  /** Writes (PUT, DELETE) a second per client address and per bearer token; bursts of twice that pass. */
+  writesPerAddress?: number
+  writesPerToken?: number
+  /** Limit clients on loopback per address too (by default only remote addresses are). */
+  limitLoopback?: boolean
 }
+
+/** Defaults: far above what one person or app sends, far below a flood. */
+export const DEFAULT_WRITES_PER_ADDRESS = 2000
+export const DEFAULT_WRITES_PER_TOKEN = 5000
 
 /** The template, as committed. */
 export function readNginxTemplate(root: string): string {
@@ -43,6 +53,12 @@ export function renderNginxConfig(template: string, values: NginxConfigValues): 
     ERROR_LOG: values.errorLog,
     ACCESS_LOG: values.accessLog,
     WORKER_PROCESSES: String(values.workers),
+    WRITES_PER_ADDRESS: String(values.writesPerAddress ?? DEFAULT_WRITES_PER_ADDRESS),
+    WRITES_PER_ADDRESS_BURST: String(2 * (values.writesPerAddress ?? DEFAULT_WRITES_PER_ADDRESS)),
+    WRITES_PER_TOKEN: String(values.writesPerToken ?? DEFAULT_WRITES_PER_TOKEN),
+    WRITES_PER_TOKEN_BURST: String(2 * (values.writesPerToken ?? DEFAULT_WRITES_PER_TOKEN)),
+    LOOPBACK_EXEMPT: values.limitLoopback ? '0' : '1',
+    CONTENT_SECURITY_POLICY,
     // One failure takes a host out for 2 s: a killed host costs one retried request, not one per request.
     UPSTREAM_SERVERS: values.upstreams.map(address => `    server ${address} max_fails=1 fail_timeout=2s;`).join('\n'),
   }

@@ -196,6 +196,13 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     readyUrl: `http://127.0.0.1:${metricsPort}/ready`, url: `http://127.0.0.1:${metricsPort}`, stopSignal: 'SIGTERM',
   })
 
+  /** A write rate from the stack's environment (nginx's limit_req), or undefined for the default. */
+  const rate = (name: string) => {
+    const raw = baseEnv[name]
+    if (raw === undefined || raw === '') return undefined
+    if (!/^[1-9][0-9]{0,6}$/.test(raw)) throw new StackStartError(`${name} must be writes a second, a whole number from 1 to 9999999, got ${JSON.stringify(raw)}`)
+    return Number(raw)
+  }
   let prefix: string | undefined
   if (nginxBinary) {
     prefix = mkdtempSync(join(tmpdir(), 'kvarc-nginx-'))
@@ -206,6 +213,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       prefix, listen, upstreams: hostPorts.map(hostPort => `127.0.0.1:${hostPort}`), publicDir: join(cwd, 'public'),
       errorLog: join(prefix, 'error.log'), accessLog: options.accessLog ? join(prefix, 'access.log') : 'off',
       workers: options.nginxWorkers ?? 'auto',
+      writesPerAddress: rate('KVARC_WRITES_PER_ADDRESS'), writesPerToken: rate('KVARC_WRITES_PER_TOKEN'),
+      limitLoopback: baseEnv.KVARC_RATE_LIMIT_LOOPBACK === '1',
     }))
     specs.push({
       name: 'nginx', role: 'nginx', command: nginxBinary,

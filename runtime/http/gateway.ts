@@ -58,6 +58,8 @@ export interface GatewayOptions {
   serveStatic?: boolean
   /** Default: app.arc's @static folder. */
   staticDir?: string
+  /** Headers every static file is served with (the app's security policy). */
+  staticHeaders?: Readonly<Record<string, string>>
   /** Largest request body a function is given; larger → 413. */
   maxBodyBytes: number
   /** Request line and headers together; default MAX_HEADER_BYTES. */
@@ -123,7 +125,7 @@ export async function startHttpGateway(options: GatewayOptions): Promise<HttpGat
 
   let staticFiles: StaticFiles | undefined
   if (options.serveStatic) {
-    if (staticDir && existsSync(staticDir)) staticFiles = createStaticFiles(staticDir)
+    if (staticDir && existsSync(staticDir)) staticFiles = createStaticFiles(staticDir, options.staticHeaders)
     else logger.warn({ staticDir }, 'static folder not found: serving the API only')
   }
 

@@ -62,7 +62,8 @@ export function resolveInside(root: string, pathname: string): string | undefine
   return file === root || file.startsWith(root + sep) ? file : undefined
 }
 
-export function createStaticFiles(folder: string): StaticFiles {
+/** `extraHeaders` go with every file (and its 304): an app's Content-Security-Policy, for one. */
+export function createStaticFiles(folder: string, extraHeaders: Readonly<Record<string, string>> = {}): StaticFiles {
   let root: string
   try {
     root = realpathSync(folder)
@@ -100,6 +101,7 @@ export function createStaticFiles(folder: string): StaticFiles {
         'cache-control': 'no-cache',
         'last-modified': lastModified.toUTCString(),
         'x-content-type-options': 'nosniff',
+        ...extraHeaders,
       }
       if (closeConnection) headers.connection = 'close'
       if (since && !Number.isNaN(Date.parse(since)) && Date.parse(since) >= lastModified.getTime()) {

@@ -10,6 +10,7 @@ import { join, resolve } from 'node:path'
 import { beforeAll, describe, expect, it } from 'vitest'
 import { httpEvent } from '../../../test/support/isolated.js'
 import { bodyOf } from '../../../test/support/kv.js'
+import { SECURITY_HEADERS } from '../../shared/security-headers.js'
 import { handler } from './index.js'
 import { API_ROUTES } from './routes.js'
 
@@ -83,6 +84,7 @@ describe('any /* — the static form', () => {
       // Assess
       expect(result.statusCode, path).toBe(200)
       expect(result.headers['content-type'], path).toMatch(type)
+      expect(result.headers, path).toMatchObject(SECURITY_HEADERS)
       const body = result.isBase64Encoded ? Buffer.from(result.body, 'base64').toString() : result.body
       expect(body, path).toBe(readFileSync(join(PUBLIC, file), 'utf8'))
     }

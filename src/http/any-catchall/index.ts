@@ -11,6 +11,7 @@ import { getConfig } from '../../shared/config.js'
 import { json, withHttpErrors, type HttpEvent, type HttpResult } from '../../shared/http.js'
 import { warm } from '../../shared/lazy.js'
 import { errorThrottled } from '../../shared/log.js'
+import { SECURITY_HEADERS } from '../../shared/security-headers.js'
 import { methodsOn } from './routes.js'
 
 const readStatic = warm((): (event: unknown) => Promise<AsapResult | null> => asap({ passthru: true }))
@@ -29,7 +30,7 @@ async function staticFile(event: HttpEvent): Promise<HttpResult | undefined> {
     errorThrottled(`static ${found.statusCode}`, { status: found.statusCode, path: event.rawPath }, 'static file could not be read')
     return json(502, { detail: 'the static files could not be read; retry shortly' })
   }
-  return found as HttpResult
+  return { ...found, headers: { ...found.headers, ...SECURITY_HEADERS } } as HttpResult
 }
 
 export const handler = withHttpErrors(async (event: HttpEvent) => {
