@@ -51,7 +51,7 @@ export function renderNginxConfig(template: string, values: NginxConfigValues): 
     PUBLIC_DIR: values.publicDir,
     MAX_BODY_BYTES: String(MAX_BODY_BYTES),
     ERROR_LOG: values.errorLog,
-    ACCESS_LOG: values.accessLog,
+    ACCESS_LOG: values.accessLog === 'off' ? 'off' : `${values.accessLog} kvarc`,
     WORKER_PROCESSES: String(values.workers),
     WRITES_PER_ADDRESS: String(values.writesPerAddress ?? DEFAULT_WRITES_PER_ADDRESS),
     WRITES_PER_ADDRESS_BURST: String(2 * (values.writesPerAddress ?? DEFAULT_WRITES_PER_ADDRESS)),

@@ -31,6 +31,8 @@ export interface HttpApiEvent {
     http: { method: string, path: string, protocol: string, sourceIp: string | null, userAgent: string | null }
     routeKey: string
     timeEpoch: number
+    /** API Gateway's request id; here the proxy's X-Request-Id when one stands in front (nginx's $request_id). */
+    requestId?: string
   }
   pathParameters?: Record<string, string>
   body?: string
@@ -195,6 +197,8 @@ export function buildHttpEvent(route: RouteInfo, req: IncomingMessage, url: Spli
     // Seconds, as sandbox sends (API Gateway sends milliseconds).
     timeEpoch: Math.floor(Date.now() / 1000),
   }
+  const requestId = headers['x-request-id']
+  if (requestId) event.requestContext.requestId = requestId
   if (pathParameters && Object.keys(pathParameters).length) event.pathParameters = pathParameters
   const encoded = eventBody(req.headers['content-type'], body)
   if (encoded.body !== undefined) event.body = encoded.body

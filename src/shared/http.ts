@@ -17,7 +17,7 @@ export interface HttpEvent {
   headers?: Record<string, string | undefined>
   body?: string
   isBase64Encoded?: boolean
-  requestContext?: { http?: { method?: string, path?: string } }
+  requestContext?: { http?: { method?: string, path?: string }, requestId?: string }
 }
 
 export interface HttpResult {
@@ -36,17 +36,27 @@ export function json(statusCode: number, body: unknown, headers?: Record<string,
   return { statusCode, headers: headers ? { ...JSON_HEADERS, ...headers } : { ...JSON_HEADERS }, body: JSON.stringify(body) }
 }
 
+/**
+ * The request's id for the logs: API Gateway's (or the proxy's X-Request-Id, as
+ * the warm hosts pass it on), else the invocation's. Logs carry it, never a
+ * token or a value, so a client's report can be matched to its line.
+ */
+function requestIdOf(event: HttpEvent | undefined, context: { awsRequestId?: string } | undefined): string | undefined {
+  return event?.requestContext?.requestId ?? event?.headers?.['x-request-id'] ?? context?.awsRequestId
+}
+
 /** Wraps a handler so every failure is a JSON answer with a `detail`. */
 export function withHttpErrors<E extends HttpEvent>(handler: (event: E) => Promise<HttpResult>) {
-  return async function httpHandler(event: E): Promise<HttpResult> {
+  return async function httpHandler(event: E, context?: { awsRequestId?: string }): Promise<HttpResult> {
     try {
       return await handler(event)
     } catch (error) {
+      const where = { route: event?.routeKey, requestId: requestIdOf(event, context) }
       if (error instanceof HttpError) {
-        if (error.statusCode >= 500) errorThrottled(`${event?.routeKey} ${error.message}`, { err: error.cause ?? error, route: event?.routeKey }, error.message)
+        if (error.statusCode >= 500) errorThrottled(`${event?.routeKey} ${error.message}`, { err: error.cause ?? error, ...where }, error.message)
         return json(error.statusCode, { detail: error.message }, error.headers)
       }
-      errorThrottled(`${event?.routeKey} unhandled ${(error as Error)?.message}`, { err: error, route: event?.routeKey }, 'unhandled error in handler')
+      errorThrottled(`${event?.routeKey} unhandled ${(error as Error)?.message}`, { err: error, ...where }, 'unhandled error in handler')
       return json(500, { detail: 'internal error' })
     }
   }

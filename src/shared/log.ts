@@ -18,7 +18,13 @@ function configuredLevel(): string {
 
 /** The process's logger, created on first use at the given level (by default LOG_LEVEL from the config). */
 export function getLogger(level?: string): Logger {
-  logger ??= pino({ level: level ?? configuredLevel(), base: { service: 'kvarc' } })
+  logger ??= pino({
+    level: level ?? configuredLevel(),
+    base: { service: 'kvarc' },
+    // Never a secret or a stored value in a log line: PostgreSQL's `detail` of a refused row
+    // repeats the row's values, and a header dump would carry the bearer token.
+    redact: { paths: ['err.detail', 'err.cause.detail', 'err.where', '*.authorization', '*.headers.authorization'], censor: '[redacted]' },
+  })
   return logger
 }
 

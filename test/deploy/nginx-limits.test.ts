@@ -21,6 +21,8 @@ import { SECURITY_HEADERS } from '../../src/shared/security-headers.js'
 import { ROOT } from './project-copy.js'
 
 let host: Server
+/** The X-Request-Id each request reached the host with. */
+const requestIds: string[] = []
 const running: { nginx: ChildProcess, dir: string }[] = []
 let perAddress: string
 let perToken: string
@@ -50,6 +52,7 @@ async function startNginx(limitLoopback: boolean, upstream: number): Promise<str
 
 beforeAll(async () => {
   host = createServer((req, res) => {
+    requestIds.push(String(req.headers['x-request-id']))
     req.resume()
     req.on('end', () => { res.writeHead(200, { 'content-type': 'application/json' }); res.end('{"status":"queued","version":"1"}') })
   })
@@ -101,6 +104,15 @@ describe('write limits', () => {
     expect((await fetch(`${perToken}/api`, put({ authorization: 'Bearer token-b' }))).status).toBe(200)
     // No token: no per-token key, and loopback is not limited per address in this rendering.
     expect((await flood(perToken, 20, put())).statuses.every(s => s === 200)).toBe(true)
+  })
+})
+
+describe('request ids', () => {
+  it('every API request carries one id to the host and back to the client', async () => {
+    const response = await fetch(`${perToken}/api?key=k`)
+    const id = response.headers.get('x-request-id')
+    expect(id).toMatch(/^[0-9a-f]{32}$/)
+    expect(requestIds.at(-1)).toBe(id)
   })
 })
 
