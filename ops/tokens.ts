@@ -41,7 +41,7 @@ export async function revokeToken(db: Queryable, name: string): Promise<boolean>
   return (rowCount ?? 0) > 0
 }
 
-/** Rules from repeated flags, in the order given. `--all` is readwrite on every key. */
+/** Rules from repeated flags (order does not matter: the longest prefix decides). `--all` is readwrite on every key. */
 export function rulesFromFlags(flags: Partial<Record<Access | 'all', (string | boolean)[] | string | boolean>>): Rule[] {
   const rules: Rule[] = []
   const list = (v: unknown) => (v === undefined ? [] : Array.isArray(v) ? v : [v])
