@@ -24,6 +24,48 @@
     }
   }
 
+  // The API token. Kept in sessionStorage only: it lasts for this tab (a reload keeps it) and is
+  // gone when the tab closes, unlike localStorage, which every tab shares and which outlives the
+  // browser. Never put in a URL (it would reach history and server logs) and never logged.
+  const TOKEN_KEY = 'kvarc.token'
+  const tokenInput = $('token')
+  const tokenStatus = $('token-status')
+  const tokenShow = $('token-show')
+
+  // Reading sessionStorage throws where the browser blocks storage; the token then lives in the field only.
+  const session = (() => {
+    try {
+      const storage = window.sessionStorage
+      storage.getItem(TOKEN_KEY)
+      return storage
+    } catch {
+      return undefined
+    }
+  })()
+
+  /** Keeps the field's token for this tab (or removes it when empty); false when the browser would not keep it. */
+  function keepToken (value) {
+    if (!session) return false
+    try {
+      if (value.trim() === '') session.removeItem(TOKEN_KEY)
+      else session.setItem(TOKEN_KEY, value)
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  /**
+   * The token to send, from the field: { token } ('' for none), or { problem } in plain words when
+   * it cannot be a token. A pasted "Bearer …" header value is accepted as its token.
+   */
+  function currentToken () {
+    const token = tokenInput.value.trim().replace(/^Bearer\s+/i, '')
+    // A header carries visible ASCII only: fetch would refuse anything else before sending.
+    if (!/^[\x21-\x7e]*$/.test(token)) return { problem: 'The API token has spaces or characters a token never has: paste it again, exactly as npm run token printed it.' }
+    return { token }
+  }
+
   // Above the longest wait the page asks the server for (WRITE_WAIT_S), so a waiting answer is never cut off.
   const REQUEST_TIMEOUT_MS = 15000
 
@@ -33,12 +75,20 @@
    * in plain words only when no answer came.
    */
   async function exchange (method, url, { body, headers } = {}) {
+    const { token, problem: tokenProblem } = currentToken()
+    // Nothing was sent: status null, so no caller takes it for a lost connection worth retrying.
+    if (tokenProblem) throw new ApiError(tokenProblem, null)
     let response
     try {
       response = await fetch(url, {
         method,
         cache: 'no-store',
-        headers: { accept: 'application/json', ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+        headers: {
+          accept: 'application/json',
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+          ...(token === '' ? {} : { authorization: `Bearer ${token}` }),
+          ...headers,
+        },
         body: body === undefined ? undefined : JSON.stringify(body),
         signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
       })
@@ -58,14 +108,38 @@
     return { response, data }
   }
 
-  /** What a failed (or bodiless) answer means, in plain words. */
-  function problem (response, data) {
+  /**
+   * What a failed (or bodiless) answer means, in plain words; `key` names the key a
+   * refused token may not touch.
+   */
+  function problem (response, data, key) {
     if (response.ok) return new ApiError(`The server answered ${describe(response)} without a JSON body.`, response.status)
+    const refused = refusedToken(response, data, key)
+    if (refused) return new ApiError(refused, response.status)
     if (data && typeof data.detail === 'string' && data.detail !== '') return new ApiError(capitalise(data.detail) + '.', response.status)
     if (data && Array.isArray(data.detail)) return new ApiError(capitalise(data.detail.map(d => d && d.msg).filter(Boolean).join('; ') || 'invalid request') + '.', response.status)
     const retry = response.headers.get('retry-after')
     return new ApiError(`The server answered ${describe(response)}${data === undefined ? ' with something that is not JSON' : ''}.` +
       (retry ? ` Try again in ${retry} s.` : ''), response.status)
+  }
+
+  /** A 401 or a 403 for the token's scope, in plain words; undefined for any other answer. */
+  function refusedToken (response, data, key) {
+    const challenge = response.headers.get('www-authenticate') || ''
+    if (response.status === 401) {
+      // RFC 6750: the server names invalid_token when one was sent and not accepted.
+      if (/error="?invalid_token/i.test(challenge) || currentToken().token) {
+        return 'The token was not accepted: unknown, revoked or mistyped. Check the API token above, or make a new one with npm run token -- create …'
+      }
+      return 'This kvarc requires a token: paste one made with npm run token -- create … into the API token field above.'
+    }
+    const detail = data && typeof data.detail === 'string' ? data.detail : ''
+    const scope = /^token ("[^"]*") may not (read|write)\b/.exec(detail)
+    if (response.status !== 403 || !(scope || /insufficient_scope/i.test(challenge))) return undefined
+    const which = key === undefined ? 'this key' : quoted(key)
+    if (!scope) return `Your token may not do this to ${which}: its scope does not cover it.`
+    const [, name, need] = scope
+    return `Your token ${name} may not ${need} ${which}: its scope does not cover it. Use a token made with --${need} (or --readwrite) for a prefix of this key.`
   }
 
   /** One API call whose only good answer is a 2xx with JSON: resolves with the body, else throws in plain words. */
@@ -132,7 +206,7 @@
    * receipt ({status, version, current, reason?}), { status: 'expired' }, or
    * undefined when it is still queued after RECEIPT_TRIES looks (or `stale()`).
    */
-  async function followReceipt (receiptUrl, stale) {
+  async function followReceipt (receiptUrl, key, stale) {
     const url = new URL(receiptUrl)
     url.searchParams.set('wait', String(WRITE_WAIT_S))
     for (let tries = 0; tries < RECEIPT_TRIES; tries++) {
@@ -143,7 +217,7 @@
         if (response.ok && data && typeof data.status === 'string' && data.status !== 'queued') return data
         if (response.status === 410) return { status: 'expired', detail: data && data.detail }
         // A receipt the server refuses to give (4xx) will not come by asking again.
-        if (!response.ok && response.status >= 400 && response.status < 500 && response.status !== 429) throw problem(response, data)
+        if (!response.ok && response.status >= 400 && response.status < 500 && response.status !== 429) throw problem(response, data, key)
       } catch (error) {
         if (!(error instanceof ApiError) || error.status !== 0) throw error
         // No answer this time (the server restarting, a lost connection): the write is still queued; look again.
@@ -195,7 +269,7 @@
     } else if (response.ok && data && typeof data.version === 'string' && typeof data.status === 'string') {
       outcome = data
     } else {
-      setStatus(status, 'error', problem(response, data).message)
+      setStatus(status, 'error', problem(response, data, key).message)
       return
     }
 
@@ -206,7 +280,7 @@
       const location = response.headers.get('location')
       const receiptUrl = location ? new URL(location, response.url) : apiUrl('api/writes', { key, version })
       try {
-        outcome = await followReceipt(receiptUrl, stale)
+        outcome = await followReceipt(receiptUrl, key, stale)
       } catch (error) {
         if (!stale()) setStatus(status, 'error', `Queued (version ${version}), but its outcome could not be read: ${error.message}`)
         return
@@ -243,6 +317,32 @@
         setStatus(status, 'error', `The server answered an unknown outcome ${JSON.stringify(String(outcome.status))} for version ${outcome.version}.`)
     }
   }
+
+  // The token field: filled from this tab's sessionStorage, kept there as it is typed.
+  tokenInput.value = session ? session.getItem(TOKEN_KEY) ?? '' : ''
+  if (tokenInput.value !== '') setStatus(tokenStatus, 'done', 'Using the token kept for this tab.')
+  tokenInput.addEventListener('input', () => { keepToken(tokenInput.value) })
+  // Said once the field is left (not at every keystroke, which a screen reader would read out each time).
+  tokenInput.addEventListener('change', () => {
+    const { token, problem: tokenProblem } = currentToken()
+    if (tokenProblem) setStatus(tokenStatus, 'error', tokenProblem)
+    else if (!keepToken(tokenInput.value)) setStatus(tokenStatus, 'error', 'This browser will not keep the token (storage is blocked): it is used until this page is reloaded or closed.')
+    else if (token === '') setStatus(tokenStatus, 'done', 'No token: requests go without one.')
+    else setStatus(tokenStatus, 'done', 'Token kept for this tab; sent with every request.')
+  })
+  function showToken (show) {
+    tokenInput.type = show ? 'text' : 'password'
+    tokenShow.textContent = show ? 'Hide token' : 'Show token'
+  }
+  tokenShow.addEventListener('click', () => showToken(tokenInput.type === 'password'))
+  $('token-forget').addEventListener('click', () => {
+    tokenInput.value = ''
+    showToken(false)
+    keepToken('')
+    setStatus(tokenStatus, 'done', 'Token forgotten: requests go without one.')
+  })
+  // Enter in the field submits its form: nothing to send (the change event already kept the token), so no reload.
+  $('token-form').addEventListener('submit', event => event.preventDefault())
 
   // "Only if unchanged": each form says what its next write would send.
   const conditionForms = [
@@ -304,7 +404,7 @@
       // The ETag is the key's version (a deleted key's 404 carries its tombstone's): "only if unchanged" sends it back.
       const etag = response.headers.get('etag')
       if (response.status === 404 && data && data.detail === 'key not found') known.set(key, etag ? { etag } : { absent: true })
-      if (!response.ok || data === undefined) throw problem(response, data)
+      if (!response.ok || data === undefined) throw problem(response, data, key)
       known.set(key, { etag: etag || `"${data.version}"` })
       refreshHints()
       const source = $('get-source')

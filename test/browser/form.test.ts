@@ -7,16 +7,22 @@
  * dead-lettered, or the receipt of a write still queued), "only if unchanged"
  * with the ETag of the last get, get (value, source, version), list with a
  * prefix and "load more", errors in plain words, keyboard only, no inline
- * script (a strict Content-Security-Policy) — and `arc sandbox` for a put, a
- * get and a conditional put through the same page.
+ * script (a strict Content-Security-Policy) — a second stack with
+ * KVARC_AUTH=required for the API token field (401 and 403 in plain words,
+ * put/get/list with a scoped token, the token kept in sessionStorage only,
+ * "Forget token") — and `arc sandbox` for a put, a get and a conditional put
+ * through the same page.
  * Leaves test-output/form.png: the page after a put and a list.
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Redis } from 'ioredis'
+import type pg from 'pg'
 import { chromium, type BrowserContext, type Page, type Request } from 'playwright-core'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { createToken } from '../../ops/tokens.js'
+import { openDatabase } from '../../src/shared/postgres.js'
 import { eventually } from '../support/isolated.js'
 import { installRefusals, REFUSED_BY_CHECK } from '../support/refusals.js'
 import { startSandbox, startStackSystem, type RunningSystem } from './system.js'
@@ -31,9 +37,13 @@ const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable
 const APPLIED_TIMEOUT_MS = 30_000
 /** The page's own bound on looking at a receipt (public/app.js RECEIPT_TRIES). */
 const RECEIPT_TRIES = 6
+/** The policy the page must run under: no inline script, style or handler, nothing from elsewhere. */
+const STRICT_CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 let system: RunningSystem
 let sandbox: RunningSystem | undefined
+/** The stack with KVARC_AUTH=required, started by its describe block. */
+let authed: RunningSystem | undefined
 let context: BrowserContext
 let profile: string
 let page: Page
@@ -55,6 +65,7 @@ afterAll(async () => {
   await context?.close().catch(() => {})
   await system?.stop()
   await sandbox?.stop()
+  await authed?.stop()
   if (profile) await rm(profile, { recursive: true, force: true })
 })
 
@@ -65,7 +76,11 @@ async function openPage(url: string, prepare?: (page: Page) => Promise<void>): P
   page.on('request', request => { mine.push(request) })
   await prepare?.(page)
   await page.goto(url + '/')
-  // Every status change, in order, so a test can see "queued" even when "applied" follows within milliseconds.
+  await logStatuses()
+}
+
+/** Records every status change, in order, so a test can see "queued" even when "applied" follows within milliseconds. */
+async function logStatuses(): Promise<void> {
   // Browser-side code is a string: the test's TypeScript program has no DOM types.
   await page.evaluate(`
     window.statusLog = {}
@@ -77,6 +92,14 @@ async function openPage(url: string, prepare?: (page: Page) => Promise<void>): P
   `)
 }
 
+/** Serves the page with STRICT_CSP, whatever policy the system itself sends (or none). */
+async function withStrictPolicy(page: Page): Promise<void> {
+  await page.route(url => url.pathname === '/', async route => {
+    const response = await route.fetch()
+    await route.fulfill({ response, headers: { ...response.headers(), 'content-security-policy': STRICT_CSP } })
+  })
+}
+
 /** Evaluates a browser-side expression. */
 const inPage = <T>(expression: string) => page.evaluate(expression) as Promise<T>
 const statusLog = (id: string) => inPage<string[]>(`window.statusLog[${JSON.stringify(id)}] ?? []`)
@@ -86,12 +109,14 @@ const focusedId = () => inPage<string | undefined>('document.activeElement?.id')
  * Waits until a status line reaches `state` after its `since`-th change (the
  * status log's length before the action), so an earlier identical state cannot
  * satisfy it. A timeout says what the page and the system showed instead.
+ * Polls the log through page.evaluate: waitForFunction compiles its predicate
+ * in the page, which the page's own Content-Security-Policy (no eval) forbids.
  */
 async function waitState(id: string, state: string, since = 0): Promise<string> {
   try {
-    await page.waitForFunction(`(window.statusLog[${JSON.stringify(id)}] ?? []).slice(${since}).some(line => line.startsWith(${JSON.stringify(state + ': ')}))`)
+    await eventually(async () => (await statusLog(id)).slice(since).some(line => line.startsWith(`${state}: `)), `#${id} to reach ${state}`, APPLIED_TIMEOUT_MS)
   } catch (error) {
-    const running = [system, sandbox].filter(s => s && page.url().startsWith(s.url))[0]
+    const running = [system, sandbox, authed].filter(s => s && page.url().startsWith(s.url))[0]
     throw new Error(`#${id} never reached "${state}". Status changes:\n  ${(await statusLog(id)).join('\n  ')}\n` +
       `System output:\n${running?.output() ?? ''}`, { cause: error })
   }
@@ -165,11 +190,12 @@ describe('the form at /, served by the stack', () => {
     page.on('request', request => { if (!request.url().startsWith(system.url)) external.push(request.url()) })
     await page.reload()
     expect(await page.title()).toBe('kvarc')
-    for (const id of ['put-key', 'put-value', 'put-if-unchanged', 'get-key', 'delete-key', 'delete-if-unchanged', 'list-prefix', 'list-limit']) {
+    for (const id of ['token', 'put-key', 'put-value', 'put-if-unchanged', 'get-key', 'delete-key', 'delete-if-unchanged', 'list-prefix', 'list-limit']) {
       const labels = await page.locator(`label[for="${id}"]`).count()
       expect(labels, `label for #${id}`).toBe(1)
     }
-    expect(await page.locator('[role=status][aria-live=polite]').count()).toBe(4)
+    expect(await page.locator('[role=status][aria-live=polite]').count()).toBe(5)
+    expect(await page.locator('#token').getAttribute('type')).toBe('password')
     // What a Content-Security-Policy without 'unsafe-inline' would block: inline scripts, on* handlers, style attributes.
     expect(await inPage<number>('document.querySelectorAll("script:not([src]), style, [style]").length')).toBe(0)
     expect(await inPage<string[]>('[...document.querySelectorAll("*")].flatMap(e => e.getAttributeNames().filter(n => n.startsWith("on")))')).toEqual([])
@@ -182,13 +208,9 @@ describe('the form at /, served by the stack', () => {
     const violations: string[] = []
     await openPage(system.url, async page => {
       page.on('console', message => { if (/content security policy/i.test(message.text())) violations.push(message.text()) })
-      // The stack sends no such policy yet: the test adds the strict one to the page's own answer.
-      await page.route(url => url.pathname === '/', async route => {
-        const response = await route.fetch()
-        await route.fulfill({ response, headers: { ...response.headers(), 'content-security-policy': "default-src 'self'; base-uri 'none'; frame-ancestors 'none'" } })
-      })
+      await withStrictPolicy(page)
     })
-    // The policy forbids eval, so no waitForFunction here: locators wait from Playwright's own isolated world.
+    // Locators wait from Playwright's own isolated world, which the page's policy does not govern.
     await page.fill('#put-key', 'form:csp')
     await page.fill('#put-value', 'strict')
     await page.click('#put-form button[type=submit]')
@@ -249,7 +271,7 @@ describe('the form at /, served by the stack', () => {
     await page.fill('#put-key', 'form:stuck')
     await page.fill('#put-value', 'never applied')
     await page.click('#put-form button[type=submit]')
-    await page.waitForFunction('document.getElementById("put-status").textContent.includes("not applied yet")')
+    await page.locator('#put-status', { hasText: 'not applied yet' }).waitFor()
     expect(await page.locator('#put-status').textContent()).toBe(`Queued (version ${version}), not applied yet: the consumers may be behind or stopped. It is safe in the queue; its outcome will be at ${location}.`)
     expect(requestsTo('GET', '/api/writes')).toHaveLength(RECEIPT_TRIES)
   })
@@ -447,10 +469,13 @@ describe('the form at /, served by the stack', () => {
   })
 
   it('works with the keyboard alone: Tab to move, Space to tick, Enter and Ctrl+Enter to submit', async () => {
-    await page.keyboard.press('Tab')
-    expect(await focusedId()).toBe('put-key')
-    // The focused control shows a visible outline.
-    expect(await inPage<string>('getComputedStyle(document.activeElement).outlineStyle')).not.toBe('none')
+    // The token's controls come first, then the put form.
+    for (const id of ['token', 'token-show', 'token-forget', 'put-key']) {
+      await page.keyboard.press('Tab')
+      expect(await focusedId()).toBe(id)
+      // The focused control shows a visible outline.
+      expect(await inPage<string>('getComputedStyle(document.activeElement).outlineStyle')).not.toBe('none')
+    }
     await page.keyboard.type('form:keys')
     await page.keyboard.press('Tab')
     expect(await focusedId()).toBe('put-value')
@@ -506,6 +531,198 @@ describe('the form at /, served by the stack', () => {
     await mkdir('test-output', { recursive: true })
     const png = await page.screenshot({ path: 'test-output/form.png', fullPage: true })
     expect(png.subarray(1, 4).toString()).toBe('PNG')
+  })
+})
+
+/** What the page says to a 401 without a token, and to one whose token was not accepted. */
+const TOKEN_REQUIRED = 'This kvarc requires a token: paste one made with npm run token -- create … into the API token field above.'
+const TOKEN_REFUSED = 'The token was not accepted: unknown, revoked or mistyped. Check the API token above, or make a new one with npm run token -- create …'
+const outOfScope = (name: string, need: 'read' | 'write', key: string) =>
+  `Your token "${name}" may not ${need} "${key}": its scope does not cover it. Use a token made with --${need} (or --readwrite) for a prefix of this key.`
+
+/** The Authorization header of each page request to the API so far (allHeaders: headers() may leave out credentials). */
+const apiAuthorizations = () => Promise.all(sent.filter(r => new URL(r.url()).pathname.startsWith('/api')).map(async r => (await r.allHeaders()).authorization))
+
+describe('the API token field, against a stack with KVARC_AUTH=required', () => {
+  let db: pg.Pool
+  /** Tokens for keys under `auth:` (named form-<access>), and one for every key. */
+  const tokens = { readwrite: '', read: '', write: '', all: '' }
+
+  beforeAll(async () => {
+    authed = await startStackSystem('browser_auth', { KVARC_AUTH: 'required' })
+    db = await openDatabase(authed.iso.env.DATABASE_URL!, 2)
+    for (const access of ['readwrite', 'read', 'write'] as const) {
+      tokens[access] = (await createToken(db, { name: `form-${access}`, rules: [{ prefix: 'auth:', access }], admin: false })).token
+    }
+    tokens.all = (await createToken(db, { name: 'form-all', rules: [{ prefix: '', access: 'readwrite' }], admin: false })).token
+  }, 90_000)
+  afterAll(async () => { await db?.end() })
+  beforeEach(() => openPage(authed!.url))
+
+  it('without a token explains the 401 on every action; a mistyped token, that it was not accepted', async () => {
+    expect(await page.inputValue('#token')).toBe('')
+    await page.fill('#put-key', 'auth:none')
+    await page.fill('#put-value', 'v')
+    await page.click('#put-form button[type=submit]')
+    expect(await waitState('put-status', 'error')).toBe(TOKEN_REQUIRED)
+    await page.fill('#get-key', 'auth:none')
+    await page.click('#get-form button[type=submit]')
+    expect(await waitState('get-status', 'error')).toBe(TOKEN_REQUIRED)
+    await page.fill('#delete-key', 'auth:none')
+    await page.click('#delete-form button[type=submit]')
+    expect(await waitState('delete-status', 'error')).toBe(TOKEN_REQUIRED)
+    await page.click('#list-form button[type=submit]')
+    expect(await waitState('list-status', 'error')).toBe(TOKEN_REQUIRED)
+    expect(await apiAuthorizations()).toEqual([undefined, undefined, undefined, undefined])
+
+    // One character off: sent, and refused by the server (invalid_token).
+    const last = tokens.readwrite.at(-1) === 'A' ? 'B' : 'A'
+    const mistyped = tokens.readwrite.slice(0, -1) + last
+    await page.fill('#token', mistyped)
+    let since = await changes('get-status')
+    await page.click('#get-form button[type=submit]')
+    expect(await waitState('get-status', 'error', since)).toBe(TOKEN_REFUSED)
+    expect((await apiAuthorizations()).at(-1)).toBe(`Bearer ${mistyped}`)
+
+    // Something that cannot be a header value is caught on the page, before any request.
+    const before = sent.length
+    await page.fill('#token', 'kvarc_ with a space')
+    since = await changes('get-status')
+    await page.click('#get-form button[type=submit]')
+    expect(await waitState('get-status', 'error', since)).toBe('The API token has spaces or characters a token never has: paste it again, exactly as npm run token printed it.')
+    expect(sent.slice(before).filter(r => new URL(r.url()).pathname.startsWith('/api'))).toEqual([])
+  })
+
+  it('explains the 403 of a token without the scope: a read-only token may not put or delete, a write-only one may not follow its receipt', async () => {
+    await page.fill('#token', tokens.read)
+    await page.fill('#put-key', 'auth:ro')
+    await page.fill('#put-value', 'v')
+    await page.click('#put-form button[type=submit]')
+    expect(await waitState('put-status', 'error')).toBe(outOfScope('form-read', 'write', 'auth:ro'))
+    await page.fill('#delete-key', 'auth:ro')
+    await page.click('#delete-form button[type=submit]')
+    expect(await waitState('delete-status', 'error')).toBe(outOfScope('form-read', 'write', 'auth:ro'))
+    await page.fill('#get-key', 'other:k')
+    await page.click('#get-form button[type=submit]')
+    expect(await waitState('get-status', 'error')).toBe(outOfScope('form-read', 'read', 'other:k'))
+    expect(await apiAuthorizations()).toEqual(Array(3).fill(`Bearer ${tokens.read}`))
+
+    // A write-only token: the put is accepted, but reading its receipt needs read access. The PUT
+    // goes out without Prefer (a real write) and comes back as the 202 of a write still queued.
+    await page.route(url => url.pathname === '/api', async route => {
+      if (route.request().method() !== 'PUT') return route.fallback()
+      const headers = await route.request().allHeaders()
+      delete headers.prefer
+      const response = await route.fetch({ headers })
+      const { version } = await response.json() as { version: string }
+      await route.fulfill({
+        status: 202, contentType: 'application/json',
+        headers: { location: `/api/writes?key=auth%3Awo&version=${version}` },
+        body: JSON.stringify({ status: 'queued', version }),
+      })
+    })
+    await page.fill('#token', tokens.write)
+    await page.fill('#put-key', 'auth:wo')
+    const since = await changes('put-status')
+    const answered = page.waitForResponse(response => response.request().method() === 'PUT')
+    await page.click('#put-form button[type=submit]')
+    const version = (await (await answered).json() as { version: string }).version
+    expect(await waitState('put-status', 'error', since))
+      .toBe(`Queued (version ${version}), but its outcome could not be read: ${outOfScope('form-write', 'read', 'auth:wo')}`)
+    const [receipt, ...more] = requestsTo('GET', '/api/writes')
+    expect(more).toEqual([])
+    expect((await receipt!.allHeaders()).authorization).toBe(`Bearer ${tokens.write}`)
+  })
+
+  it('with a scoped token puts, gets and lists; keeps the token for this tab only, never in the URL or localStorage; "Forget token" clears it', async () => {
+    const logged: string[] = []
+    page.on('console', message => { logged.push(message.text()) })
+    const outside = await fetch(`${authed!.url}/api`, {
+      method: 'PUT', body: JSON.stringify({ key: 'other:secret', value: 'not for this token' }),
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${tokens.all}`, prefer: 'wait=10' },
+    })
+    expect(await outside.json()).toMatchObject({ status: 'applied' })
+
+    await page.fill('#token', tokens.readwrite)
+    await page.press('#token', 'Tab')
+    expect(await waitState('token-status', 'done')).toBe('Token kept for this tab; sent with every request.')
+    const version = await putThroughForm('auth:k', 'scoped value')
+    expect(await getThroughForm('auth:k')).toBe(version)
+    expect(await page.locator('#get-value').textContent()).toBe('scoped value')
+    // The listing holds only keys this token may read.
+    await page.click('#list-form button[type=submit]')
+    await waitState('list-status', 'done')
+    const listed = await page.locator('#list-rows tr td:first-child').allTextContents()
+    expect(listed).toContain('auth:k')
+    expect(listed.filter(key => !key.startsWith('auth:'))).toEqual([])
+    const authorizations = await apiAuthorizations()
+    expect(authorizations.length).toBeGreaterThanOrEqual(3)
+    expect(new Set(authorizations)).toEqual(new Set([`Bearer ${tokens.readwrite}`]))
+
+    // A reload in the same tab keeps it (sessionStorage), hidden again; localStorage, cookies and URLs never hold it.
+    await page.click('#token-show')
+    expect(await page.getAttribute('#token', 'type')).toBe('text')
+    expect(await page.textContent('#token-show')).toBe('Hide token')
+    await page.reload()
+    await logStatuses()
+    expect(await page.inputValue('#token')).toBe(tokens.readwrite)
+    expect(await page.getAttribute('#token', 'type')).toBe('password')
+    expect(await page.textContent('#token-show')).toBe('Show token')
+    expect(await page.textContent('#token-status')).toBe('Using the token kept for this tab.')
+    expect(await inPage('sessionStorage.getItem("kvarc.token")')).toBe(tokens.readwrite)
+    expect(await inPage('localStorage.length')).toBe(0)
+    expect(await inPage('document.cookie')).toBe('')
+    expect(await getThroughForm('auth:k')).toBe(version)
+    const secret = tokens.readwrite.split('_').at(-1)!
+    expect([page.url(), ...sent.map(r => r.url())].filter(url => url.includes(secret))).toEqual([])
+    expect(logged.filter(line => line.includes(secret))).toEqual([])
+
+    // Another tab has a sessionStorage of its own: no token there.
+    const other = await context.newPage()
+    try {
+      await other.goto(authed!.url + '/')
+      expect(await other.inputValue('#token')).toBe('')
+    } finally {
+      await other.close()
+    }
+
+    await page.click('#token-show')
+    await page.click('#token-forget')
+    expect(await waitState('token-status', 'done')).toBe('Token forgotten: requests go without one.')
+    expect(await page.inputValue('#token')).toBe('')
+    expect(await page.getAttribute('#token', 'type')).toBe('password')
+    expect(await inPage('sessionStorage.getItem("kvarc.token")')).toBeNull()
+    const since = await changes('get-status')
+    await page.click('#get-form button[type=submit]')
+    expect(await waitState('get-status', 'error', since)).toBe(TOKEN_REQUIRED)
+    await page.reload()
+    expect(await page.inputValue('#token')).toBe('')
+  }, 90_000)
+
+  it('works under the strict Content-Security-Policy with a token', async () => {
+    const violations: string[] = []
+    await openPage(authed!.url, async page => {
+      page.on('console', message => { if (/content security policy/i.test(message.text())) violations.push(message.text()) })
+      await withStrictPolicy(page)
+    })
+    // Locators only, as in the test of the stack's form above: nothing here relies on the status log.
+    await page.fill('#put-key', 'auth:csp')
+    await page.fill('#put-value', 'strict')
+    await page.click('#put-form button[type=submit]')
+    await page.locator('#put-status[data-state=error]', { hasText: TOKEN_REQUIRED }).waitFor()
+    await page.fill('#token', tokens.readwrite)
+    await page.click('#token-show')
+    expect(await page.getAttribute('#token', 'type')).toBe('text')
+    await page.click('#put-form button[type=submit]')
+    await page.locator('#put-status[data-state=applied]').waitFor()
+    await page.fill('#get-key', 'auth:csp')
+    await page.click('#get-form button[type=submit]')
+    await page.locator('#get-status[data-state=found]').waitFor()
+    expect(await page.locator('#get-value').textContent()).toBe('strict')
+    await page.click('#token-forget')
+    await page.locator('#token-status', { hasText: 'Token forgotten' }).waitFor()
+    expect(await page.getAttribute('#token', 'type')).toBe('password')
+    expect(violations).toEqual([])
   })
 })
 

@@ -4,6 +4,8 @@
  * cleans up. Two ways, both serving the form from public/ at `/`:
  * - `startStackSystem`: the warm platform (nginx, two HTTP hosts, the consumer host);
  * - `startSandbox`: `arc sandbox` with the RabbitMQ event source plugin.
+ * `env` goes over the isolated environment, e.g. `{ KVARC_AUTH: 'required' }`
+ * for a system that needs tokens (isolate() leaves auth off).
  */
 import { existsSync } from 'node:fs'
 import { startStack } from '../../ops/stack.js'
@@ -40,14 +42,14 @@ export async function ensureBundles(): Promise<void> {
   await buildAll(process.cwd())
 }
 
-export async function startStackSystem(label = 'browser'): Promise<RunningSystem> {
+export async function startStackSystem(label = 'browser', env: Record<string, string> = {}): Promise<RunningSystem> {
   const iso = await isolate(label)
   try {
     await ensureBundles()
     const output = tail()
     const stack = await startStack({
       // Warnings are kept (not printed) for the failure messages of the tests.
-      port: 0, env: { ...iso.env, LOG_LEVEL: 'warn' }, readyTimeoutMs: START_TIMEOUT_MS, stopTimeoutMs: 10_000,
+      port: 0, env: { ...iso.env, LOG_LEVEL: 'warn', ...env }, readyTimeoutMs: START_TIMEOUT_MS, stopTimeoutMs: 10_000,
       onOutput: (name, line) => output.push(`[${name}] ${line}`),
     })
     return { url: stack.url, iso, output: output.text, stop: once(() => stack.close().finally(() => iso.cleanup())) }
@@ -58,10 +60,10 @@ export async function startStackSystem(label = 'browser'): Promise<RunningSystem
 }
 
 /** `arc sandbox` (test/sandbox/sandbox.ts) with an isolated environment, as a RunningSystem. */
-export async function startSandbox(label = 'browser'): Promise<RunningSystem> {
+export async function startSandbox(label = 'browser', env: Record<string, string> = {}): Promise<RunningSystem> {
   const iso = await isolate(label)
   try {
-    const sandbox = await startArcSandbox({ ...iso.env, LOG_LEVEL: 'warn', ARC_ENV: 'testing', NODE_ENV: 'testing' })
+    const sandbox = await startArcSandbox({ ...iso.env, LOG_LEVEL: 'warn', ARC_ENV: 'testing', NODE_ENV: 'testing', ...env })
     return { url: sandbox.url, iso, output: sandbox.output, stop: once(() => sandbox.stop(8000).then(() => {}).finally(() => iso.cleanup())) }
   } catch (error) {
     await iso.cleanup().catch(() => {})
