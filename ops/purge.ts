@@ -84,7 +84,7 @@ async function main(argv: string[]): Promise<number> {
       console.error(`purge: skipped, ${result.skipped} (a host is purging now); run it again later`)
       return 75
     }
-    console.log(`purge: removed ${result.purged} tombstones ${older(result.horizonVersion)} in ${Date.now() - started} ms`)
+    console.log(`purge: ${result.expired} expired keys became tombstones; removed ${result.purged} tombstones ${older(result.horizonVersion)} in ${Date.now() - started} ms`)
     return 0
   } finally {
     await pool.end().catch(() => {})

@@ -24,7 +24,7 @@ ON CONFLICT (key) DO UPDATE SET version = GREATEST(r.version, EXCLUDED.version),
 
 /** Noted keys with the record's current state (no row: purged since). */
 export const STALE_ENTRIES = `
-SELECT r.key, r.version::text AS noted, s.value, s.version::text AS version, s.deleted
+SELECT r.key, r.version::text AS noted, s.value, s.version::text AS version, s.deleted, s.expires_at::float8 AS "expiresAt"
 FROM kv_cache_repair r LEFT JOIN kv_store s ON s.key = r.key
 ORDER BY r.key LIMIT $1
 `
@@ -52,7 +52,7 @@ export async function noteStale(db: Queryable, rows: readonly RowState[]): Promi
   await db.query({ name: 'kvarc-note-stale', text: NOTE_STALE, values: [[...newest.keys()], [...newest.values()]] })
 }
 
-interface StaleEntry { key: string, noted: string, value: string | null, version: string | null, deleted: boolean | null }
+interface StaleEntry { key: string, noted: string, value: string | null, version: string | null, deleted: boolean | null, expiresAt: number | null }
 
 /**
  * Brings noted entries to the record's state, `slice` keys at a time, and
@@ -67,7 +67,7 @@ export async function repairStale(db: Queryable, redis: CacheClient, options: Ca
   for (;;) {
     const { rows } = await db.query<StaleEntry>({ name: 'kvarc-stale-entries', text: STALE_ENTRIES, values: [slice] })
     if (rows.length === 0) return repaired
-    const live = rows.filter(r => r.version !== null).map(r => ({ key: r.key, value: r.value, version: r.version as string, deleted: r.deleted as boolean }))
+    const live = rows.filter(r => r.version !== null).map(r => ({ key: r.key, value: r.value, version: r.version as string, deleted: r.deleted as boolean, expiresAt: r.expiresAt }))
     // No row: the tombstone was purged, and its version with it; the entry can only go.
     const gone = rows.filter(r => r.version === null).map(r => options.prefix + r.key)
     await cacheApplyMany(redis, options, live)

@@ -1,5 +1,5 @@
 /**
- * The Redis read cache. Each entry is a hash {ver, del, val} with a TTL, where
+ * The Redis read cache. Each entry is a hash {ver, del, val, exp} with a TTL, where
  * `del` is '0' (a value), '1' (deleted or missing: a negative entry) or 'm' (a
  * version marker: the record holds version `ver`, the value is not cached).
  *
@@ -7,12 +7,15 @@
  * otherwise leaves only a marker, so Redis holds what is read, not everything
  * written. Every cache write is one Lua script comparing versions, so a slow
  * reader can never overwrite a newer entry (or a newer marker) with an older row.
+ * `exp` is the key's own expiry (epoch seconds, '' for none): an entry's TTL
+ * never reaches past it, and a read checks it too, so the cache never outlives
+ * the key.
  */
 
 import { Redis } from 'ioredis'
 import type { Config } from './config.js'
 
-export interface CacheEntry { value: string | null, version: string, deleted: boolean }
+export interface CacheEntry { value: string | null, version: string, deleted: boolean, expiresAt?: number | null }
 
 /**
  * Compares two 63-bit decimal version strings (beyond a Lua number's exact
@@ -26,7 +29,7 @@ end
 `
 
 /**
- * A reader's miss fill. KEYS[1]; ARGV: version, deleted ('1'/'0'), value, ttl.
+ * A reader's miss fill. KEYS[1]; ARGV: version, deleted ('1'/'0'), value, ttl, expiry ('' for none).
  * Rejected when the cached entry is as new or newer, or when a marker says the
  * record already holds a newer version than the row this reader saw. Returns 1
  * when it set the entry.
@@ -38,15 +41,15 @@ if cur[1] then
     if cur[1] ~= ARGV[1] and at_least(cur[1], ARGV[1]) then return 0 end
   elseif at_least(cur[1], ARGV[1]) then return 0 end
 end
-redis.call('HSET', KEYS[1], 'ver', ARGV[1], 'del', ARGV[2], 'val', ARGV[3])
+redis.call('HSET', KEYS[1], 'ver', ARGV[1], 'del', ARGV[2], 'val', ARGV[3], 'exp', ARGV[5])
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[4]))
 return 1
 `
 
 /**
  * A consumer's update after the record changed, for many keys in one call:
- * KEYS are the cache keys, ARGV[1] the marker TTL, then four values per key
- * (version, deleted, value, ttl). Per key: a cached value or negative entry
+ * KEYS are the cache keys, ARGV[1] the marker TTL, then five values per key
+ * (version, deleted, value, ttl, expiry). Per key: a cached value or negative entry
  * older than the write is refreshed in place (1); with no entry (or an older
  * marker) only a marker is left (2); an entry as new or newer is kept (0).
  * One script call per chunk of a batch instead of one per row (measured: ~2.5 µs
@@ -56,21 +59,21 @@ export const APPLY_MANY_IF_NEWER = AT_LEAST + `
 local marker_ttl = tonumber(ARGV[1])
 local out = {}
 for i, key in ipairs(KEYS) do
-  local o = (i - 1) * 4 + 1
-  local ver, del, val, ttl = ARGV[o + 1], ARGV[o + 2], ARGV[o + 3], tonumber(ARGV[o + 4])
+  local o = (i - 1) * 5 + 1
+  local ver, del, val, ttl, exp = ARGV[o + 1], ARGV[o + 2], ARGV[o + 3], tonumber(ARGV[o + 4]), ARGV[o + 5]
   local cur = redis.call('HMGET', key, 'ver', 'del')
   local r = 2
   if cur[1] then
     if at_least(cur[1], ver) then
       r = 0
     elseif cur[2] ~= 'm' then
-      redis.call('HSET', key, 'ver', ver, 'del', del, 'val', val)
+      redis.call('HSET', key, 'ver', ver, 'del', del, 'val', val, 'exp', exp)
       redis.call('EXPIRE', key, ttl)
       r = 1
     end
   end
   if r == 2 then
-    redis.call('HSET', key, 'ver', ver, 'del', 'm', 'val', '')
+    redis.call('HSET', key, 'ver', ver, 'del', 'm', 'val', '', 'exp', '')
     redis.call('EXPIRE', key, marker_ttl)
   end
   out[i] = r
@@ -80,7 +83,7 @@ return out
 
 export interface CacheClient {
   hmget(key: string, ...fields: string[]): Promise<(string | null)[]>
-  kvarcFill(key: string, version: string, deleted: string, value: string, ttl: number): Promise<number>
+  kvarcFill(key: string, version: string, deleted: string, value: string, ttl: number, expiresAt: string): Promise<number>
   kvarcApplyMany(numberOfKeys: number, ...keysAndArgs: (string | number)[]): Promise<number[]>
   del(...keys: string[]): Promise<number>
 }
@@ -124,9 +127,20 @@ export function createRedis(url: string): Redis & CacheClient {
 
 /** Reads an entry; undefined on a miss (no entry, or only a version marker). */
 export async function cacheGet(redis: CacheClient, prefix: string, key: string): Promise<CacheEntry | undefined> {
-  const [version, deleted, value] = await redis.hmget(prefix + key, 'ver', 'del', 'val')
+  const [version, deleted, value, exp] = await redis.hmget(prefix + key, 'ver', 'del', 'val', 'exp')
   if (version === null || version === undefined || deleted === 'm') return undefined
-  return { version, deleted: deleted === '1', value: deleted === '1' ? null : (value ?? '') }
+  return { version, deleted: deleted === '1', value: deleted === '1' ? null : (value ?? ''), expiresAt: exp ? Number(exp) : null }
+}
+
+/**
+ * An entry's TTL: the cache's (positive or negative), cut to the key's own
+ * expiry. At least 1 s: an entry for a key expiring sooner is checked on every
+ * hit (cacheGet returns the expiry, the read compares it).
+ */
+export function entryTtl(options: CacheOptions, entry: CacheEntry, now = Date.now()): number {
+  const ttl = entry.deleted ? options.negativeTtlSeconds : options.ttlSeconds
+  if (entry.expiresAt === null || entry.expiresAt === undefined || entry.deleted) return ttl
+  return Math.max(1, Math.min(ttl, entry.expiresAt - Math.floor(now / 1000)))
 }
 
 /** A reader's fill: sets the entry unless the cache knows a newer version. Deleted/missing keys get the short TTL. */
@@ -136,7 +150,8 @@ export function cacheSetIfNewer(redis: CacheClient, options: CacheOptions, key: 
     entry.version,
     entry.deleted ? '1' : '0',
     entry.deleted ? '' : (entry.value ?? ''),
-    entry.deleted ? options.negativeTtlSeconds : options.ttlSeconds,
+    entryTtl(options, entry),
+    entry.deleted || entry.expiresAt === null || entry.expiresAt === undefined ? '' : String(entry.expiresAt),
   )
 }
 
@@ -164,7 +179,7 @@ export async function cacheApplyMany(redis: Pick<CacheClient, 'kvarcApplyMany'>,
   for (const entry of entries) {
     const value = entry.deleted ? '' : (entry.value ?? '')
     keys.push(options.prefix + entry.key)
-    args.push(entry.version, entry.deleted ? '1' : '0', value, entry.deleted ? options.negativeTtlSeconds : options.ttlSeconds)
+    args.push(entry.version, entry.deleted ? '1' : '0', value, entryTtl(options, entry), entry.deleted || entry.expiresAt === null || entry.expiresAt === undefined ? '' : String(entry.expiresAt))
     bytes += value.length + entry.key.length
     if (keys.length >= APPLY_MANY_KEYS || bytes >= APPLY_MANY_BYTES) flush()
   }

@@ -12,7 +12,7 @@
  * their outcome follows from the record's version alone.
  */
 import type { Queryable, SessionPool } from './postgres.js'
-import { applyWrites, type Condition, type RowState, type Write } from './store.js'
+import { applyWrites, isExpired, nowSeconds, type Condition, type RowState, type Write } from './store.js'
 
 export type ConditionalStatus = 'applied' | 'rejected'
 
@@ -26,7 +26,7 @@ export interface ConditionalApply {
 }
 
 /** Locks the keys' rows in key order, so two consumers' transactions cannot deadlock. */
-export const LOCK_ROWS = 'SELECT key, version::text AS version, deleted FROM kv_store WHERE key = ANY($1::text[]) ORDER BY key FOR UPDATE'
+export const LOCK_ROWS = 'SELECT key, version::text AS version, deleted, expires_at::float8 AS "expiresAt" FROM kv_store WHERE key = ANY($1::text[]) ORDER BY key FOR UPDATE'
 
 /** Outcomes already decided for these writes (a redelivered message). */
 export const DECIDED = `
@@ -41,13 +41,13 @@ JOIN kv_write_outcomes o ON o.key = i.key AND o.version = i.version
  * conflict clause (the conflicting row is locked even when it is not updated).
  */
 export const CREATE_IF_ABSENT = `
-INSERT INTO kv_store AS t (key, value, version, deleted, updated_at)
-SELECT key, value, version, deleted, now()
-FROM unnest($1::text[], $2::text[], $3::bigint[], $4::boolean[]) AS i(key, value, version, deleted)
+INSERT INTO kv_store AS t (key, value, version, deleted, expires_at, updated_at)
+SELECT key, value, version, deleted, expires_at, now()
+FROM unnest($1::text[], $2::text[], $3::bigint[], $4::boolean[], $5::bigint[]) AS i(key, value, version, deleted, expires_at)
 ORDER BY key
 ON CONFLICT (key) DO UPDATE
-  SET value = EXCLUDED.value, version = EXCLUDED.version, deleted = EXCLUDED.deleted, updated_at = EXCLUDED.updated_at
-  WHERE t.deleted AND t.version < EXCLUDED.version
+  SET value = EXCLUDED.value, version = EXCLUDED.version, deleted = EXCLUDED.deleted, expires_at = EXCLUDED.expires_at, updated_at = EXCLUDED.updated_at
+  WHERE (t.deleted OR t.expires_at <= $6) AND t.version < EXCLUDED.version
 RETURNING t.key
 `
 
@@ -58,7 +58,12 @@ SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::text[], $5::bigin
 ON CONFLICT (key, version) DO NOTHING
 `
 
+/** A key's state as a condition sees it: an expired key counts as deleted (at its version). */
 interface Current { version: string, deleted: boolean }
+
+function currentOf(row: { version: string, deleted: boolean, expiresAt: number | null }): Current {
+  return { version: row.version, deleted: row.deleted || isExpired(row.expiresAt) }
+}
 
 /**
  * Why `condition` does not hold for a write of `version` on a key in state
@@ -106,8 +111,8 @@ export async function applyConditional(pool: SessionPool, writes: readonly Write
 
 async function decide(tx: Queryable, writes: readonly Write[], horizon: bigint): Promise<ConditionalApply> {
   const keys = writes.map(w => w.key)
-  const locked = await tx.query<Current & { key: string }>({ name: 'kvarc-lock-rows', text: LOCK_ROWS, values: [keys] })
-  const current = new Map(locked.rows.map(r => [r.key, { version: r.version, deleted: r.deleted }]))
+  const locked = await tx.query<{ key: string, version: string, deleted: boolean, expiresAt: number | null }>({ name: 'kvarc-lock-rows', text: LOCK_ROWS, values: [keys] })
+  const current = new Map(locked.rows.map(r => [r.key, currentOf(r)]))
   const decided = await tx.query<{ key: string, version: string, status: ConditionalStatus, reason: string | null, current: string | null }>({
     name: 'kvarc-decided', text: DECIDED, values: [keys, writes.map(w => w.version.toString())],
   })
@@ -145,16 +150,16 @@ async function decide(tx: Queryable, writes: readonly Write[], horizon: bigint):
     const created = await tx.query<{ key: string }>({
       name: 'kvarc-create-if-absent',
       text: CREATE_IF_ABSENT,
-      values: [create.map(w => w.key), create.map(w => w.value), create.map(w => w.version.toString()), create.map(w => w.deleted)],
+      values: [create.map(w => w.key), create.map(w => w.value), create.map(w => w.version.toString()), create.map(w => w.deleted), create.map(w => w.expiresAt ?? null), nowSeconds()],
     })
     const won = new Set(created.rows.map(r => r.key))
     const lost = create.filter(w => !won.has(w.key))
     // A concurrent writer inserted these keys after the lock was taken; the conflict locked its row.
-    const now = lost.length === 0 ? new Map<string, Current>() : new Map((await tx.query<Current & { key: string }>({ name: 'kvarc-lock-rows', text: LOCK_ROWS, values: [lost.map(w => w.key)] })).rows.map(r => [r.key, r]))
+    const now = lost.length === 0 ? new Map<string, Current>() : new Map((await tx.query<{ key: string, version: string, deleted: boolean, expiresAt: number | null }>({ name: 'kvarc-lock-rows', text: LOCK_ROWS, values: [lost.map(w => w.key)] })).rows.map(r => [r.key, currentOf(r)]))
     for (const write of create) {
       if (won.has(write.key)) {
         outcomes.push({ write, status: 'applied', current: write.version.toString() })
-        rows.push({ key: write.key, value: write.value, version: write.version.toString(), deleted: write.deleted, applied: true })
+        rows.push({ key: write.key, value: write.value, version: write.version.toString(), deleted: write.deleted, expiresAt: write.expiresAt ?? null, applied: true })
       } else {
         const row = now.get(write.key)
         outcomes.push({ write, status: 'rejected', current: row?.version ?? null, reason: conditionFails(write.condition as Condition, write.version, row) ?? 'the condition failed' })

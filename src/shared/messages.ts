@@ -20,12 +20,13 @@ import { parseVersion } from './version.js'
 
 export type WriteKind = 'put' | 'delete'
 
-/** One write as the API stamps it; `value` null for a DELETE. */
-export interface QueuedWrite { key: string, value: string | null, version: bigint, condition?: Condition }
+/** One write as the API stamps it; `value` null for a DELETE; `expiresAt` in epoch seconds. */
+export interface QueuedWrite { key: string, value: string | null, version: bigint, condition?: Condition, expiresAt?: number | null }
 
-function toJson({ key, value, version, condition }: QueuedWrite): object {
+function toJson({ key, value, version, condition, expiresAt }: QueuedWrite): object {
   const body: Record<string, unknown> = { key }
   if (value !== null) body.value = value
+  if (expiresAt !== null && expiresAt !== undefined) body.expiresAt = expiresAt
   if (condition === undefined) body.version = version.toString()
   else body.conditional = { version: version.toString(), ...conditionToJson(condition) }
   return body
@@ -99,7 +100,7 @@ export function decodeWrites(data: Uint8Array, kind: WriteKind): Write[] {
 
 function toWrite(parsed: unknown, kind: WriteKind, where: string): Write {
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new PoisonMessageError(`${where} is not a JSON object`)
-  const { key, value, version, conditional } = parsed as Record<string, unknown>
+  const { key, value, version, conditional, expiresAt } = parsed as Record<string, unknown>
   const problem = (message: string) => new PoisonMessageError(where === 'message body' ? message : `${where}: ${message}`)
   const badKey = keyProblem(key)
   if (badKey) throw problem(badKey.message)
@@ -119,6 +120,10 @@ function toWrite(parsed: unknown, kind: WriteKind, where: string): Write {
   if (kind === 'put') {
     const badValue = valueProblem(value)
     if (badValue) throw problem(badValue.message)
+  }
+  if (expiresAt !== undefined) {
+    if (kind === 'delete' || !Number.isSafeInteger(expiresAt) || (expiresAt as number) < 1) throw problem('expiresAt must be epoch seconds, on a PUT only')
+    write.expiresAt = expiresAt as number
   }
   if (condition) write.condition = condition
   return write

@@ -1,6 +1,6 @@
 /**
- * Tombstone purge: removes deleted keys' rows older than the horizon, one
- * purger at a time. Run by the `@scheduled purge-tombstones` function (hourly:
+ * Tombstone purge: turns expired keys (TTL) into tombstones, and removes
+ * deleted keys' rows older than the horizon, one purger at a time. Run by the `@scheduled purge-tombstones` function (hourly:
  * EventBridge on AWS, the warm platform's scheduler locally) and by
  * `npm run purge`. Without it every deleted key would keep its row forever.
  *
@@ -9,7 +9,7 @@
  * while the purger's clock is not ahead of the consumers' by more than the horizon.
  */
 import type { SessionPool } from './postgres.js'
-import { countTombstones, purgeOutcomes, purgeTombstones } from './store.js'
+import { countTombstones, purgeOutcomes, purgeTombstones, tombstoneExpired } from './store.js'
 import { versionAtMillis } from './version.js'
 
 /** Advisory lock id of the purge ("kvpurge"), distinct from the migration's. */
@@ -25,7 +25,7 @@ export interface PurgeDeps {
 export const SKIPPED = 'another purge holds the lock'
 
 /** `horizonVersion`: the cut; tombstones with a lower version were removed (a decimal string, as versions travel). */
-export type PurgeResult = { purged: number, horizonVersion: string } | { skipped: typeof SKIPPED }
+export type PurgeResult = { purged: number, expired: number, horizonVersion: string } | { skipped: typeof SKIPPED }
 
 /**
  * The cut: tombstones with a version below it go. The horizon is the limit
@@ -58,9 +58,11 @@ export async function purgeExpiredTombstones(deps: PurgeDeps, options: { before?
     const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [PURGE_LOCK])
     if (!rows[0]?.locked) return { skipped: SKIPPED }
     try {
+      // Expired keys first: they become tombstones, which a later purge removes past the horizon.
+      const expired = await tombstoneExpired(client, (deps.now ?? Date.now)())
       const purged = await purgeTombstones(client, cut)
       await purgeOutcomes(client, cut)
-      return { purged, horizonVersion: cut.toString() }
+      return { purged, expired, horizonVersion: cut.toString() }
     } finally {
       await client.query('SELECT pg_advisory_unlock($1)', [PURGE_LOCK])
     }

@@ -3,20 +3,26 @@
  * the cache set-if-newer (also for missing keys, as a short negative entry). When
  * Redis is unreachable, reads are served from PostgreSQL and nothing is filled.
  */
-import { ABSENT_VERSION, cacheGet, cacheSetIfNewer, type CacheClient, type CacheOptions } from './cache.js'
+import { ABSENT_VERSION, cacheGet, cacheSetIfNewer, type CacheClient, type CacheEntry, type CacheOptions } from './cache.js'
 import { ServiceUnavailableError } from './errors.js'
 import type { Queryable } from './postgres.js'
-import { readKey } from './store.js'
+import { isExpired, readKey } from './store.js'
 
 export interface ReadDeps { db: () => Promise<Queryable>, redis: CacheClient, cache: CacheOptions }
 
-/** A read's answer; `version` of a missing key is its tombstone's, or undefined when it has no row. */
+/**
+ * A read's answer; `version` of a missing key is its tombstone's (or its
+ * expired row's), or undefined when it has no row. `expiresAt`: when a found
+ * key expires (epoch seconds), null when never.
+ */
 export type ReadResult =
-  | { found: true, value: string, version: string, source: 'redis' | 'postgres' }
+  | { found: true, value: string, version: string, expiresAt: number | null, source: 'redis' | 'postgres' }
   | { found: false, version?: string, source: 'redis' | 'postgres' }
 
-function absentVersion(version: string): { version?: string } {
-  return version === ABSENT_VERSION ? {} : { version }
+/** An entry as a read answers it: an expired key is missing, at its version. */
+function resultOf(entry: CacheEntry, source: 'redis' | 'postgres'): ReadResult {
+  if (entry.deleted || isExpired(entry.expiresAt)) return entry.version === ABSENT_VERSION ? { found: false, source } : { found: false, version: entry.version, source }
+  return { found: true, value: entry.value ?? '', version: entry.version, expiresAt: entry.expiresAt ?? null, source }
 }
 
 /**
@@ -30,9 +36,7 @@ export async function readThrough(deps: ReadDeps, key: string, minVersion?: bigi
   let redisUp = true
   try {
     const hit = await cacheGet(deps.redis, deps.cache.prefix, key)
-    if (hit && (minVersion === undefined || BigInt(hit.version) >= minVersion)) {
-      return hit.deleted ? { found: false, ...absentVersion(hit.version), source: 'redis' } : { found: true, value: hit.value ?? '', version: hit.version, source: 'redis' }
-    }
+    if (hit && (minVersion === undefined || BigInt(hit.version) >= minVersion)) return resultOf(hit, 'redis')
   } catch {
     redisUp = false
   }
@@ -43,11 +47,12 @@ export async function readThrough(deps: ReadDeps, key: string, minVersion?: bigi
     // A database that is down is transient: say so (503, Retry-After), not "internal error".
     throw new ServiceUnavailableError('the database is unavailable; retry shortly', { cause: error })
   }
-  const entry = row ?? { value: null, version: ABSENT_VERSION, deleted: true }
+  // An expired row is cached as what it is for readers: missing, at its version.
+  const entry: CacheEntry = !row ? { value: null, version: ABSENT_VERSION, deleted: true } : isExpired(row.expiresAt) ? { value: null, version: row.version, deleted: true } : row
   if (redisUp) {
     // A failed fill only costs the next reader a miss.
     await cacheSetIfNewer(deps.redis, deps.cache, key, entry).catch(() => {})
   }
   if (minVersion !== undefined && BigInt(entry.version) < minVersion) return undefined
-  return entry.deleted ? { found: false, ...absentVersion(entry.version), source: 'postgres' } : { found: true, value: entry.value ?? '', version: entry.version, source: 'postgres' }
+  return resultOf(entry, 'postgres')
 }

@@ -6,6 +6,7 @@
  */
 import type { NoticeWaiters } from './notices.js'
 import type { Queryable } from './postgres.js'
+import { isExpired } from './store.js'
 import { isConditional, versionAtMillis } from './version.js'
 
 export type WriteStatus = 'queued' | 'applied' | 'superseded' | 'rejected' | 'dead-lettered'
@@ -18,11 +19,14 @@ export interface Receipt {
   current: string | null
   /** Why a write was rejected or dead-lettered. */
   reason?: string
+  /** An applied PUT with a TTL: when the key expires (epoch seconds), and whether it has. */
+  expiresAt?: number
+  expired?: boolean
 }
 
 /** The key's row and the write's stored outcome, both by primary key. */
 export const READ_RECEIPT = `
-SELECT s.version::text AS current, o.status, o.reason
+SELECT s.version::text AS current, s.expires_at::float8 AS "expiresAt", o.status, o.reason
 FROM (SELECT 1) AS one
 LEFT JOIN kv_store s ON s.key = $1
 LEFT JOIN kv_write_outcomes o ON o.key = $1 AND o.version = $2
@@ -39,12 +43,12 @@ export class ReceiptExpiredError extends Error {
  * superseded, and only the consumer may say so.
  */
 export async function readReceipt(db: Queryable, key: string, version: bigint, horizon: bigint): Promise<Receipt> {
-  const { rows } = await db.query<{ current: string | null, status: string | null, reason: string | null }>({
+  const { rows } = await db.query<{ current: string | null, expiresAt: number | null, status: string | null, reason: string | null }>({
     name: 'kvarc-read-receipt', text: READ_RECEIPT, values: [key, version.toString()],
   })
-  const { current, status: stored, reason } = rows[0] ?? { current: null, status: null, reason: null }
+  const { current, expiresAt, status: stored, reason } = rows[0] ?? { current: null, expiresAt: null, status: null, reason: null }
   const base = { key, version: version.toString(), current }
-  if (current === version.toString()) return { ...base, status: 'applied' }
+  if (current === version.toString()) return expiresAt === null ? { ...base, status: 'applied' } : { ...base, status: 'applied', expiresAt, expired: isExpired(expiresAt) }
   if (stored === 'rejected' || stored === 'dead-lettered') return { ...base, status: stored, ...(reason ? { reason } : {}) }
   if (stored === 'applied') return { ...base, status: 'superseded' }
   if (current !== null && BigInt(current) > version && !isConditional(version)) return { ...base, status: 'superseded' }

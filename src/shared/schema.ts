@@ -67,7 +67,7 @@ const MIGRATION_LOCK = 0x6b76617263 // "kvarc"
 
 /**
  * One row per key. `version` orders writes (newer wins), `deleted` marks a
- * tombstone, so an older PUT that arrives after a DELETE cannot resurrect the
+ * tombstone, `expires_at` (epoch seconds, NULL: never) ends a key's life, so an older PUT that arrives after a DELETE cannot resurrect the
  * key. Keys use the "C" collation: byte order, the same order `/api/all`'s
  * cursor walks, independent of the server's locale. The ALTERs upgrade a table
  * left by the original system (key, value only).
@@ -83,7 +83,9 @@ CREATE TABLE IF NOT EXISTS kv_store (
 ALTER TABLE kv_store ADD COLUMN IF NOT EXISTS version bigint NOT NULL DEFAULT 0;
 ALTER TABLE kv_store ADD COLUMN IF NOT EXISTS deleted boolean NOT NULL DEFAULT false;
 ALTER TABLE kv_store ADD COLUMN IF NOT EXISTS updated_at timestamptz NOT NULL DEFAULT now();
+ALTER TABLE kv_store ADD COLUMN IF NOT EXISTS expires_at bigint;
 CREATE INDEX IF NOT EXISTS kv_store_tombstones ON kv_store (version) WHERE deleted;
+CREATE INDEX IF NOT EXISTS kv_store_expiring ON kv_store (expires_at) WHERE expires_at IS NOT NULL AND NOT deleted;
 ` + WRITER_LEASES_TABLE + CACHE_REPAIR_TABLE + WRITE_OUTCOMES_TABLE + TOKENS_TABLE
 
 export async function migrate(db: pg.Pool | pg.Client): Promise<void> {

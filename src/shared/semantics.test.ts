@@ -58,7 +58,7 @@ describe('tombstones', () => {
     const late = await puts([writeMessage('phoenix', 'resurrected?', v1)])
     // Assess
     expect(late).toMatchObject({ applied: 0, skipped: 1 })
-    expect(await readKey(db, 'phoenix')).toEqual({ value: null, version: v2.toString(), deleted: true })
+    expect(await readKey(db, 'phoenix')).toEqual({ value: null, version: v2.toString(), deleted: true, expiresAt: null })
     expect(await get('phoenix')).toMatchObject({ statusCode: 404, body: '{"detail":"key not found"}' })
     await redis.del(iso.config.cachePrefix + 'phoenix')
     expect(await get('phoenix')).toMatchObject({ statusCode: 404 })
@@ -193,7 +193,7 @@ describe('cache coherence', () => {
     await redis.del(iso.config.cachePrefix + 'race')
     // A reader misses and reads row v1 from PostgreSQL...
     const stale = await readKey(db, 'race')
-    expect(stale).toEqual({ value: 'old', version: v1.toString(), deleted: false })
+    expect(stale).toEqual({ value: 'old', version: v1.toString(), deleted: false, expiresAt: null })
     // ...meanwhile the consumer applies v2 and sets the cache...
     await puts([writeMessage('race', 'new', v2)])
     // ...then the reader's fill arrives, late: it is rejected.
@@ -230,6 +230,6 @@ describe('cache coherence', () => {
     expect(await set('9223372036854775806', 'e')).toBe(1)
     expect(await set('9223372036854775807', 'f')).toBe(1)
     expect(await set('9223372036854775806', 'g')).toBe(0)
-    expect(await cacheGet(cache, cacheOptions.prefix, 'cmp')).toEqual({ value: 'f', version: '9223372036854775807', deleted: false })
+    expect(await cacheGet(cache, cacheOptions.prefix, 'cmp')).toEqual({ value: 'f', version: '9223372036854775807', deleted: false, expiresAt: null })
   })
 })

@@ -20,6 +20,8 @@ export interface Write {
   deleted: boolean
   /** Only conditional writes (If-Match / If-None-Match) carry one. */
   condition?: Condition
+  /** When the key expires, epoch seconds; absent or null: never (a plain PUT removes an expiry). */
+  expiresAt?: number | null
 }
 
 /** A key's state in the record after a batch: what the cache must converge to. */
@@ -28,13 +30,15 @@ export interface RowState {
   value: string | null
   version: string
   deleted: boolean
+  /** Epoch seconds the key expires at; null or absent: never. */
+  expiresAt?: number | null
   /** true when this batch's write is the one now stored; false when the stored row was already newer. */
   applied: boolean
 }
 
-export interface StoredValue { value: string | null, version: string, deleted: boolean }
+export interface StoredValue { value: string | null, version: string, deleted: boolean, expiresAt: number | null }
 
-export const READ_KEY = 'SELECT value, version::text AS version, deleted FROM kv_store WHERE key = $1'
+export const READ_KEY = 'SELECT value, version::text AS version, deleted, expires_at::float8 AS "expiresAt" FROM kv_store WHERE key = $1'
 
 export async function readKey(db: Queryable, key: string): Promise<StoredValue | undefined> {
   const { rows } = await db.query<StoredValue>({ name: 'kvarc-read-key', text: READ_KEY, values: [key] })
@@ -62,21 +66,21 @@ export async function readKey(db: Queryable, key: string): Promise<StoredValue |
  */
 export const APPLY_WRITES = `
 WITH input AS (
-  SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::boolean[]) AS i(key, value, version, deleted)
+  SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::boolean[], $6::bigint[]) AS i(key, value, version, deleted, expires_at)
 ), applied AS (
-  INSERT INTO kv_store AS t (key, value, version, deleted, updated_at)
-  SELECT i.key, i.value, i.version, i.deleted, now() FROM input i
+  INSERT INTO kv_store AS t (key, value, version, deleted, expires_at, updated_at)
+  SELECT i.key, i.value, i.version, i.deleted, i.expires_at, now() FROM input i
   LEFT JOIN LATERAL (SELECT true AS present FROM kv_store e WHERE i.version < $5 AND e.key = i.key) old ON true
   WHERE i.version >= $5 OR old.present
   ORDER BY i.key
   ON CONFLICT (key) DO UPDATE
-    SET value = EXCLUDED.value, version = EXCLUDED.version, deleted = EXCLUDED.deleted, updated_at = EXCLUDED.updated_at
+    SET value = EXCLUDED.value, version = EXCLUDED.version, deleted = EXCLUDED.deleted, expires_at = EXCLUDED.expires_at, updated_at = EXCLUDED.updated_at
     WHERE t.version < EXCLUDED.version
   RETURNING t.key, t.version
 )
-SELECT key, NULL AS value, version::text AS version, NULL::boolean AS deleted, true AS applied FROM applied
+SELECT key, NULL AS value, version::text AS version, NULL::boolean AS deleted, NULL::float8 AS "expiresAt", true AS applied FROM applied
 UNION ALL
-SELECT s.key, s.value, s.version::text, s.deleted, false
+SELECT s.key, s.value, s.version::text, s.deleted, s.expires_at::float8, false
 FROM (SELECT key FROM input EXCEPT SELECT key FROM applied) n
 CROSS JOIN LATERAL (SELECT * FROM kv_store s WHERE s.key = n.key) s
 `
@@ -97,6 +101,7 @@ export async function applyWrites(db: Queryable, writes: readonly Write[], horiz
       writes.map(w => w.version.toString()),
       writes.map(w => w.deleted),
       horizon.toString(),
+      writes.map(w => w.expiresAt ?? null),
     ],
   })
   const byKey = new Map(writes.map(w => [w.key, w]))
@@ -105,6 +110,7 @@ export async function applyWrites(db: Queryable, writes: readonly Write[], horiz
     const write = byKey.get(row.key) as Write
     row.value = write.value
     row.deleted = write.deleted
+    row.expiresAt = write.expiresAt ?? null
   }
   return rows
 }
@@ -116,7 +122,7 @@ export async function applyWrites(db: Queryable, writes: readonly Write[], horiz
  * write's fault.
  */
 export async function probeApply(db: Queryable): Promise<void> {
-  await db.query({ name: 'kvarc-apply-writes', text: APPLY_WRITES, values: [[], [], [], [], '0'] })
+  await db.query({ name: 'kvarc-apply-writes', text: APPLY_WRITES, values: [[], [], [], [], '0', []] })
 }
 
 /**
@@ -129,13 +135,23 @@ export async function probeApply(db: Queryable): Promise<void> {
 export const LIST_KEYS = `
 SELECT key, CASE WHEN octet_length(value) <= $5 THEN value END AS value, octet_length(value) AS size
 FROM kv_store
-WHERE NOT deleted AND key > $1 AND key >= $2 AND ($3::text IS NULL OR key < $3)
+WHERE NOT deleted AND key > $1 AND key >= $2 AND ($3::text IS NULL OR key < $3) AND (expires_at IS NULL OR expires_at > $6)
 ORDER BY key
 LIMIT $4
 `
 
+/** Now, in the epoch seconds expiries are stored in. A key expires at the start of its second. */
+export function nowSeconds(now = Date.now()): number {
+  return Math.floor(now / 1000)
+}
+
+/** Whether a row with this expiry has expired by `now` (epoch ms). */
+export function isExpired(expiresAt: number | null | undefined, now = Date.now()): boolean {
+  return expiresAt !== null && expiresAt !== undefined && expiresAt <= nowSeconds(now)
+}
+
 /** The large values a page kept, by key. */
-export const READ_VALUES = 'SELECT key, value FROM kv_store WHERE key = ANY($1::text[]) AND NOT deleted'
+export const READ_VALUES = 'SELECT key, value FROM kv_store WHERE key = ANY($1::text[]) AND NOT deleted AND (expires_at IS NULL OR expires_at > $2)'
 
 /** Bytes of keys and values one page may carry (so it also fits Lambda's 6 MB response). */
 export const PAGE_BYTE_BUDGET = 1024 * 1024
@@ -153,7 +169,7 @@ export async function listKeys(db: Queryable, options: ({ prefix: string } | { f
   const { rows } = await db.query<{ key: string, value: string | null, size: number }>({
     name: 'kvarc-list-keys',
     text: LIST_KEYS,
-    values: [options.after, from, to, options.limit + 1, INLINE_VALUE_BYTES],
+    values: [options.after, from, to, options.limit + 1, INLINE_VALUE_BYTES, nowSeconds()],
   })
   let bytes = 0
   let kept = 0
@@ -165,7 +181,7 @@ export async function listKeys(db: Queryable, options: ({ prefix: string } | { f
   const page = rows.slice(0, kept)
   const large = page.filter(row => row.value === null).map(row => row.key)
   if (large.length > 0) {
-    const fetched = await db.query<{ key: string, value: string }>({ name: 'kvarc-read-values', text: READ_VALUES, values: [large] })
+    const fetched = await db.query<{ key: string, value: string }>({ name: 'kvarc-read-values', text: READ_VALUES, values: [large, nowSeconds()] })
     const values = new Map(fetched.rows.map(r => [r.key, r.value]))
     for (const row of page) if (row.value === null) row.value = values.get(row.key) ?? null
   }
@@ -202,6 +218,28 @@ export async function purgeTombstones(db: Queryable, horizon: bigint, slice = 50
   let total = 0
   for (;;) {
     const { rowCount } = await db.query(PURGE_TOMBSTONES, [horizon.toString(), slice])
+    total += rowCount ?? 0
+    if ((rowCount ?? 0) < slice) return total
+  }
+}
+
+/**
+ * Expired keys become tombstones at their own version, a bounded slice at a
+ * time. The expiry is checked again on the locked row: a newer PUT that
+ * replaced the row meanwhile (no expiry, or a later one) is left alone. Reads
+ * never wait for this: they check the expiry themselves.
+ */
+export const TOMBSTONE_EXPIRED = `
+UPDATE kv_store SET deleted = true, value = NULL, updated_at = now()
+WHERE key IN (
+  SELECT key FROM kv_store WHERE expires_at <= $1 AND NOT deleted ORDER BY expires_at LIMIT $2
+) AND expires_at <= $1 AND NOT deleted
+`
+
+export async function tombstoneExpired(db: Queryable, now: number, slice = 5000): Promise<number> {
+  let total = 0
+  for (;;) {
+    const { rowCount } = await db.query(TOMBSTONE_EXPIRED, [nowSeconds(now), slice])
     total += rowCount ?? 0
     if ((rowCount ?? 0) < slice) return total
   }

@@ -30,3 +30,31 @@ export function keyProblem(key: unknown): Problem | undefined {
 export function valueProblem(value: unknown): Problem | undefined {
   return textProblem('value', value, MAX_VALUE_BYTES, true)
 }
+
+/** The longest life a PUT may ask for: a year, in seconds. */
+export const MAX_TTL_SECONDS = 31_536_000
+
+/**
+ * A PUT's `ttl` (seconds) or `expiresAt` (epoch seconds), or undefined when it
+ * has neither (the key lives until deleted). An expiresAt must lie within the
+ * same year a ttl may reach. Returns the problem's message, or the life.
+ */
+export function lifeProblem(body: Record<string, unknown>, now = Date.now()): { message: string } | { life?: { ttl: number } | { at: number } } {
+  const hasTtl = 'ttl' in body
+  const hasAt = 'expiresAt' in body
+  if (hasTtl && hasAt) return { message: 'send "ttl" or "expiresAt", not both' }
+  if (hasTtl) {
+    const ttl = body.ttl
+    if (!Number.isInteger(ttl) || (ttl as number) < 1 || (ttl as number) > MAX_TTL_SECONDS) return { message: `ttl must be whole seconds from 1 to ${MAX_TTL_SECONDS} (a year)` }
+    return { life: { ttl: ttl as number } }
+  }
+  if (hasAt) {
+    const at = body.expiresAt
+    const nowSeconds = Math.floor(now / 1000)
+    if (!Number.isInteger(at) || (at as number) <= nowSeconds || (at as number) > nowSeconds + MAX_TTL_SECONDS) {
+      return { message: `expiresAt must be epoch seconds after now and at most a year ahead (${nowSeconds + 1} to ${nowSeconds + MAX_TTL_SECONDS} now)` }
+    }
+    return { life: { at: at as number } }
+  }
+  return {}
+}

@@ -11,7 +11,7 @@ import { parseCondition, parsePreferWait, receiptPath } from './preconditions.js
 import { awaitReceipt, type Receipt, type ReceiptDeps } from './receipts.js'
 import type { Condition } from './store.js'
 import { versionMillis } from './version.js'
-import { queueWrite, type WriterDeps } from './writer.js'
+import { queueWrite, type Life, type WriterDeps } from './writer.js'
 
 export interface OutcomeDeps extends ReceiptDeps {
   redis: Pick<CacheClient, 'hmget' | 'kvarcApplyMany'>
@@ -57,13 +57,13 @@ export function answerFor(receipt: Receipt | undefined, key: string, version: st
  * A PUT or DELETE after its body or key was validated: the condition and
  * Prefer headers, the queueing, the wait.
  */
-export async function writeWithOutcome(deps: WriterDeps & OutcomeDeps, event: HttpEvent, queue: string, key: string, value: string | null): Promise<HttpResult> {
+export async function writeWithOutcome(deps: WriterDeps & OutcomeDeps, event: HttpEvent, queue: string, key: string, value: string | null, life?: Life): Promise<HttpResult> {
   const condition = parseCondition(event)
   const wait = parsePreferWait(event)
   const refused = await provenFalse(deps, key, condition)
   if (refused) return refused
-  const version = await queueWrite(deps, queue, key, value, condition)
-  if (wait === undefined) return json(200, { status: 'queued', version })
+  const { version, expiresAt } = await queueWrite(deps, queue, key, value, condition, life)
+  if (wait === undefined) return json(200, expiresAt === undefined ? { status: 'queued', version } : { status: 'queued', version, expiresAt })
   // The write is queued whatever happens now: a record that cannot be read while waiting
   // gives 202 with the receipt to ask later, never an error that would invite a second write.
   const receipt = await awaitReceipt(deps, key, BigInt(version), wait).catch(() => undefined)
@@ -71,7 +71,9 @@ export async function writeWithOutcome(deps: WriterDeps & OutcomeDeps, event: Ht
     // The wait may have seen the commit before the consumer's cache update: bring a cached entry
     // of the key up to this write now (newer-only, as the consumer would), so "applied" is what
     // the next GET shows. A key with no cached entry gets only a version marker, as from the consumer.
-    await cacheApplyMany(deps.redis, deps.cache, [{ key, value, version, deleted: value === null }]).catch(() => {})
+    await cacheApplyMany(deps.redis, deps.cache, [{ key, value, version, deleted: value === null, expiresAt: expiresAt ?? null }]).catch(() => {})
   }
-  return answerFor(receipt, key, version, { 'preference-applied': `wait=${wait}` })
+  const answer = answerFor(receipt, key, version, { 'preference-applied': `wait=${wait}` })
+  if (expiresAt !== undefined && answer.statusCode < 300) answer.body = JSON.stringify({ ...JSON.parse(answer.body), expiresAt })
+  return answer
 }

@@ -5,7 +5,7 @@
 import { encodeWrites, type QueuedWrite } from './messages.js'
 import type { PublishOptions } from './queue.js'
 import type { Condition } from './store.js'
-import type { StampOptions } from './version.js'
+import { versionMillis, type StampOptions } from './version.js'
 
 export interface WritePublisher {
   publish(queue: string, body: Buffer, options?: PublishOptions): Promise<void>
@@ -106,11 +106,27 @@ export class WriteCoalescer {
  *
  * @example const version = await queueWrite(deps, 'add_key', 'k', 'v')
  */
-export async function queueWrite(deps: WriterDeps, queue: string, key: string, value: string | null, condition?: Condition): Promise<string> {
+export async function queueWrite(deps: WriterDeps, queue: string, key: string, value: string | null, condition?: Condition, life?: Life): Promise<{ version: string, expiresAt?: number }> {
   const next = condition === undefined
     ? deps.clock.next()
     : deps.clock.next({ conditional: true, after: condition.kind === 'match' ? condition.version : undefined })
   const version = typeof next === 'bigint' ? next : await next
-  await deps.writes.publish(queue, condition === undefined ? { key, value, version } : { key, value, version, condition })
-  return version.toString()
+  const expiresAt = expiryOf(life, version)
+  const write: QueuedWrite = { key, value, version }
+  if (condition) write.condition = condition
+  if (expiresAt !== undefined) write.expiresAt = expiresAt
+  await deps.writes.publish(queue, write)
+  return expiresAt === undefined ? { version: version.toString() } : { version: version.toString(), expiresAt }
+}
+
+/** A PUT's life: `ttl` seconds from the write's version time, or until `at` (epoch seconds). */
+export type Life = { ttl: number } | { at: number }
+
+/**
+ * The expiry a write carries: computed from its version's time, not from when
+ * a consumer applies it, so queue lag and redelivery never lengthen a life.
+ */
+export function expiryOf(life: Life | undefined, version: bigint): number | undefined {
+  if (life === undefined) return undefined
+  return 'at' in life ? life.at : Math.floor(versionMillis(version) / 1000) + life.ttl
 }

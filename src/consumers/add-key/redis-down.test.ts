@@ -35,12 +35,12 @@ describe('add-key with Redis down', () => {
     const v = versionAtMillis(Date.now())
     const result = await handler(buildRmqEvent(iso.config.addQueue, [writeMessage('k', 'v', v), rawMessage('not json')]))
     expect(result).toEqual({ received: 2, applied: 1, skipped: 0, deadLettered: 1, rejected: 0, cacheDeferred: 1 })
-    expect(await readKey(db, 'k')).toEqual({ value: 'v', version: v.toString(), deleted: false })
+    expect(await readKey(db, 'k')).toEqual({ value: 'v', version: v.toString(), deleted: false, expiresAt: null })
     expect(await queueDepth(iso.env.AMQP_URL!, deadLetterQueueName(iso.config.addQueue))).toBe(1)
 
     const v2 = v + 1024n
     expect(await handler(buildRmqEvent(iso.config.addQueue, [writeMessage('k', 'v2', v2), writeMessage('other', 'o', v2)]))).toMatchObject({ applied: 2, cacheDeferred: 2 })
-    expect(await readKey(db, 'k')).toEqual({ value: 'v2', version: v2.toString(), deleted: false })
+    expect(await readKey(db, 'k')).toEqual({ value: 'v2', version: v2.toString(), deleted: false, expiresAt: null })
     const { rows } = await db.query('SELECT key, version::text AS version FROM kv_cache_repair ORDER BY key')
     expect(rows).toEqual([{ key: 'k', version: v2.toString() }, { key: 'other', version: v2.toString() }])
   })

@@ -5,7 +5,8 @@
  * too, and the 404 body is fixed by the contract), and carry the key's version
  * as the ETag (a tombstone's too: If-Match may name it). With minVersion the
  * answer is at least that new (read your writes), waiting up to S seconds for
- * the consumer to apply it; else 503 with Retry-After. Needs read access to
+ * the consumer to apply it; else 503 with Retry-After. A key with a TTL says
+ * when it expires (`expiresAt`, epoch seconds); an expired key is a 404. Needs read access to
  * the key (auth.ts).
  */
 import { authenticate, requireAccess } from '../../shared/auth.js'
@@ -41,5 +42,7 @@ export const handler = withHttpErrors(async (event: HttpEvent) => {
   const headers: Record<string, string> = { 'x-kvarc-source': result.source }
   if (result.version !== undefined) headers.etag = `"${result.version}"`
   if (!result.found) return json(404, { detail: 'key not found' }, headers)
-  return json(200, { data: { key, value: result.value }, source: result.source, version: result.version }, headers)
+  const body: Record<string, unknown> = { data: { key, value: result.value }, source: result.source, version: result.version }
+  if (result.expiresAt !== null) body.expiresAt = result.expiresAt
+  return json(200, body, headers)
 })

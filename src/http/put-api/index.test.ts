@@ -83,7 +83,7 @@ describe('PUT /api 200', () => {
   })
 
   it('ignores fields other than key and value', async () => {
-    const result = await putJson({ key: 'extra', value: 'v', version: '1', ttl: 5 })
+    const result = await putJson({ key: 'extra', value: 'v', version: '1', owner: 'me' })
     expect(result.statusCode).toBe(200)
     const [message] = await takeMessages(iso.env.AMQP_URL!, iso.config.addQueue)
     expect(JSON.parse(message!.content.toString())).toEqual({ key: 'extra', value: 'v', version: bodyOf(result).version })

@@ -102,7 +102,7 @@ describe('Prefer: wait', () => {
       const { key, value, version } = JSON.parse(message!.content.toString())
       await applyWrites(db, [{ key, value, version: BigInt(version), deleted: false }], 0n)
       expect(bodyOf(await answer)).toEqual({ status: 'applied', version })
-      expect(await redis.hgetall(iso.config.cachePrefix + 'w/cached')).toEqual({ ver: version, del: '0', val: 'two' })
+      expect(await redis.hgetall(iso.config.cachePrefix + 'w/cached')).toEqual({ ver: version, del: '0', val: 'two', exp: '' })
     } finally {
       redis.disconnect()
     }

@@ -53,7 +53,7 @@ describe('purge-tombstones (EventBridge Scheduled Event)', () => {
     const after = versionAtMillis(Date.now() - HORIZON_MS)
 
     // Assess
-    expect(result).toEqual({ purged: 1, horizonVersion: expect.stringMatching(/^\d+$/) })
+    expect(result).toEqual({ purged: 1, expired: 0, horizonVersion: expect.stringMatching(/^\d+$/) })
     const cut = BigInt((result as { horizonVersion: string }).horizonVersion)
     expect(cut >= before && cut <= after).toBe(true)
     expect(await keys()).toEqual(['old-live', 'young-tombstone'])
