@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process'
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { runLoad, type LoadOptions } from './load.js'
+import { runLoad, SCENARIOS, type LoadOptions } from './load.js'
 
 /** wrk is the bench's load generator (.ci/run installs it): without it this test fails, saying so. */
 function requireWrk(): void {
@@ -17,7 +17,7 @@ function requireWrk(): void {
 /** With 8 keys per connection, the sixth key of each has no row: no ETag, so it must never be written. */
 const missing = (key: string) => /^rmw-\d+$/.test(key) && Number(key.slice(4)) % 8 === 5
 
-interface Seen { method: string, key: string, ifMatch?: string, prefer?: string }
+interface Seen { method: string, key: string, ifMatch?: string, prefer?: string, authorization?: string }
 
 let server: Server
 let url: string
@@ -40,15 +40,20 @@ beforeAll(async () => {
   server = createServer(async (req, res) => {
     const query = new URL(req.url ?? '/', 'http://x').searchParams
     const json = (status: number, body: unknown, headers: Record<string, string> = {}) => res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body))
+    const authorization = req.headers.authorization
+    if (req.method === 'DELETE') {
+      seen.push({ method: 'DELETE', key: query.get('key') ?? '', authorization })
+      return json(200, { status: 'queued', version: '9' })
+    }
     if (req.method === 'GET') {
       const key = query.get('key') ?? ''
-      seen.push({ method: 'GET', key })
+      seen.push({ method: 'GET', key, authorization })
       if (missing(key)) return json(404, { detail: 'key not found' })
       return json(200, { data: { key, value: 'v' } }, { ETag: `"${versions.get(key) ?? 1}"` })
     }
     const { key } = JSON.parse(await readBody(req)) as { key: string }
     const ifMatch = req.headers['if-match'] as string | undefined
-    seen.push({ method: 'PUT', key, ifMatch, prefer: req.headers.prefer as string | undefined })
+    seen.push({ method: 'PUT', key, ifMatch, prefer: req.headers.prefer as string | undefined, authorization })
     if (!key.startsWith('rmw-')) {
       // put-wait: every tenth write "times out".
       return seen.length % 10 === 0 ? json(202, { status: 'queued', version: '9' }, { location: '/api/writes' }) : json(200, { status: 'applied', version: '9' })
@@ -99,6 +104,22 @@ describe('the wrk script', () => {
     expect(result.outcomes!['200 applied']).toBeGreaterThan(0)
     expect(result.outcomes!['202 queued']).toBeGreaterThan(0)
     expect(result.appliedBuckets).toBeUndefined()
+  })
+
+  it.each([...SCENARIOS, 'lag-put' as const])('%s with a token: every request carries the Authorization header', async scenario => {
+    seen.length = 0
+    const authorization = 'Bearer kvarc_0123456789abcdef_' + 'x'.repeat(43)
+    const result = await runLoad({ ...options(scenario, 2, 8), authorization })
+    expect(seen.length).toBeGreaterThan(0)
+    expect(seen.filter(s => s.authorization !== authorization)).toEqual([])
+    expect(result.errors).toBe(0)
+  })
+
+  it('without a token no request has an Authorization header, GET and PUT alike', async () => {
+    seen.length = 0
+    await runLoad(options('mixed', 2, 1000))
+    expect(new Set(seen.map(s => s.method))).toEqual(new Set(['GET', 'PUT']))
+    expect(seen.filter(s => s.authorization !== undefined)).toEqual([])
   })
 
   it('plain PUT: no Prefer header, and the answers are not read', async () => {

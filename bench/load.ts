@@ -50,6 +50,11 @@ export type LoadMode = Scenario | 'lag-put'
  * wrk's latency covers GETs and PUTs alike, so the script times the PUTs
  * answered "200 applied" itself (CLOCK_MONOTONIC through LuaJIT's FFI) into
  * buckets 1 % wide: bucket k holds [e^(k/100), e^((k+1)/100)) µs.
+ *
+ * With KVARC_BENCH_AUTHORIZATION in wrk's environment (the bench's --auth),
+ * every request of every mode carries it as its Authorization header; without
+ * it, the requests are byte for byte what they were before auth existed. The
+ * environment rather than wrk's arguments: a live token stays out of `ps`.
  */
 export const WRK_SCRIPT = `
 local setup_count = 0
@@ -69,6 +74,11 @@ local function count(key)
   outcomes[key] = (outcomes[key] or 0) + 1
 end
 
+local function with_auth(headers)
+  if authorization then headers["Authorization"] = authorization end
+  return headers
+end
+
 function init(args)
   mode = args[1]
   base = tonumber(args[2])
@@ -79,11 +89,14 @@ function init(args)
   wait = args[7] or "5"
   n = 0
   math.randomseed(tid * 7919 + os.time())
-  json = { ["Content-Type"] = "application/json" }
+  authorization = os.getenv("KVARC_BENCH_AUTHORIZATION")
+  if authorization == "" then authorization = nil end
+  plain = with_auth({})
+  json = with_auth({ ["Content-Type"] = "application/json" })
   outcomes = {}
   applied = {}
   if mode == "put-wait" then
-    waiting = { ["Content-Type"] = "application/json", ["Prefer"] = "wait=" .. wait }
+    waiting = with_auth({ ["Content-Type"] = "application/json", ["Prefer"] = "wait=" .. wait })
     response = function(status, headers, body) count(outcome(status, body)) end
   elseif mode == "put-if-match" then
     local ffi = require("ffi")
@@ -128,15 +141,15 @@ end
 
 function request()
   if mode == "get-hit" then
-    return wrk.format("GET", "/api?key=hit-" .. index())
+    return wrk.format("GET", "/api?key=hit-" .. index(), plain)
   elseif mode == "get-miss" then
-    return wrk.format("GET", "/api?key=miss-" .. index())
+    return wrk.format("GET", "/api?key=miss-" .. index(), plain)
   elseif mode == "put" then
     return wrk.format("PUT", "/api", json, '{"key":"put-' .. index() .. '","value":"' .. value .. '"}')
   elseif mode == "delete" then
-    return wrk.format("DELETE", "/api?key=put-" .. index())
+    return wrk.format("DELETE", "/api?key=put-" .. index(), plain)
   elseif mode == "all" then
-    return wrk.format("GET", "/api/all")
+    return wrk.format("GET", "/api/all", plain)
   elseif mode == "put-wait" then
     return wrk.format("PUT", "/api", waiting, '{"key":"put-' .. index() .. '","value":"' .. value .. '"}')
   elseif mode == "put-if-match" then
@@ -146,10 +159,10 @@ function request()
         key = "rmw-" .. (base + tid * span + (n % span))
         n = n + 1
       end
-      return wrk.format("GET", "/api?key=" .. key)
+      return wrk.format("GET", "/api?key=" .. key, plain)
     end
     sent = now_us()
-    return wrk.format("PUT", "/api", { ["Content-Type"] = "application/json", ["If-Match"] = etag, ["Prefer"] = "wait=" .. wait }, '{"key":"' .. key .. '","value":"' .. value .. n .. '"}')
+    return wrk.format("PUT", "/api", with_auth({ ["Content-Type"] = "application/json", ["If-Match"] = etag, ["Prefer"] = "wait=" .. wait }), '{"key":"' .. key .. '","value":"' .. value .. n .. '"}')
   elseif mode == "lag-put" then
     return wrk.format("PUT", "/api", json, '{"key":"lagload-' .. index() .. '","value":"' .. value .. '"}')
   else
@@ -157,7 +170,7 @@ function request()
     if math.random() < 0.1 then
       return wrk.format("PUT", "/api", json, '{"key":"hit-' .. i .. '","value":"' .. value .. '"}')
     end
-    return wrk.format("GET", "/api?key=hit-" .. i)
+    return wrk.format("GET", "/api?key=hit-" .. i, plain)
   end
 end
 
@@ -202,6 +215,8 @@ export interface LoadOptions {
   pauseMs?: number
   /** Seconds of `Prefer: wait` for put-wait and put-if-match (default PREFER_WAIT_SECONDS). */
   waitSeconds?: number
+  /** The Authorization header every request sends (`Bearer <token>`), or none. */
+  authorization?: string
 }
 
 export interface LoadResult {
@@ -292,7 +307,8 @@ export function runLoad(options: LoadOptions): Promise<LoadResult> {
     String(options.waitSeconds ?? PREFER_WAIT_SECONDS),
   ]
   return new Promise((resolve, reject) => {
-    execFile('wrk', args, { maxBuffer: 4 * 1024 * 1024, timeout: (options.durationSeconds + 60) * 1000 }, (error, stdout, stderr) => {
+    const env = { ...process.env, KVARC_BENCH_AUTHORIZATION: options.authorization ?? '' }
+    execFile('wrk', args, { env, maxBuffer: 4 * 1024 * 1024, timeout: (options.durationSeconds + 60) * 1000 }, (error, stdout, stderr) => {
       if (error) return reject(new Error(`wrk failed: ${error.message}\n${stderr}`))
       try { resolve(parseWrkOutput(stdout)) } catch (e) { reject(e) }
     })

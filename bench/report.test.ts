@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { addBuckets, bucketPercentile, parseWrkOutput, type LoadResult } from './load.js'
-import { markdown, meets, mergeRounds, Progress, ratioLines, scenarioTable, targets, writeOutcomes, writeOutcomesTable, type BenchReport, type ScenarioResult } from './report.js'
+import { authCostLines, authLine, markdown, meets, mergeRounds, Progress, ratioLines, scenarioTable, targets, writeOutcomes, writeOutcomesTable, type AuthInfo, type BenchReport, type ScenarioResult } from './report.js'
 
 function load(rps: number): LoadResult {
   return { requests: rps * 10, seconds: 10, rps, p50Ms: 1.5, p90Ms: 3, p99Ms: 9.25, maxMs: 20, non2xx: 0, errors: 0 }
@@ -130,5 +130,53 @@ describe('bench report', () => {
     expect(merged.load.appliedBuckets).toEqual({ 691: 25, 700: 5 })
     expect(merged.connections).toBe(32)
     expect(mergeRounds([result('kvarc', 'put', 1000)]).load).not.toHaveProperty('outcomes')
+  })
+
+  it('says whether auth was on, and names the targets for it', () => {
+    const auth: AuthInfo = { required: ['kvarc'], writesPerToken: 1_000_000, tokenCacheMs: 5000 }
+    expect(authLine(undefined)).toBe('auth: off (no Authorization header; the hosts run with KVARC_AUTH=off)')
+    expect(authLine(auth)).toBe('auth: ON: kvarc required `Authorization: Bearer <token>` (KVARC_AUTH=required, one token with readwrite on every key, ' +
+      'look-ups cached by each host for 5,000 ms); every request of every side sent `Authorization: Bearer` with a token of the same length, ' +
+      'so the bytes on the wire match (the baseline and kvarc-noauth ignore it); nginx\'s per-token write limit is 1,000,000/s on every side, so the limiter runs but never refuses')
+    const scenarios = [result('kvarc', 'get-hit', 9000), result('baseline', 'get-hit', 10000)]
+    expect(targets({ scenarios, auth }).map(t => t.name).slice(0, 2)).toEqual(['GET hit kvarc/baseline (auth on)', 'PUT kvarc/baseline (auth on)'])
+    expect(targets({ scenarios }).map(t => t.name).slice(0, 2)).toEqual(['GET hit kvarc/baseline', 'PUT kvarc/baseline'])
+  })
+
+  it('gives the check\'s cost: kvarc auth against kvarc-noauth of the same run, CPU per request of both, and the check timed alone', () => {
+    // Prepare: 90,000 requests each; kvarc's hosts used 0.27 s more CPU than kvarc-noauth's (3 µs per request).
+    const on = result('kvarc', 'get-hit', 9000)
+    on.cpu = { 'http-1': 0.9, 'http-2': 0.9, nginx: 0.45, consumer: 0.1 }
+    const off = result('kvarc-noauth', 'get-hit', 9500)
+    off.load = { ...off.load, requests: 90_000, p50Ms: 1.4 }
+    off.cpu = { 'http-1': 0.765, 'http-2': 0.765, nginx: 0.45, consumer: 0.1 }
+    const broken = result('kvarc-noauth', 'put', 8000)
+    broken.load = { ...broken.load, errors: 4000 }
+    const scenarios = [on, result('baseline', 'get-hit', 10000), off, result('kvarc', 'put', 8000), result('baseline', 'put', 10000), broken]
+    const auth: AuthInfo = { required: ['kvarc'], writesPerToken: 1_000_000, tokenCacheMs: 5000, check: { calls: 100_000, batches: 7, requiredUs: 2.5, offUs: 0.25, costUs: 2.25 } }
+
+    // Act
+    const lines = authCostLines({ scenarios, auth }).split('\n')
+
+    // Assess
+    expect(lines).toEqual([
+      '- get-hit, kvarc auth / no auth: 9,000 / 9,500 req/s = 0.95×; p50 1.50 / 1.40 ms, p99 9.25 / 9.25 ms; ' +
+        'CPU per request: request path 25.0 / 22.0 µs (+3.0), HTTP hosts 20.0 / 17.0 µs (+3.0); against the baseline\'s 10,000 req/s: auth 0.90×, no auth 0.95×',
+      '- put: not comparable: kvarc-noauth had 5 % failed requests',
+      '- the check alone (authenticate() with the look-up cached, then requireAccess(), in the bench\'s process, median of 7 × 100,000 calls): ' +
+        '2.50 µs with auth required, 0.25 µs with auth off: **2.25 µs per request**',
+    ])
+    const report: BenchReport = { startedAt: 't', finishedAt: 't', machine: { cpus: 2, loadavg: [1, 1, 1], node: 'v20' }, options: {}, generator: 'wrk', scenarios, auth, targets: targets({ scenarios, auth }), errors: [] }
+    const text = markdown(report)
+    expect(text).toContain(`${authLine(auth)}\n`)
+    expect(text).toContain(`## Cost of the token check\n\n${lines.join('\n')}\n`)
+    expect(text).toContain('| get-hit | kvarc-noauth | 9,500 | 1.40 |')
+    expect(text).toContain('- GET hit kvarc/baseline (auth on): 0.90× (target >= 0.85×) MET')
+    expect(markdown({ ...report, auth: undefined })).not.toContain('## Cost of the token check')
+  })
+
+  it('says when kvarc-noauth did not run', () => {
+    expect(authCostLines({ scenarios: [result('kvarc', 'get-hit', 9000)], auth: { required: ['kvarc'], writesPerToken: 1, tokenCacheMs: 5000 } }))
+      .toBe('- kvarc-noauth did not run (it runs get-hit and put next to kvarc when kvarc is one of the sides): no end-to-end comparison')
   })
 })

@@ -3,6 +3,7 @@
  * progress lines while it runs (stderr). Pure formatting, no I/O besides the
  * progress writer, so it is cheap to test.
  */
+import type { CheckCost } from './auth-check.js'
 import { addBuckets, bucketPercentile, KVARC_ONLY, PREFER_WAIT_SECONDS, type LoadResult, type Scenario } from './load.js'
 import type { SideName } from './sides.js'
 
@@ -117,6 +118,17 @@ export interface LagResult {
 
 export interface Target { name: string, value: number | undefined, target: number, unit: string, comparison: '>=' | '<=' }
 
+/** --auth: how the sides were set up, and the check timed alone (auth-check.ts). */
+export interface AuthInfo {
+  /** Sides whose hosts required the token (KVARC_AUTH=required); every side sent it. */
+  required: SideName[]
+  /** nginx's writes per token a second, on every side. */
+  writesPerToken: number
+  /** The hosts' token look-up cache (KVARC_TOKEN_CACHE_MS), ms. */
+  tokenCacheMs: number
+  check?: CheckCost
+}
+
 export interface BenchReport {
   startedAt: string
   finishedAt: string
@@ -126,6 +138,8 @@ export interface BenchReport {
   scenarios: ScenarioResult[]
   drain?: DrainResult
   lag?: LagResult
+  /** Present when the run had --auth. */
+  auth?: AuthInfo
   targets: Target[]
   errors: string[]
 }
@@ -153,15 +167,16 @@ function valid(r: ScenarioResult | undefined): boolean {
   return r !== undefined && failedShare(r) <= 0.01
 }
 
-export function targets(report: Pick<BenchReport, 'scenarios' | 'drain' | 'lag'>): Target[] {
+export function targets(report: Pick<BenchReport, 'scenarios' | 'drain' | 'lag' | 'auth'>): Target[] {
   const ratio = (scenario: Scenario) => {
     const kvarc = report.scenarios.find(s => s.side === 'kvarc' && s.scenario === scenario)
     const base = report.scenarios.find(s => s.side === 'baseline' && s.scenario === scenario)
     return kvarc && base && valid(kvarc) && valid(base) && base.load.rps ? kvarc.load.rps / base.load.rps : undefined
   }
+  const auth = report.auth?.required.includes('kvarc') ? ' (auth on)' : ''
   return [
-    { name: 'GET hit kvarc/baseline', value: ratio('get-hit'), target: 0.85, unit: '×', comparison: '>=' },
-    { name: 'PUT kvarc/baseline', value: ratio('put'), target: 0.85, unit: '×', comparison: '>=' },
+    { name: `GET hit kvarc/baseline${auth}`, value: ratio('get-hit'), target: 0.85, unit: '×', comparison: '>=' },
+    { name: `PUT kvarc/baseline${auth}`, value: ratio('put'), target: 0.85, unit: '×', comparison: '>=' },
     { name: 'drain', value: report.drain?.writesPerSecond, target: 50_000, unit: 'writes/s', comparison: '>=' },
     { name: 'visibility lag p99', value: report.lag?.p99Ms, target: 250, unit: 'ms', comparison: '<=' },
   ]
@@ -307,6 +322,7 @@ export function markdown(report: BenchReport): string {
     '',
     `${report.machine.cpus} CPUs, load average at start ${report.machine.loadavg.map(l => l.toFixed(2)).join(' ')}, node ${report.machine.node}; generator: ${report.generator}`,
     `options: ${JSON.stringify(report.options)}`,
+    authLine(report.auth),
     '',
     '## Scenarios (through nginx)',
     '',
@@ -352,6 +368,7 @@ export function markdown(report: BenchReport): string {
       `at ${fixed(l.achievedRate)} PUT/s (target ${fixed(l.targetRate)}, half the measured PUT maximum): ${fixed(l.probes)} probes, ` +
       `p50 ${l.p50Ms.toFixed(1)} ms, p99 ${l.p99Ms.toFixed(1)} ms, max ${l.maxMs.toFixed(1)} ms, never visible ${l.lost}, non-2xx ${l.non2xx}`, '')
   }
+  if (report.auth) parts.push('## Cost of the token check', '', authCostLines(report), '')
   if (report.errors.length) parts.push('## Errors', '', ...report.errors.map(e => `- ${e}`), '')
   parts.push('## kvarc / baseline and targets', '', ratioLines(report), targetLines(report.targets), '')
   return parts.join('\n')
@@ -413,6 +430,59 @@ export function ratioLines(report: Pick<BenchReport, 'scenarios'>): string {
     const bc = requestPathCpu(base)
     const cpu = kc && bc ? `; request-path CPU ${fixed(kc)} vs ${fixed(bc)} µs/req → ${(bc / kc).toFixed(2)}× if CPU-bound` : ''
     lines.push(`- ${scenario}: ${fixed(kvarc.load.rps)} / ${fixed(base.load.rps)} req/s = ${(kvarc.load.rps / base.load.rps).toFixed(2)}×${cpu}`)
+  }
+  return lines.join('\n')
+}
+
+/** One line under the options: whether requests carried a token, and what that means for each side. */
+export function authLine(auth: AuthInfo | undefined): string {
+  if (!auth) return 'auth: off (no Authorization header; the hosts run with KVARC_AUTH=off)'
+  const required = auth.required.length ? auth.required.join(' and ') : 'no side'
+  return `auth: ON: ${required} required \`Authorization: Bearer <token>\` (KVARC_AUTH=required, one token with readwrite on every key, ` +
+    `look-ups cached by each host for ${fixed(auth.tokenCacheMs)} ms); every request of every side sent \`Authorization: Bearer\` with a token of the same length, ` +
+    `so the bytes on the wire match (the baseline and kvarc-noauth ignore it); nginx's per-token write limit is ${fixed(auth.writesPerToken)}/s on every side, so the limiter runs but never refuses`
+}
+
+/** The hosts' own CPU: a side's processes but nginx and the consumer. */
+export function hostCpu(r: ScenarioResult): number | undefined {
+  if (!r.load.requests) return undefined
+  const seconds = Object.entries(r.cpu).filter(([name]) => !/consumer|nginx/i.test(name)).reduce((a, [, s]) => a + s, 0)
+  return (seconds * 1e6) / r.load.requests
+}
+
+/**
+ * kvarc with auth required against the same stack with auth off, in the same
+ * run and the same header: req/s and latency, and the difference in CPU per
+ * request (request path, and the hosts alone, where the check runs); then the
+ * check timed alone in the bench's process.
+ */
+export function authCostLines(report: Pick<BenchReport, 'scenarios' | 'auth'>): string {
+  const lines: string[] = []
+  const signed = (v: number) => `${v >= 0 ? '+' : '−'}${fixed(Math.abs(v), 1)}`
+  const pair = (a: number | undefined, b: number | undefined, unit: string) =>
+    a === undefined || b === undefined ? '—' : `${fixed(a, 1)} / ${fixed(b, 1)} ${unit} (${signed(a - b)})`
+  for (const scenario of [...new Set(report.scenarios.map(s => s.scenario))]) {
+    const on = report.scenarios.find(s => s.side === 'kvarc' && s.scenario === scenario)
+    const off = report.scenarios.find(s => s.side === 'kvarc-noauth' && s.scenario === scenario)
+    if (!on || !off) continue
+    if (!valid(on) || !valid(off)) {
+      lines.push(`- ${scenario}: not comparable: ${[on, off].filter(r => !valid(r)).map(r => `${r.side} had ${(100 * failedShare(r)).toFixed(0)} % failed requests`).join(', ')}`)
+      continue
+    }
+    const ratio = off.load.rps ? `${(on.load.rps / off.load.rps).toFixed(2)}×` : '—'
+    const base = report.scenarios.find(s => s.side === 'baseline' && s.scenario === scenario)
+    const vsBase = base && valid(base) && base.load.rps
+      ? `; against the baseline's ${fixed(base.load.rps)} req/s: auth ${(on.load.rps / base.load.rps).toFixed(2)}×, no auth ${(off.load.rps / base.load.rps).toFixed(2)}×`
+      : ''
+    lines.push(`- ${scenario}, kvarc auth / no auth: ${fixed(on.load.rps)} / ${fixed(off.load.rps)} req/s = ${ratio}; ` +
+      `p50 ${fixed(on.load.p50Ms, 2)} / ${fixed(off.load.p50Ms, 2)} ms, p99 ${fixed(on.load.p99Ms, 2)} / ${fixed(off.load.p99Ms, 2)} ms; ` +
+      `CPU per request: request path ${pair(requestPathCpu(on), requestPathCpu(off), 'µs')}, HTTP hosts ${pair(hostCpu(on), hostCpu(off), 'µs')}${vsBase}`)
+  }
+  if (lines.length === 0) lines.push('- kvarc-noauth did not run (it runs get-hit and put next to kvarc when kvarc is one of the sides): no end-to-end comparison')
+  const check = report.auth?.check
+  if (check) {
+    lines.push(`- the check alone (authenticate() with the look-up cached, then requireAccess(), in the bench's process, median of ${check.batches} × ${fixed(check.calls)} calls): ` +
+      `${fixed(check.requiredUs, 2)} µs with auth required, ${fixed(check.offUs, 2)} µs with auth off: **${fixed(check.costUs, 2)} µs per request**`)
   }
   return lines.join('\n')
 }

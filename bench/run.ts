@@ -21,79 +21,32 @@
  *                         behind a stopped consumer) or as one-write messages straight to the broker
  *   --lag-seconds S       visibility-lag run (default 10; 0 skips)
  *   --kvarc stack|hosts   the stack (ops/stack.ts) or the bench's own nginx → two hosts (default: stack when present)
+ *   --auth                kvarc (and sandbox) with KVARC_AUTH=required and one readwrite token in its database; every
+ *                         request of every side, scenarios, lag and drain alike, sends `Authorization: Bearer <token>`.
+ *                         kvarc-noauth, the same stack with auth off, then also runs get-hit and put in each round: the
+ *                         report gives auth / no auth and the CPU per request of each, and times the check alone
  *   --hit-keys N --miss-keys N --value-bytes N   the data set
  */
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
 import { cpus, loadavg } from 'node:os'
 import { join, resolve } from 'node:path'
-import { parseArgs } from 'node:util'
 import { isolate, type Isolated } from '../ops/isolated.js'
+import { createToken } from '../ops/tokens.js'
+import { newToken } from '../src/shared/auth.js'
+import { loadConfig } from '../src/shared/config.js'
+import { openDatabase } from '../src/shared/postgres.js'
+import { measureCheck } from './auth-check.js'
 import { countCached, prepareData, purgeQueues } from './data.js'
-import { KVARC_ONLY, rmwConnections, RMW_KEYS_PER_CONNECTION, runLoad, SCENARIOS, type LoadResult, type Scenario } from './load.js'
+import { KVARC_ONLY, rmwConnections, RMW_KEYS_PER_CONNECTION, runLoad, type LoadResult, type Scenario } from './load.js'
+import { BENCH_WRITES_PER_TOKEN } from './nginx.js'
+import { fastSides, parseOptions, requiresToken, runsScenario, type Options } from './options.js'
 import { childrenCpuSeconds, commandLine, cpuDelta, cpuSeconds, machineBusySeconds, pidsByComm, processTree, rssKiB } from './procs.js'
 import { markdown, mergeRounds, Progress, rpsOf, targets, type BenchReport, type ProcessRss, type ScenarioResult } from './report.js'
-import { startBaselineSide, startKvarcHostsSide, startKvarcSide, startSandboxSide, waitForPort, type Side, type SideName } from './sides.js'
+import { isKvarc, startBaselineSide, startKvarcHostsSide, startKvarcSide, startSandboxSide, waitForPort, type Side, type SideName } from './sides.js'
 import { measureDrain, measureLag } from './writes.js'
 
 const ROOT = resolve(import.meta.dirname, '..')
-
-function options() {
-  const { values } = parseArgs({
-    options: {
-      duration: { type: 'string', default: '10' },
-      rounds: { type: 'string', default: '2' },
-      warmup: { type: 'string', default: '2' },
-      connections: { type: 'string', default: '64' },
-      threads: { type: 'string', default: '1' },
-      scenarios: { type: 'string', default: SCENARIOS.join(',') },
-      sides: { type: 'string', default: 'kvarc,baseline,sandbox' },
-      'skip-sandbox': { type: 'boolean', default: false },
-      'sandbox-duration': { type: 'string', default: '3' },
-      'sandbox-connections': { type: 'string', default: '4' },
-      'drain-count': { type: 'string', default: '200000' },
-      'drain-via': { type: 'string', default: 'api' },
-      'lag-seconds': { type: 'string', default: '10' },
-      kvarc: { type: 'string' },
-      'hit-keys': { type: 'string', default: '10000' },
-      'miss-keys': { type: 'string', default: '300000' },
-      'value-bytes': { type: 'string', default: '64' },
-    },
-  })
-  const num = (name: keyof typeof values, min: number) => {
-    const n = Number(values[name])
-    if (!Number.isFinite(n) || n < min) throw new Error(`--${name} must be a number ≥ ${min}, got ${JSON.stringify(values[name])}`)
-    return n
-  }
-  const scenarios = String(values.scenarios).split(',').map(s => s.trim()).filter(Boolean)
-  for (const s of scenarios) if (!(SCENARIOS as readonly string[]).includes(s)) throw new Error(`unknown scenario ${s}: use ${SCENARIOS.join(', ')}`)
-  const sides = String(values.sides).split(',').map(s => s.trim()).filter(s => s && !(s === 'sandbox' && values['skip-sandbox']))
-  for (const s of sides) if (!['kvarc', 'baseline', 'sandbox'].includes(s)) throw new Error(`unknown side ${s}: use kvarc, baseline, sandbox`)
-  const kvarc = values.kvarc ?? (existsSync(join(ROOT, 'ops/stack.ts')) ? 'stack' : 'hosts')
-  if (kvarc !== 'stack' && kvarc !== 'hosts') throw new Error('--kvarc must be stack or hosts')
-  const drainVia = values['drain-via']
-  if (drainVia !== 'api' && drainVia !== 'broker') throw new Error('--drain-via must be api or broker')
-  return {
-    duration: num('duration', 1),
-    rounds: num('rounds', 1),
-    warmup: num('warmup', 0),
-    connections: num('connections', 1),
-    threads: num('threads', 1),
-    scenarios: scenarios as Scenario[],
-    sides: sides as SideName[],
-    sandboxDuration: num('sandbox-duration', 1),
-    sandboxConnections: num('sandbox-connections', 1),
-    drainCount: num('drain-count', 0),
-    drainVia: drainVia as 'api' | 'broker',
-    lagSeconds: num('lag-seconds', 0),
-    kvarc,
-    hitKeys: num('hit-keys', 1),
-    missKeys: num('miss-keys', 1),
-    valueBytes: num('value-bytes', 1),
-  }
-}
-
-type Options = ReturnType<typeof options>
 
 function rssOf(side: Side): ProcessRss[] {
   const out: ProcessRss[] = []
@@ -206,14 +159,14 @@ async function waitForServices(iso: Isolated, progress: Progress, timeoutMs = 90
   }
 }
 
-async function runScenario(side: Side, iso: Isolated, scenario: Scenario, opts: Options, progress: Progress, round = 0, rounds = 1): Promise<ScenarioResult> {
+async function runScenario(side: Side, iso: Isolated, scenario: Scenario, opts: Options, progress: Progress, round = 0, rounds = 1, authorization?: string): Promise<ScenarioResult> {
   await waitForServices(iso, progress)
   const healed = await side.heal?.() ?? []
   if (healed.length) progress.line(`${side.name}: restarted ${healed.join(', ')} (exited when a service went away)`)
   const sandbox = side.name === 'sandbox'
   const duration = sandbox ? opts.sandboxDuration : Math.max(1, Math.round(opts.duration / rounds))
   const connections = sandbox ? opts.sandboxConnections : scenario === 'put-if-match' ? rmwConnections(opts.connections) : opts.connections
-  const common = { url: side.url, scenario, connections, threads: opts.threads, valueBytes: opts.valueBytes }
+  const common = { url: side.url, scenario, connections, threads: opts.threads, valueBytes: opts.valueBytes, authorization }
   if (opts.warmup > 0 && round === 0) {
     progress.line(`${side.name} ${scenario}: warm-up ${opts.warmup} s`)
     await runLoad({ ...common, ...keyRange(scenario, opts, true), durationSeconds: opts.warmup })
@@ -242,7 +195,7 @@ async function runScenario(side: Side, iso: Isolated, scenario: Scenario, opts: 
   let note: string | undefined = healed.length ? `restarted ${healed.join(', ')} before this run` : undefined
   const pgReads = scenario === 'get-miss' ? (await countCached(iso.config, 'miss-')) - missBefore : undefined
   if (scenario !== 'get-hit' && scenario !== 'get-miss' && scenario !== 'all') {
-    if (side.name === 'kvarc') {
+    if (isKvarc(side.name)) {
       // The consumer applies the scenario's writes after wrk stops; the next run must not compete with it.
       const waitStarted = Date.now()
       const left = await waitForQueuesEmpty(iso, 60_000)
@@ -274,8 +227,31 @@ function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error)
 }
 
+/** A side's environment: its isolated services, and with --auth, whether its hosts require a token. */
+function sideEnv(iso: Isolated, opts: Options, name: SideName): Record<string, string> {
+  return {
+    ...iso.env,
+    LOG_LEVEL: 'warn',
+    // With --auth every request carries one token: a limit far above any rate the bench reaches keeps the
+    // limiter from capping PUT, since the bench measures the token check, not the limiter (bench/nginx.ts).
+    KVARC_WRITES_PER_TOKEN: String(BENCH_WRITES_PER_TOKEN),
+    ...(requiresToken(opts, name) ? { KVARC_AUTH: 'required' } : {}),
+  }
+}
+
+/** One token, readwrite on every key, in the side's own database: the header its requests send. */
+async function benchToken(iso: Isolated): Promise<string> {
+  const db = await openDatabase(iso.env.DATABASE_URL!, 1)
+  try {
+    const { token } = await createToken(db, { name: 'bench', rules: [{ prefix: '', access: 'readwrite' }], admin: false })
+    return `Bearer ${token}`
+  } finally {
+    await db.end()
+  }
+}
+
 async function main(): Promise<void> {
-  const opts = options()
+  const opts = parseOptions(process.argv.slice(2), { stackPresent: existsSync(join(ROOT, 'ops/stack.ts')) })
   const progress = new Progress()
   for (const tool of ['wrk', 'nginx']) {
     try { execFileSync('which', [tool], { stdio: 'ignore' }) } catch { throw new Error(`${tool} is not installed: apt-get install -y ${tool}`) }
@@ -292,6 +268,8 @@ async function main(): Promise<void> {
   }
   const isolated = new Map<SideName, Isolated>()
   const sides = new Map<SideName, Side>()
+  /** --auth: the Authorization header each side's requests carry. */
+  const authorization = new Map<SideName, string>()
   let closing: Promise<void> | undefined
   const closeEverything = () => {
     closing ??= (async () => {
@@ -310,17 +288,29 @@ async function main(): Promise<void> {
   try {
     const dataSet = { hitKeys: opts.hitKeys, missKeys: opts.missKeys, valueBytes: opts.valueBytes }
     const rmwKeys = opts.scenarios.includes('put-if-match') ? rmwConnections(opts.connections) * RMW_KEYS_PER_CONNECTION : 0
-    const fast = opts.sides.filter(s => s !== 'sandbox')
+    const fast = fastSides(opts)
+    if (opts.auth) {
+      progress.line('auth: timing the token check alone')
+      const check = await measureCheck({ calls: 20_000, batches: 9 })
+      // The sides' environments leave KVARC_TOKEN_CACHE_MS to the bench's own.
+      const { tokenCacheMs } = loadConfig(process.env)
+      report.auth = { required: opts.sides.filter(s => requiresToken(opts, s)), writesPerToken: BENCH_WRITES_PER_TOKEN, tokenCacheMs, check }
+      progress.line(`auth: the check alone costs ${check.costUs.toFixed(2)} µs per request (${check.requiredUs.toFixed(2)} µs required, ${check.offUs.toFixed(2)} µs off)`)
+    }
+    // Sides that ignore the token send one of the same length, so every side's requests have the same bytes.
+    const placeholder = `Bearer ${newToken().token}`
     for (const name of fast) {
-      const iso = await isolate(`bench_${name}`)
+      const iso = await isolate(`bench_${name.replaceAll('-', '_')}`)
       isolated.set(name, iso)
       progress.line(`${name}: preparing ${opts.hitKeys.toLocaleString('en-US')} cached and ${opts.missKeys.toLocaleString('en-US')} uncached rows in ${iso.id}`)
       await prepareData(iso.config, { ...dataSet, rmwKeys: name === 'kvarc' ? rmwKeys : 0 })
-      progress.line(`${name}: starting`)
+      if (opts.auth) authorization.set(name, requiresToken(opts, name) ? await benchToken(iso) : placeholder)
+      progress.line(`${name}: starting${requiresToken(opts, name) ? ' with KVARC_AUTH=required' : ''}`)
       try {
-        const env = { ...iso.env, LOG_LEVEL: 'warn' }
+        const env = sideEnv(iso, opts, name)
         const side = name === 'baseline' ? await startBaselineSide(env)
-          : opts.kvarc === 'stack' ? await startKvarcSide(env) : await startKvarcHostsSide(env)
+          : opts.kvarc === 'stack' ? await startKvarcSide(env, name === 'kvarc-noauth' ? name : 'kvarc')
+            : await startKvarcHostsSide(env, { name: name === 'kvarc-noauth' ? name : 'kvarc' })
         sides.set(name, side)
         progress.line(`${name}: ${side.url} (${side.processes().map(p => `${p.name} ${p.pid}`).join(', ')})`)
       } catch (error) {
@@ -335,9 +325,9 @@ async function main(): Promise<void> {
       for (let round = 0; round < opts.rounds; round++) {
         for (const name of fast) {
           const side = sides.get(name)
-          if (!side || (name !== 'kvarc' && KVARC_ONLY.includes(scenario))) continue
+          if (!side || !runsScenario(name, scenario)) continue
           try {
-            const result = await runScenario(side, isolated.get(name)!, scenario, opts, progress, round, opts.rounds)
+            const result = await runScenario(side, isolated.get(name)!, scenario, opts, progress, round, opts.rounds, authorization.get(name))
             runs.set(name, [...(runs.get(name) ?? []), result])
           } catch (error) {
             report.errors.push(`${name} ${scenario}: ${(error as Error).message}`)
@@ -359,7 +349,7 @@ async function main(): Promise<void> {
           await waitForServices(kvarcIso, progress)
           const putP50 = report.scenarios.find(r => r.side === 'kvarc' && r.scenario === 'put')?.load.p50Ms ?? 5
           // At half load the answer comes faster than at full load: count half the measured p50.
-          report.lag = await measureLag(kvarc.url, { rate, seconds: opts.lagSeconds, probesPerSecond: 20, pollMs: 5, valueBytes: opts.valueBytes, connections: 64, latencyMs: putP50 / 2 })
+          report.lag = await measureLag(kvarc.url, { rate, seconds: opts.lagSeconds, probesPerSecond: 20, pollMs: 5, valueBytes: opts.valueBytes, connections: 64, latencyMs: putP50 / 2, authorization: authorization.get('kvarc') })
           progress.line(`kvarc visibility lag: p50 ${report.lag.p50Ms.toFixed(1)} ms, p99 ${report.lag.p99Ms.toFixed(1)} ms at ${Math.round(report.lag.achievedRate)} PUT/s`)
           await waitForQueuesEmpty(kvarcIso, 60_000)
         } catch (error) {
@@ -373,7 +363,7 @@ async function main(): Promise<void> {
       try {
         await waitForServices(kvarcIso, progress)
         report.drain = await measureDrain(kvarcIso.config, { stopConsumer: () => kvarc.stopConsumer!(), startConsumer: () => kvarc.startConsumer!() },
-          { count: opts.drainCount, valueBytes: opts.valueBytes, timeoutMs: 300_000, via: opts.drainVia, url: kvarc.url, connections: opts.connections, cpu: async () => ({ ...pick(cpuOf(kvarc), /consumer/i), ...(await servicesCpu(kvarcIso)) }), metricsUrl: () => kvarc.consumerMetricsUrl?.() },
+          { count: opts.drainCount, valueBytes: opts.valueBytes, timeoutMs: 300_000, via: opts.drainVia, url: kvarc.url, authorization: authorization.get('kvarc'), connections: opts.connections, cpu: async () => ({ ...pick(cpuOf(kvarc), /consumer/i), ...(await servicesCpu(kvarcIso)) }), metricsUrl: () => kvarc.consumerMetricsUrl?.() },
           (text, live) => live ? progress.status(text) : progress.line(text))
         progress.line(`drain: ${Math.round(report.drain.writesPerSecond).toLocaleString('en-US')} writes/s (${report.drain.rowsApplied} rows in ${report.drain.drainSeconds.toFixed(2)} s)`)
       } catch (error) {
@@ -394,12 +384,13 @@ async function main(): Promise<void> {
         await waitForServices(iso, progress)
         progress.line(`sandbox: preparing data in ${iso.id}`)
         await prepareData(iso.config, { ...dataSet, missKeys: Math.min(opts.missKeys, 20_000) })
+        if (opts.auth) authorization.set('sandbox', await benchToken(iso))
         progress.line('sandbox: starting two arc sandbox instances (each builds the bundles)')
-        const side = await startSandboxSide({ ...iso.env, LOG_LEVEL: 'warn' })
+        const side = await startSandboxSide(sideEnv(iso, opts, 'sandbox'))
         sides.set('sandbox', side)
         for (const scenario of opts.scenarios.filter(s => !KVARC_ONLY.includes(s))) {
           try {
-            report.scenarios.push(mergeRounds([await runScenario(side, iso, scenario, { ...opts, warmup: 0, missKeys: 20_000 }, progress)]))
+            report.scenarios.push(mergeRounds([await runScenario(side, iso, scenario, { ...opts, warmup: 0, missKeys: 20_000 }, progress, 0, 1, authorization.get('sandbox'))]))
             // Requests wrk gave up on are still running in sandbox's per-request processes: let them end.
             await new Promise(resolve => setTimeout(resolve, 1000))
           } catch (error) {

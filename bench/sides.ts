@@ -2,6 +2,7 @@
  * The systems under test, each behind nginx on its own port, each on its own
  * database, queues and cache prefix:
  *   kvarc     the stack (ops/stack.ts): nginx → two warm HTTP hosts, plus the consumer host
+ *   kvarc-noauth  the same with auth off, next to kvarc with auth required (--auth): the check's cost
  *   baseline  nginx → two bench/baseline.ts processes
  *   sandbox   nginx → two `arc sandbox` instances
  */
@@ -11,7 +12,12 @@ import { join, resolve } from 'node:path'
 import { startNginx } from './nginx.js'
 import { freePort, startProcess, waitForPort, type Managed } from './procs.js'
 
-export type SideName = 'kvarc' | 'baseline' | 'sandbox'
+export type SideName = 'kvarc' | 'kvarc-noauth' | 'baseline' | 'sandbox'
+
+/** The sides that run kvarc's own stack, consumer included. */
+export function isKvarc(name: SideName): boolean {
+  return name === 'kvarc' || name === 'kvarc-noauth'
+}
 
 export interface NamedPid { name: string, pid: number }
 
@@ -104,12 +110,12 @@ export async function startSandboxSide(env: Record<string, string>): Promise<Sid
 }
 
 /** kvarc: the stack (ops/stack.ts) as `npm start` runs it, on a free port with the bench's isolated environment. */
-export async function startKvarcSide(env: Record<string, string>): Promise<Side> {
+export async function startKvarcSide(env: Record<string, string>, name: 'kvarc' | 'kvarc-noauth' = 'kvarc'): Promise<Side> {
   const { startStack } = await import('../ops/stack.js')
   const stack = await startStack({ cwd: ROOT, port: 0, env, nginx: true })
   const consumers = () => stack.processes().filter(p => p.role === 'consumer').map(p => p.name)
   return {
-    name: 'kvarc',
+    name,
     url: stack.url.replace(/\/$/, ''),
     processes: () => stack.processes().filter((p): p is typeof p & { pid: number } => p.running && typeof p.pid === 'number').map(p => ({ name: p.name, pid: p.pid })),
     async stopConsumer() {
@@ -132,7 +138,7 @@ export async function startKvarcSide(env: Record<string, string>): Promise<Side>
  * `ops/consumer-host-main.ts`. Used when the stack is not available, and
  * to tell the platform's cost from the stack's configuration.
  */
-export async function startKvarcHostsSide(env: Record<string, string>, options: { hosts?: number } = {}): Promise<Side> {
+export async function startKvarcHostsSide(env: Record<string, string>, options: { hosts?: number, name?: 'kvarc' | 'kvarc-noauth' } = {}): Promise<Side> {
   const managed: Managed[] = []
   const hostEnv = { ...process.env, ...env, LOG_LEVEL: env.LOG_LEVEL ?? 'warn' }
   let consumer: Managed | undefined
@@ -155,7 +161,7 @@ export async function startKvarcHostsSide(env: Record<string, string>, options: 
     managed.push(await startNginx({ dir: mkdtempSync(join(tmpdir(), 'kvarc-bench-nginx-')), port, upstreams: ports }))
     await startConsumer()
     return {
-      name: 'kvarc',
+      name: options.name ?? 'kvarc',
       url: `http://127.0.0.1:${port}`,
       processes: () => pids(consumer ? [...managed, consumer] : managed),
       async stopConsumer() {

@@ -50,7 +50,7 @@ export async function publishBacklog(config: Config, count: number, valueBytes: 
  * together (writer.ts), so the backlog holds the messages kvarc itself would
  * leave behind a stopped consumer. Resolves with the time it took.
  */
-export async function queueBacklogThroughApi(url: string, count: number, valueBytes: number, connections: number, onProgress?: (done: number) => void): Promise<number> {
+export async function queueBacklogThroughApi(url: string, count: number, valueBytes: number, connections: number, onProgress?: (done: number) => void, authorization?: string): Promise<number> {
   const base = new URL(url)
   const agent = new Agent({ keepAlive: true, maxSockets: connections })
   const value = 'd'.repeat(valueBytes)
@@ -61,7 +61,7 @@ export async function queueBacklogThroughApi(url: string, count: number, valueBy
     for (let i = next++; i < count; i = next++) {
       const body = JSON.stringify({ key: `drain-${i}`, value })
       for (let attempt = 1; ; attempt++) {
-        const answer = await call(agent, base, 'PUT', '/api', body).catch(() => undefined)
+        const answer = await call(agent, base, 'PUT', '/api', body, authorization).catch(() => undefined)
         if (answer?.status === 200) break
         if (attempt >= 20) throw new Error(`drain: PUT drain-${i} not accepted after ${attempt} attempts (last: ${answer ? `${answer.status} ${answer.body}` : 'no answer'})`)
         await sleep(50 * attempt)
@@ -88,7 +88,7 @@ export interface DrainControl {
  * on the primary key, polled sparingly while the queue still holds messages
  * (it competes with the consumer for PostgreSQL) and often once it is empty.
  */
-export async function measureDrain(config: Config, control: DrainControl, options: { count: number, valueBytes: number, timeoutMs: number, via: DrainResult['via'], url?: string, connections: number, cpu?: () => Promise<Record<string, number>>, metricsUrl?: () => string | undefined }, progress: (text: string, live?: boolean) => void): Promise<DrainResult> {
+export async function measureDrain(config: Config, control: DrainControl, options: { count: number, valueBytes: number, timeoutMs: number, via: DrainResult['via'], url?: string, authorization?: string, connections: number, cpu?: () => Promise<Record<string, number>>, metricsUrl?: () => string | undefined }, progress: (text: string, live?: boolean) => void): Promise<DrainResult> {
   await control.stopConsumer()
   const db = await openDatabase(config.databaseUrl, 1)
   try {
@@ -100,7 +100,7 @@ export async function measureDrain(config: Config, control: DrainControl, option
     if (options.via === 'api') {
       if (!options.url) throw new Error('drain through the API needs the stack\'s URL')
       progress(`drain: queueing ${options.count.toLocaleString('en-US')} PUTs through ${options.url}, consumer stopped`)
-      publishSeconds = await queueBacklogThroughApi(options.url, options.count, options.valueBytes, options.connections, onProgress)
+      publishSeconds = await queueBacklogThroughApi(options.url, options.count, options.valueBytes, options.connections, onProgress, options.authorization)
     } else {
       progress(`drain: publishing ${options.count.toLocaleString('en-US')} one-write messages with confirms, consumer stopped`)
       publishSeconds = await publishBacklog(config, options.count, options.valueBytes, onProgress)
@@ -194,9 +194,11 @@ export async function scrapeBatches(url: string, consumer: string, drainSeconds:
 
 interface Answer { status: number, body: string }
 
-function call(agent: Agent, base: URL, method: string, path: string, body?: string): Promise<Answer> {
+function call(agent: Agent, base: URL, method: string, path: string, body?: string, authorization?: string): Promise<Answer> {
+  const headers: Record<string, string | number> = body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {}
+  if (authorization) headers.authorization = authorization
   return new Promise((resolve, reject) => {
-    const req = request({ agent, host: base.hostname, port: base.port, method, path, headers: body ? { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } : {} }, res => {
+    const req = request({ agent, host: base.hostname, port: base.port, method, path, headers }, res => {
       const chunks: Buffer[] = []
       res.on('data', (c: Buffer) => chunks.push(c))
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }))
@@ -221,7 +223,7 @@ function percentile(sorted: number[], p: number): number {
  * answer time − the PUT's answer time. The achieved rate is what wrk measured
  * plus the probes; it is reported next to the target.
  */
-export async function measureLag(url: string, options: { rate: number, seconds: number, probesPerSecond: number, pollMs: number, valueBytes: number, connections: number, latencyMs: number }): Promise<LagResult> {
+export async function measureLag(url: string, options: { rate: number, seconds: number, probesPerSecond: number, pollMs: number, valueBytes: number, connections: number, latencyMs: number, authorization?: string }): Promise<LagResult> {
   const base = new URL(url)
   // Probes get their own sockets and never queue behind anything.
   const probeAgent = new Agent({ keepAlive: true, maxSockets: 64 })
@@ -232,12 +234,12 @@ export async function measureLag(url: string, options: { rate: number, seconds: 
   const probe = async (n: number) => {
     const key = `lagprobe-${n}`
     const expected = `probe-${n}-${Date.now()}`
-    const put = await call(probeAgent, base, 'PUT', '/api', JSON.stringify({ key, value: expected })).catch(() => undefined)
+    const put = await call(probeAgent, base, 'PUT', '/api', JSON.stringify({ key, value: expected }), options.authorization).catch(() => undefined)
     if (!put || put.status !== 200) { non2xx++; return }
     const ackedAt = performance.now()
     const giveUp = ackedAt + 5000
     while (performance.now() < giveUp) {
-      const got = await call(probeAgent, base, 'GET', `/api?key=${key}`).catch(() => undefined)
+      const got = await call(probeAgent, base, 'GET', `/api?key=${key}`, undefined, options.authorization).catch(() => undefined)
       if (got?.status === 200 && (JSON.parse(got.body) as { data?: { value?: string } }).data?.value === expected) {
         lags.push(performance.now() - ackedAt)
         return
@@ -250,7 +252,7 @@ export async function measureLag(url: string, options: { rate: number, seconds: 
 
   // Each connection sends one request per (pause + latency): pause = connections / rate − latency.
   // A short calibration run measures the latency at about this load, then the pause is set from it.
-  const paced = (pauseMs: number, seconds: number) => runLoad({ url, scenario: 'lag-put', durationSeconds: seconds, connections: options.connections, threads: 1, base: 0, span: 100_000, valueBytes: options.valueBytes, pauseMs })
+  const paced = (pauseMs: number, seconds: number) => runLoad({ url, scenario: 'lag-put', durationSeconds: seconds, connections: options.connections, threads: 1, base: 0, span: 100_000, valueBytes: options.valueBytes, pauseMs, authorization: options.authorization })
   const interval = (options.connections * 1000) / options.rate
   let pauseMs = Math.max(0, interval - options.latencyMs)
   const calibration = await paced(pauseMs, 2)

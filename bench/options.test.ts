@@ -1,0 +1,41 @@
+import { describe, expect, it } from 'vitest'
+import { fastSides, parseOptions, requiresToken, runsScenario } from './options.js'
+
+const parse = (...argv: string[]) => parseOptions(argv, { stackPresent: true })
+
+describe('bench options', () => {
+  it('leaves auth off unless --auth is given, and keeps the defaults as they were', () => {
+    const opts = parse()
+    expect(opts).toMatchObject({ auth: false, kvarc: 'stack', rounds: 2, duration: 10, sides: ['kvarc', 'baseline', 'sandbox'] })
+    expect(fastSides(opts)).toEqual(['kvarc', 'baseline'])
+    expect(requiresToken(opts, 'kvarc')).toBe(false)
+    expect(parseOptions([], { stackPresent: false }).kvarc).toBe('hosts')
+  })
+
+  it('--auth: kvarc and sandbox require a token; kvarc-noauth runs after the baseline, for get-hit and put only', () => {
+    const opts = parse('--skip-sandbox', '--auth', '--scenarios', 'get-hit,put')
+    expect(opts).toMatchObject({ auth: true, sides: ['kvarc', 'baseline'], scenarios: ['get-hit', 'put'] })
+    expect(fastSides(opts)).toEqual(['kvarc', 'baseline', 'kvarc-noauth'])
+    expect(['kvarc', 'kvarc-noauth', 'baseline', 'sandbox'].map(s => requiresToken(opts, s as never))).toEqual([true, false, false, true])
+    expect(['get-hit', 'put', 'get-miss', 'delete', 'put-wait'].map(s => runsScenario('kvarc-noauth', s as never))).toEqual([true, true, false, false, false])
+  })
+
+  it('--auth adds kvarc-noauth only when kvarc runs and a scenario measures the check', () => {
+    expect(fastSides(parse('--auth', '--sides', 'baseline'))).toEqual(['baseline'])
+    expect(fastSides(parse('--auth', '--scenarios', 'get-miss,delete'))).toEqual(['kvarc', 'baseline'])
+    expect(fastSides(parse('--auth', '--sides', 'baseline,kvarc', '--scenarios', 'put'))).toEqual(['baseline', 'kvarc', 'kvarc-noauth'])
+  })
+
+  it('write outcomes run on kvarc alone, whatever the auth', () => {
+    expect(runsScenario('kvarc', 'put-if-match')).toBe(true)
+    expect(runsScenario('baseline', 'put-if-match')).toBe(false)
+    expect(runsScenario('baseline', 'put')).toBe(true)
+  })
+
+  it('refuses what it does not know', () => {
+    expect(() => parse('--scenarios', 'get-hit,nope')).toThrow(/unknown scenario nope/)
+    expect(() => parse('--sides', 'kvarc-noauth')).toThrow(/unknown side kvarc-noauth/)
+    expect(() => parse('--auth=yes')).toThrow()
+    expect(() => parse('--rounds', '0')).toThrow(/--rounds must be a number ≥ 1/)
+  })
+})
