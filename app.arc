@@ -7,6 +7,7 @@ kvarc
 get /api
 get /api/all
 get /api/writes
+post /api/batch
 put /api
 delete /api
 # Everything else: 405 (wrong method on an API path) or 404 as JSON, and the

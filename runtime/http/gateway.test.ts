@@ -149,7 +149,7 @@ afterAll(async () => {
 describe('routes from app.arc', () => {
   it('serves every HTTP function app.arc declares, and nothing else', async () => {
     const app = await readAppFunctions(ROOT)
-    expect(app.http.map(f => `${f.method} ${f.path}`).sort()).toEqual(['ANY /*', 'DELETE /api', 'GET /api', 'GET /api/all', 'GET /api/writes', 'PUT /api'])
+    expect(app.http.map(f => `${f.method} ${f.path}`).sort()).toEqual(['ANY /*', 'DELETE /api', 'GET /api', 'GET /api/all', 'GET /api/writes', 'POST /api/batch', 'PUT /api'])
     const all = await call(host.url, 'GET', '/api/all')
     expect(all.status).toBe(200)
     expect(json(all)).toMatchObject({ data: [] })

@@ -18,10 +18,11 @@
  */
 import { cacheApplyMany, type CacheClient, type CacheOptions } from './cache.js'
 import { CacheHealth, noteStale, repairStale } from './cache-repair.js'
-import { applyIsolating } from './isolate.js'
+import { applyAtomic } from './atomic.js'
+import { applyIsolating, applyOrRefuse } from './isolate.js'
 import { classifyFailure } from './failures.js'
 import { errorThrottled } from './log.js'
-import { decodeMessage, encodeWrites, type WriteKind } from './messages.js'
+import { decodeMessage, encodeAtomic, encodeWrites, type AtomicBatch, type WriteKind } from './messages.js'
 import { publishNotice, type NoticePublisher } from './notices.js'
 import type { Queryable, SessionPool } from './postgres.js'
 import { deadLetterQueueName, REASON_HEADER, SOURCE_QUEUE_HEADER, type PublishOptions } from './queue.js'
@@ -60,6 +61,7 @@ export async function applyRmqEvent(deps: ConsumerDeps, event: RmqEvent, kind: W
     throw new TypeError('not an aws:rmq event: rmqMessagesByQueue is missing')
   }
   const writes: Write[] = []
+  const batches: { batch: AtomicBatch, queue: string, messageId: string | undefined }[] = []
   /** Where each write came from, to dead-letter it to its own queue's DLQ. */
   const origin = new Map<Write, { queue: string, messageId: string | undefined }>()
   const deadLetters: DeadLetter[] = []
@@ -75,6 +77,7 @@ export async function applyRmqEvent(deps: ConsumerDeps, event: RmqEvent, kind: W
         origin.set(write, { queue, messageId })
       }
       for (const part of decoded.poison) deadLetters.push({ queue, messageId, ...part })
+      for (const batch of decoded.atomic) batches.push({ batch, queue, messageId })
     }
   }
 
@@ -84,17 +87,28 @@ export async function applyRmqEvent(deps: ConsumerDeps, event: RmqEvent, kind: W
   for (const { write, reason } of refused) {
     deadLetters.push({ ...origin.get(write)!, body: encodeWrites([write]), reason })
   }
+  // Atomic batches, each in its own transaction, in version order; one PostgreSQL refuses is dead-lettered whole.
+  let rejected = decided.filter(d => d.status === 'rejected').length
+  const batchRefused: { write: Write, reason: string }[] = []
+  for (const { batch, queue, messageId } of batches.sort((a, b) => (a.batch.version < b.batch.version ? -1 : 1))) {
+    const result = await applyOrRefuse(db, () => applyAtomic(db, batch, horizon))
+    if ('refused' in result) {
+      deadLetters.push({ queue, messageId, body: encodeAtomic(batch.version, batch.writes), reason: result.refused })
+      for (const write of batch.writes) batchRefused.push({ write, reason: result.refused })
+    } else if (result.done.status === 'applied') rows.push(...result.done.rows)
+    else rejected += batch.writes.length
+  }
   const cacheDeferred = await updateCache(deps, db, rows)
   // Dead letters last: if publishing fails the batch is retried, and the valid writes re-apply as no-ops.
   // Their outcomes are stored first, so a receipt never says "queued" for a write already in a DLQ.
-  await recordDeadLetters(db, refused)
+  await recordDeadLetters(db, [...refused, ...batchRefused])
   await Promise.all(deadLetters.map(letter => deadLetter(deps, letter)))
   if (cacheDeferred === 0 && deps.cacheHealth.repairPending) await repairCache(deps, db)
-  if (deps.cacheHealth.available) await publishNotice(deps.redis, deps.cache.prefix, writes.map(w => w.key))
+  const all = [...writes, ...batches.flatMap(b => b.batch.writes)]
+  if (deps.cacheHealth.available) await publishNotice(deps.redis, deps.cache.prefix, all.map(w => w.key))
 
   const applied = rows.filter(r => r.applied).length
-  const rejected = decided.filter(d => d.status === 'rejected').length
-  return { received, applied, skipped: writes.length - applied - refused.length - rejected, deadLettered: deadLetters.length, rejected, cacheDeferred }
+  return { received, applied, skipped: all.length - applied - refused.length - batchRefused.length - rejected, deadLettered: deadLetters.length, rejected, cacheDeferred }
 }
 
 /** Refused writes, for receipts. A note PostgreSQL refuses for good is skipped: the dead letter still says why. */

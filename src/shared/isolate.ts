@@ -159,3 +159,19 @@ async function throwUnlessPermanent(db: Queryable, error: unknown): Promise<void
     throw error
   }
 }
+
+/**
+ * Runs one indivisible apply (an atomic batch): its result, or why PostgreSQL
+ * refuses it for good; a transient failure is thrown (the batch is retried).
+ * An error of unknown class is tried once more, as for a single write.
+ */
+export async function applyOrRefuse<T>(db: Queryable, attempt: () => Promise<T>): Promise<{ done: T } | { refused: string }> {
+  for (let tries = 0; ; tries++) {
+    try {
+      return { done: await attempt() }
+    } catch (error) {
+      await throwUnlessPermanent(db, error)
+      if (classifyFailure(error) === 'permanent' || tries > 0) return { refused: failureReason(error) }
+    }
+  }
+}

@@ -12,6 +12,12 @@
  * or {…,"conditional":{"version","ifNoneMatch":"*"}}. A consumer that predates
  * conditions finds no version and dead-letters it, so it can never apply a
  * conditional write unconditionally.
+ *
+ * An atomic batch (POST /api/batch with "atomic": true) is one message on
+ * add_key: {"atomic":{"version","ops":[{"key","value"|"delete":true,
+ * "ifMatch"?,"ifNoneMatch"?,"expiresAt"?},…]}}: puts and deletes together, one
+ * version, never split across queues. It has no top-level key, so a consumer
+ * that predates batches dead-letters it whole, never applying part of it.
  */
 import { PoisonMessageError } from './errors.js'
 import type { Condition, Write } from './store.js'
@@ -55,23 +61,68 @@ const utf8 = new TextDecoder('utf-8', { fatal: true })
 /** A part of a message that can never apply: the bytes to dead-letter and why. */
 export interface PoisonPart { body: Buffer, reason: string }
 
+/** An atomic batch: every op at one version, applied all together or not at all. */
+export interface AtomicBatch { version: bigint, writes: Write[] }
+
+/** The message of an atomic batch; `writes` share `version`, one per key. */
+export function encodeAtomic(version: bigint, writes: readonly QueuedWrite[]): Buffer {
+  const ops = writes.map(({ key, value, condition, expiresAt }) => {
+    const op: Record<string, unknown> = value === null ? { key, delete: true } : { key, value }
+    if (condition) Object.assign(op, conditionToJson(condition))
+    if (expiresAt !== null && expiresAt !== undefined) op.expiresAt = expiresAt
+    return op
+  })
+  return Buffer.from(JSON.stringify({ atomic: { version: version.toString(), ops } }))
+}
+
+function toAtomic(value: unknown): AtomicBatch {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new PoisonMessageError('"atomic" is not a JSON object')
+  const { version, ops } = value as Record<string, unknown>
+  const parsedVersion = parseVersion(version)
+  if (parsedVersion === undefined) throw new PoisonMessageError('atomic batch: version must be a decimal string of a positive 63-bit integer')
+  if (!Array.isArray(ops) || ops.length === 0) throw new PoisonMessageError('atomic batch: ops must be a non-empty array')
+  const keys = new Set<string>()
+  const writes = ops.map((op, i) => {
+    if (op === null || typeof op !== 'object' || Array.isArray(op)) throw new PoisonMessageError(`atomic batch op ${i}: not a JSON object`)
+    const { delete: isDelete, ifMatch, ifNoneMatch, ...rest } = op as Record<string, unknown>
+    // An op is a write of the batch's version, its condition in the conditional form.
+    const asWrite: Record<string, unknown> = { ...rest }
+    if (ifMatch !== undefined || ifNoneMatch !== undefined) asWrite.conditional = { version: version as string, ifMatch, ifNoneMatch }
+    else asWrite.version = version
+    const write = toWrite(asWrite, isDelete === true ? 'delete' : 'put', `atomic batch op ${i}`)
+    if (keys.has(write.key)) throw new PoisonMessageError(`atomic batch op ${i}: key given twice in one batch`)
+    keys.add(write.key)
+    return write
+  })
+  return { version: parsedVersion, writes }
+}
+
 /**
  * The writes of one message, and its parts that can never apply. A body that
  * is not a JSON object or array is poison whole; in an array (writes that
  * different clients sent at once, coalesced) each bad entry is poison alone,
- * and the valid writes beside it still apply.
+ * and the valid writes beside it still apply. An atomic batch comes alone, and
+ * is poison whole when any op is.
  */
-export function decodeMessage(data: Uint8Array, kind: WriteKind): { writes: Write[], poison: PoisonPart[] } {
+export function decodeMessage(data: Uint8Array, kind: WriteKind): { writes: Write[], poison: PoisonPart[], atomic: AtomicBatch[] } {
   let parsed: unknown
   try {
     parsed = JSON.parse(utf8.decode(data))
   } catch {
-    return { writes: [], poison: [{ body: Buffer.from(data), reason: 'message body is not UTF-8 JSON' }] }
+    return { writes: [], atomic: [], poison: [{ body: Buffer.from(data), reason: 'message body is not UTF-8 JSON' }] }
   }
-  const whole = (reason: string) => ({ writes: [], poison: [{ body: Buffer.from(data), reason }] })
+  const whole = (reason: string) => ({ writes: [], atomic: [], poison: [{ body: Buffer.from(data), reason }] })
+  if (parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) && 'atomic' in parsed) {
+    try {
+      return { writes: [], poison: [], atomic: [toAtomic((parsed as { atomic: unknown }).atomic)] }
+    } catch (error) {
+      if (error instanceof PoisonMessageError) return whole(error.message)
+      throw error
+    }
+  }
   if (!Array.isArray(parsed)) {
     try {
-      return { writes: [toWrite(parsed, kind, 'message body')], poison: [] }
+      return { writes: [toWrite(parsed, kind, 'message body')], poison: [], atomic: [] }
     } catch (error) {
       if (error instanceof PoisonMessageError) return whole(error.message)
       throw error
@@ -88,7 +139,7 @@ export function decodeMessage(data: Uint8Array, kind: WriteKind): { writes: Writ
       poison.push({ body: Buffer.from(JSON.stringify(entry) ?? 'null'), reason: error.message })
     }
   })
-  return { writes, poison }
+  return { writes, poison, atomic: [] }
 }
 
 /** The writes of one message, or a PoisonMessageError saying why (part of) it can never apply. */

@@ -22,11 +22,13 @@ export interface Receipt {
   /** An applied PUT with a TTL: when the key expires (epoch seconds), and whether it has. */
   expiresAt?: number
   expired?: boolean
+  /** A rejected atomic batch: the ops whose condition failed. */
+  failed?: { index: number, key: string, current: string | null }[]
 }
 
 /** The key's row and the write's stored outcome, both by primary key. */
 export const READ_RECEIPT = `
-SELECT s.version::text AS current, s.expires_at::float8 AS "expiresAt", o.status, o.reason
+SELECT s.version::text AS current, s.expires_at::float8 AS "expiresAt", o.status, o.reason, o.detail
 FROM (SELECT 1) AS one
 LEFT JOIN kv_store s ON s.key = $1
 LEFT JOIN kv_write_outcomes o ON o.key = $1 AND o.version = $2
@@ -43,13 +45,16 @@ export class ReceiptExpiredError extends Error {
  * superseded, and only the consumer may say so.
  */
 export async function readReceipt(db: Queryable, key: string, version: bigint, horizon: bigint): Promise<Receipt> {
-  const { rows } = await db.query<{ current: string | null, expiresAt: number | null, status: string | null, reason: string | null }>({
+  const { rows } = await db.query<{ current: string | null, expiresAt: number | null, status: string | null, reason: string | null, detail: { failed?: { index: number, key: string, current: string | null }[] } | null }>({
     name: 'kvarc-read-receipt', text: READ_RECEIPT, values: [key, version.toString()],
   })
-  const { current, expiresAt, status: stored, reason } = rows[0] ?? { current: null, expiresAt: null, status: null, reason: null }
+  const { current, expiresAt, status: stored, reason, detail } = rows[0] ?? { current: null, expiresAt: null, status: null, reason: null, detail: null }
   const base = { key, version: version.toString(), current }
   if (current === version.toString()) return expiresAt === null ? { ...base, status: 'applied' } : { ...base, status: 'applied', expiresAt, expired: isExpired(expiresAt) }
-  if (stored === 'rejected' || stored === 'dead-lettered') return { ...base, status: stored, ...(reason ? { reason } : {}) }
+  if (stored === 'rejected' || stored === 'dead-lettered') {
+    const failed = detail?.failed?.map(({ index, key: k, current: c }) => ({ index, key: k, current: c }))
+    return { ...base, status: stored, ...(reason ? { reason } : {}), ...(failed ? { failed } : {}) }
+  }
   if (stored === 'applied') return { ...base, status: 'superseded' }
   if (current !== null && BigInt(current) > version && !isConditional(version)) return { ...base, status: 'superseded' }
   if (version < horizon) throw new ReceiptExpiredError('this write is older than the tombstone horizon: its outcome is no longer kept')

@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS kv_write_outcomes (
   PRIMARY KEY (key, version)
 );
 CREATE INDEX IF NOT EXISTS kv_write_outcomes_version ON kv_write_outcomes (version);
+ALTER TABLE kv_write_outcomes ADD COLUMN IF NOT EXISTS detail jsonb;
 `
 
 /**

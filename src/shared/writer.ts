@@ -61,6 +61,11 @@ export class WriteCoalescer {
     })
   }
 
+  /** Publishes one message as it is, alone (an atomic batch: never merged with other writes). */
+  publishMessage(queue: string, body: Buffer, options?: PublishOptions): Promise<void> {
+    return this.publisher.publish(queue, body, options)
+  }
+
   private flush(): void {
     this.scheduled = false
     const pending = this.pending

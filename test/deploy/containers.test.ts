@@ -23,6 +23,7 @@ const FUNCTIONS: Record<string, string> = {
   'get-api': 'build/http/get-api',
   'get-api-all': 'build/http/get-api-all',
   'get-api-writes': 'build/http/get-api-writes',
+  'post-api-batch': 'build/http/post-api-batch',
   'put-api': 'build/http/put-api',
   'delete-api': 'build/http/delete-api',
   'any-catchall': 'build/http/any-catchall',
@@ -169,7 +170,7 @@ describe('container bundles run on their own, as the Lambda runtime runs them', 
       const result = await invoke('purge-tombstones', scheduledEvent())
 
       // Assess
-      expect(result).toEqual({ purged: 1, horizonVersion: expect.stringMatching(/^\d+$/) })
+      expect(result).toEqual({ purged: 1, expired: 0, horizonVersion: expect.stringMatching(/^\d+$/) })
       const { rows } = await db.query<{ key: string }>("SELECT key FROM kv_store WHERE key LIKE 'purge/%'")
       expect(rows.map(r => r.key)).toEqual(['purge/young'])
     } finally {

@@ -23,7 +23,7 @@ interface Template {
 
 const SERVICE_URLS = ['DATABASE_URL', 'REDIS_URL', 'AMQP_URL']
 /** The HTTP contract of design.md, as API Gateway routes, and the catch-all (404/405 JSON, the static files). */
-const ROUTES = ['GET /api', 'GET /api/all', 'GET /api/writes', 'PUT /api', 'DELETE /api', 'ANY /{proxy+}']
+const ROUTES = ['GET /api', 'GET /api/all', 'GET /api/writes', 'POST /api/batch', 'PUT /api', 'DELETE /api', 'ANY /{proxy+}']
 const CATCHALL = 'AnyCatchallHTTPLambda'
 
 let project: ProjectCopy
@@ -83,8 +83,8 @@ describe('deploy template: HTTP functions', () => {
 
   it('builds every kvarc function from its esbuild bundle', () => {
     const all = kvarcFunctions(staging)
-    // Six routes, two consumers, one scheduled function.
-    expect(all).toHaveLength(9)
+    // Seven routes, two consumers, one scheduled function.
+    expect(all).toHaveLength(10)
     for (const [name, r] of all) {
       const codeUri = r.Properties.CodeUri as string
       expect(codeUri.startsWith(join(project.dir, 'build') + '/'), name).toBe(true)
@@ -115,7 +115,7 @@ describe('deploy template: HTTP functions', () => {
 
   it('uses no Lambda runtime AWS has deprecated', () => {
     const runtimes = functions(staging).map(([, r]) => r.Properties.Runtime as string)
-    expect(runtimes).toHaveLength(9)
+    expect(runtimes).toHaveLength(10)
     for (const runtime of runtimes) {
       const major = Number(/^nodejs(\d+)\.x$/.exec(runtime)?.[1])
       expect(major, runtime).toBeGreaterThanOrEqual(22)
@@ -195,7 +195,7 @@ describe('deploy template: scheduled functions', () => {
 
 describe('deploy template: configuration', () => {
   it('wires the service URLs and the VPC from parameters into every function that uses the services', () => {
-    expect(serviceFunctions(staging)).toHaveLength(8)
+    expect(serviceFunctions(staging)).toHaveLength(9)
     for (const [name, r] of serviceFunctions(staging)) {
       const variables = r.Properties.Environment.Variables as Record<string, unknown>
       for (const variable of SERVICE_URLS) {

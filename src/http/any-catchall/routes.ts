@@ -8,6 +8,7 @@ export const API_ROUTES: Readonly<Record<string, readonly string[]>> = Object.fr
   '/api': Object.freeze(['GET', 'PUT', 'DELETE']),
   '/api/all': Object.freeze(['GET']),
   '/api/writes': Object.freeze(['GET']),
+  '/api/batch': Object.freeze(['POST']),
 })
 
 /** The methods declared on `path`, or undefined when no function serves it. */
