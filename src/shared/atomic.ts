@@ -8,7 +8,7 @@
  */
 import { conditionFails, CREATE_IF_ABSENT, LOCK_ROWS, RECORD_OUTCOMES } from './conditional.js'
 import type { AtomicBatch } from './messages.js'
-import type { Queryable, SessionPool } from './postgres.js'
+import { inTransaction, type Queryable, type SessionPool } from './postgres.js'
 import { applyWrites, isExpired, nowSeconds, type RowState } from './store.js'
 
 /** One op whose condition failed: its place in the batch, its key, and the key's version then. */
@@ -36,29 +36,13 @@ class Rollback extends Error {
 
 /** Applies one atomic batch, or rejects it whole. Throws as PostgreSQL does (rolled back): the caller classifies. */
 export async function applyAtomic(pool: SessionPool, batch: AtomicBatch, horizon: bigint): Promise<AtomicOutcome> {
-  const client = await pool.connect()
-  let broken: Error | undefined
   try {
-    await client.query('BEGIN')
-    let outcome: AtomicOutcome
-    try {
-      outcome = await decide(client, batch, horizon)
-    } catch (error) {
-      if (!(error instanceof Rollback)) throw error
-      // A create lost its race inside the transaction: undo what the batch did, then record the rejection.
-      await client.query('ROLLBACK')
-      await client.query('BEGIN')
-      await recordRejected(client, batch, error.failed)
-      outcome = { status: 'rejected', failed: error.failed }
-    }
-    await client.query('COMMIT')
-    return outcome
+    return await inTransaction(pool, tx => decide(tx, batch, horizon))
   } catch (error) {
-    broken = error as Error
-    await client.query('ROLLBACK').catch(() => {})
-    throw error
-  } finally {
-    client.release(broken)
+    if (!(error instanceof Rollback)) throw error
+    // A create lost its race inside the transaction, which undid what the batch did: record the rejection.
+    await inTransaction(pool, tx => recordRejected(tx, batch, error.failed))
+    return { status: 'rejected', failed: error.failed }
   }
 }
 

@@ -11,7 +11,7 @@
  * would apply its change a second time. Unconditional writes store nothing:
  * their outcome follows from the record's version alone.
  */
-import type { Queryable, SessionPool } from './postgres.js'
+import { inTransaction, type Queryable, type SessionPool } from './postgres.js'
 import { applyWrites, isExpired, nowSeconds, type Condition, type RowState, type Write } from './store.js'
 
 export type ConditionalStatus = 'applied' | 'rejected'
@@ -93,20 +93,7 @@ export function conditionFails(condition: Condition, version: bigint, current: C
  */
 export async function applyConditional(pool: SessionPool, writes: readonly Write[], horizon: bigint): Promise<ConditionalApply> {
   if (writes.length === 0) return { rows: [], outcomes: [] }
-  const client = await pool.connect()
-  let broken: Error | undefined
-  try {
-    await client.query('BEGIN')
-    const result = await decide(client, writes, horizon)
-    await client.query('COMMIT')
-    return result
-  } catch (error) {
-    broken = error as Error
-    await client.query('ROLLBACK').catch(() => {})
-    throw error
-  } finally {
-    client.release(broken)
-  }
+  return inTransaction(pool, tx => decide(tx, writes, horizon))
 }
 
 async function decide(tx: Queryable, writes: readonly Write[], horizon: bigint): Promise<ConditionalApply> {

@@ -18,6 +18,28 @@ export interface SessionPool extends Queryable {
   connect(): Promise<Queryable & { release(error?: Error | boolean): void }>
 }
 
+/**
+ * Runs `work` in one transaction on one session of the pool: committed when it
+ * resolves, rolled back when it throws (and the session destroyed, not pooled,
+ * since its state is unknown).
+ */
+export async function inTransaction<T>(pool: SessionPool, work: (tx: Queryable) => Promise<T>): Promise<T> {
+  const client = await pool.connect()
+  let broken: Error | undefined
+  try {
+    await client.query('BEGIN')
+    const result = await work(client)
+    await client.query('COMMIT')
+    return result
+  } catch (error) {
+    broken = error as Error
+    await client.query('ROLLBACK').catch(() => {})
+    throw error
+  } finally {
+    client.release(broken)
+  }
+}
+
 export function createPool(databaseUrl: string, max = 10): pg.Pool {
   const pool = new pg.Pool({
     connectionString: databaseUrl,
