@@ -125,9 +125,9 @@ export function readJsonObject(event: HttpEvent): Record<string, unknown> {
   return parsed as Record<string, unknown>
 }
 
-/** The `key` query parameter of GET/DELETE /api, validated. */
-export function requireKeyParam(event: HttpEvent, problem: (key: unknown) => { message: string } | undefined): string {
-  const key = parseQuery(event).get('key')
+/** The `key` query parameter of GET/DELETE /api, validated; `params` when the caller parsed the query already. */
+export function requireKeyParam(event: HttpEvent, problem: (key: unknown) => { message: string } | undefined, params = parseQuery(event)): string {
+  const key = params.get('key')
   if (key === undefined) throw new ValidationError('query parameter "key" is required, e.g. /api?key=my-key')
   const bad = problem(key)
   if (bad) throw new ValidationError(bad.message)

@@ -18,9 +18,9 @@ const clients = warm(() => openReceipts(getConfig()))
 
 export const handler = withHttpErrors(async (event: HttpEvent) => {
   const principal = await authenticate(clients().auth, event)
-  const key = requireKeyParam(event, keyProblem)
-  requireAccess(principal, key, 'read')
   const params = parseQuery(event)
+  const key = requireKeyParam(event, keyProblem, params)
+  requireAccess(principal, key, 'read')
   const version = parseVersionParam(params, 'version', true)
   const wait = parseWaitParam(params)
   try {

@@ -28,9 +28,9 @@ async function readAtLeast(key: string, minVersion: bigint, wait: number): Promi
 
 export const handler = withHttpErrors(async (event: HttpEvent) => {
   const principal = await authenticate(clients().auth, event)
-  const key = requireKeyParam(event, keyProblem)
-  requireAccess(principal, key, 'read')
   const params = parseQuery(event)
+  const key = requireKeyParam(event, keyProblem, params)
+  requireAccess(principal, key, 'read')
   const minVersion = parseVersionParam(params, 'minVersion', false)
   const wait = parseWaitParam(params)
   const result = minVersion === undefined ? await readThrough(clients(), key) : await readAtLeast(key, minVersion, wait)
