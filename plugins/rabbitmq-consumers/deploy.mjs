@@ -4,17 +4,27 @@
  *
  * - each `@rabbitmq` consumer gets an Amazon MQ for RabbitMQ event source
  *   (SAM `Type: MQ`) with the queue, batch size and batching window of app.arc;
- * - every kvarc function gets DATABASE_URL / REDIS_URL / AMQP_URL and a VpcConfig
- *   (PostgreSQL, Redis and the broker live in a VPC), except the one that serves
- *   `/` (app.arc's `any /*`, or Arc's static asset proxy): it reads the static
- *   bucket and needs no service, so it stays outside the VPC and reaches S3;
- * - the shared Arc role gets what MQ event sources and VPC functions need.
+ * - every kvarc function gets the ARN of the Secrets Manager secret that holds
+ *   DATABASE_URL / REDIS_URL / AMQP_URL (KVARC_SERVICE_URLS_SECRET_ARN; the
+ *   function reads the URLs at cold start, src/shared/secrets.ts) and a
+ *   VpcConfig (PostgreSQL, Redis and the broker live in a VPC), except the one
+ *   that serves `/` (app.arc's `any /*`, or Arc's static asset proxy): it reads
+ *   the static bucket and needs no service, so it stays outside the VPC and
+ *   reaches S3;
+ * - the shared Arc role gets what MQ event sources and VPC functions need, and
+ *   may read that one secret.
+ *
+ * The URLs carry passwords, so they never enter the template nor the functions'
+ * environment: a `{{resolve:secretsmanager:…}}` there would be resolved by
+ * CloudFormation into the function configuration, shown in plain text to
+ * anyone allowed lambda:GetFunctionConfiguration (with Lambda's default key),
+ * and a rotated password would reach the functions only with the next stack
+ * update that changed the reference.
  *
  * `arc deploy` passes no parameter overrides, so every parameter has a default
- * that resolves by itself: SSM parameter names under /<app>/<stage>/ and one
- * Secrets Manager secret for the service URLs (they carry passwords, which SSM
- * parameter types cannot hold as SecureString). Override any of them with
- * `aws cloudformation deploy --parameter-overrides` when deploying sam.json by hand.
+ * that resolves by itself: SSM parameter names under /<app>/<stage>/. Override
+ * any of them with `aws cloudformation deploy --parameter-overrides` when
+ * deploying sam.json by hand.
  */
 import { consumersOf } from '../../runtime/rmq/pragma.mjs'
 
@@ -27,24 +37,28 @@ export const POLICY_RESOURCE = 'KvarcVpcAndBrokerPolicy'
 
 /** The template parameters this hook adds, by role. */
 export const PARAMETERS = {
-  serviceUrlsSecret: 'KvarcServiceUrlsSecret',
+  serviceUrlsSecretArn: 'KvarcServiceUrlsSecretArn',
   brokerArn: 'KvarcBrokerArn',
   brokerSecretArn: 'KvarcBrokerSecretArn',
   subnetIds: 'KvarcSubnetIds',
   securityGroupIds: 'KvarcSecurityGroupIds',
 }
 
-/** Keys of the service-URLs secret, each becoming the function env variable of the same name. */
+/** Keys of the service-URLs secret's JSON; none of them is ever a function's environment variable. */
 export const SERVICE_URL_VARIABLES = ['DATABASE_URL', 'REDIS_URL', 'AMQP_URL']
+
+/** The function environment variable that names the secret (src/shared/config.ts). */
+export const SECRET_ARN_VARIABLE = 'KVARC_SERVICE_URLS_SECRET_ARN'
 
 /** @param {string} app @param {string} stage */
 export function parametersFor(app, stage) {
   const ssm = name => `/${app}/${stage}/${name}`
   return {
-    [PARAMETERS.serviceUrlsSecret]: {
-      Type: 'String',
-      Description: 'Secrets Manager secret (name or ARN) whose JSON holds DATABASE_URL, REDIS_URL and AMQP_URL (amqps://, the broker endpoint)',
-      Default: `${app}/${stage}/service-urls`,
+    [PARAMETERS.serviceUrlsSecretArn]: {
+      // An ARN, not a name: the role's permission names exactly this secret.
+      Type: 'AWS::SSM::Parameter::Value<String>',
+      Description: 'SSM parameter holding the ARN of the Secrets Manager secret whose JSON holds DATABASE_URL, REDIS_URL and AMQP_URL (amqps://, the broker endpoint); the functions read it at cold start',
+      Default: ssm('service-urls-secret-arn'),
     },
     [PARAMETERS.brokerArn]: {
       Type: 'AWS::SSM::Parameter::Value<String>',
@@ -67,11 +81,6 @@ export function parametersFor(app, stage) {
       Default: ssm('security-group-ids'),
     },
   }
-}
-
-/** A CloudFormation dynamic reference to one key of the service-URLs secret, resolved at deploy time. */
-function secretValue(key) {
-  return { 'Fn::Sub': `{{resolve:secretsmanager:\${${PARAMETERS.serviceUrlsSecret}}:SecretString:${key}}}` }
 }
 
 /**
@@ -100,7 +109,9 @@ export function mqEventFor(consumer) {
 
 /**
  * Permissions of the shared Arc role. Arc functions name an explicit Role, so
- * SAM adds no policies for MQ events or VpcConfig by itself.
+ * SAM adds no policies for MQ events or VpcConfig by itself. Secrets: the
+ * broker user's (for the event sources) and the service URLs' (for the
+ * functions), each named by its ARN, no other.
  */
 export function policyResource() {
   return {
@@ -115,6 +126,8 @@ export function policyResource() {
           { Effect: 'Allow', Action: ['mq:DescribeBroker'], Resource: { Ref: PARAMETERS.brokerArn } },
           // ...and logs in with the broker user kept in this secret.
           { Effect: 'Allow', Action: ['secretsmanager:GetSecretValue'], Resource: { Ref: PARAMETERS.brokerSecretArn } },
+          // The functions read the service URLs from this one secret at cold start (src/shared/secrets.ts).
+          { Effect: 'Allow', Action: ['secretsmanager:GetSecretValue'], Resource: { Ref: PARAMETERS.serviceUrlsSecretArn } },
           // ENIs in the broker's and functions' subnets; these EC2 actions take no resource-level ARNs.
           {
             Effect: 'Allow',
@@ -183,7 +196,9 @@ export function addRabbitMqDeployment({ arc, cloudformation, inventory, stage })
     const properties = resource.Properties
     properties.Environment ??= { Variables: {} }
     properties.Environment.Variables ??= {}
-    for (const name of SERVICE_URL_VARIABLES) properties.Environment.Variables[name] = secretValue(name)
+    properties.Environment.Variables[SECRET_ARN_VARIABLE] = { Ref: PARAMETERS.serviceUrlsSecretArn }
+    // With the ARN set the functions ignore these (src/shared/config.ts); a copy from `arc env` would only put passwords in plain text.
+    for (const name of SERVICE_URL_VARIABLES) delete properties.Environment.Variables[name]
     properties.VpcConfig = {
       SubnetIds: { Ref: PARAMETERS.subnetIds },
       SecurityGroupIds: { Ref: PARAMETERS.securityGroupIds },

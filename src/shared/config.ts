@@ -4,10 +4,24 @@
  *
  * @example const config = getConfig(); config.redisUrl
  */
-export interface Config {
+
+/** Where PostgreSQL, Redis and RabbitMQ are, with the passwords to log in. */
+export interface ServiceUrls {
   readonly databaseUrl: string
   readonly redisUrl: string
   readonly amqpUrl: string
+}
+
+export interface Config extends ServiceUrls {
+  /**
+   * Secrets Manager secret (ARN) whose JSON holds DATABASE_URL, REDIS_URL and
+   * AMQP_URL: how a deployed function gets them (secrets.ts), so no password
+   * sits in its configuration. When set, the three URLs above are not used by
+   * the functions' clients; unset (sandbox, the warm platform, tests), they are.
+   */
+  readonly serviceUrlsSecretArn?: string
+  /** The secret is read again once its copy is this old: the bound on how long a rotated password takes to reach a warm function. */
+  readonly serviceUrlsMaxAgeSeconds: number
   readonly port: number
   /** Queue that carries PUTs, and the one that carries DELETEs. Tests use their own names. */
   readonly addQueue: string
@@ -56,17 +70,52 @@ function int(env: Env, name: string, fallback: number, min: number, max: number)
   return value
 }
 
-function url(env: Env, name: string, fallback: string, protocols: string[]): string {
-  const value = str(env, name, fallback)
+/**
+ * `fallback` undefined: the value is required. `where` names a source other than
+ * the environment (a secret), whose values are never quoted in an error: they
+ * carry passwords, and errors reach logs.
+ */
+function url(env: Env, name: string, fallback: string | undefined, protocols: string[], where?: string): string {
+  const value = str(env, name, fallback ?? '')
+  if (value === '') throw new Error(`${name} is missing${where ? ` from ${where}` : ''}`)
+  const quoted = where ? ` in ${where}` : `: ${JSON.stringify(value)}`
   let parsed: URL
   try {
     parsed = new URL(value)
   } catch {
-    throw new Error(`${name} is not a valid URL: ${JSON.stringify(value)}`)
+    throw new Error(`${name} is not a valid URL${quoted}`)
   }
   if (!protocols.includes(parsed.protocol)) {
-    throw new Error(`${name} must start with ${protocols.join(' or ')}, got ${JSON.stringify(value)}`)
+    throw new Error(`${name} must start with ${protocols.join(' or ')}${where ? `, got ${parsed.protocol} in ${where}` : `, got ${JSON.stringify(value)}`}`)
   }
+  return value
+}
+
+const DATABASE_PROTOCOLS = ['postgres:', 'postgresql:']
+const REDIS_PROTOCOLS = ['redis:', 'rediss:']
+const AMQP_PROTOCOLS = ['amqp:', 'amqps:']
+
+/**
+ * The three URLs of a secret's JSON object, checked as the environment's are,
+ * with no defaults: a secret missing one is a mistake, not "use localhost".
+ *
+ * @example serviceUrlsFrom(JSON.parse(secretString), `secret ${arn}`)
+ */
+export function serviceUrlsFrom(values: Env, where: string): ServiceUrls {
+  return Object.freeze({
+    databaseUrl: url(values, 'DATABASE_URL', undefined, DATABASE_PROTOCOLS, where),
+    redisUrl: url(values, 'REDIS_URL', undefined, REDIS_PROTOCOLS, where),
+    amqpUrl: url(values, 'AMQP_URL', undefined, AMQP_PROTOCOLS, where),
+  })
+}
+
+/** Secrets Manager secret ARNs: arn:<partition>:secretsmanager:<region>:<account>:secret:<name>-<6 characters>. */
+const SECRET_ARN = /^arn:[a-z-]+:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$/
+
+function secretArn(env: Env, name: string): string | undefined {
+  const value = str(env, name, '')
+  if (value === '') return undefined
+  if (!SECRET_ARN.test(value)) throw new Error(`${name} must be a Secrets Manager secret ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>), got ${JSON.stringify(value)}`)
   return value
 }
 
@@ -86,9 +135,15 @@ function authMode(env: Env): 'required' | 'off' {
 
 export function loadConfig(env: Env): Config {
   return Object.freeze({
-    databaseUrl: url(env, 'DATABASE_URL', 'postgres://postgres:postgres@127.0.0.1:5432/kv', ['postgres:', 'postgresql:']),
-    redisUrl: url(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
-    amqpUrl: url(env, 'AMQP_URL', 'amqp://guest:guest@127.0.0.1:5672', ['amqp:', 'amqps:']),
+    databaseUrl: url(env, 'DATABASE_URL', 'postgres://postgres:postgres@127.0.0.1:5432/kv', DATABASE_PROTOCOLS),
+    redisUrl: url(env, 'REDIS_URL', 'redis://127.0.0.1:6379', REDIS_PROTOCOLS),
+    amqpUrl: url(env, 'AMQP_URL', 'amqp://guest:guest@127.0.0.1:5672', AMQP_PROTOCOLS),
+    serviceUrlsSecretArn: secretArn(env, 'KVARC_SERVICE_URLS_SECRET_ARN'),
+    // 5 minutes. Connections already open stay logged in across a rotation; for at most this long a
+    // warm function opens new ones with the previous password, which alternating-users rotation keeps
+    // valid until the next rotation (single-user rotation does not). One GetSecretValue per function
+    // instance per 5 minutes costs next to nothing.
+    serviceUrlsMaxAgeSeconds: int(env, 'KVARC_SERVICE_URLS_MAX_AGE_SECONDS', 300, 1, 86400),
     port: int(env, 'PORT', 8080, 1, 65535),
     addQueue: queueName(env, 'KVARC_ADD_QUEUE', 'add_key'),
     delQueue: queueName(env, 'KVARC_DEL_QUEUE', 'del_key'),

@@ -1,21 +1,23 @@
 /**
  * The consumers' clients, built from the config: the record (database created
  * and migrated on first use), the cache, and a confirming publisher for dead
- * letters. Shared by add-key and del-key, which differ only in the kind of write.
+ * letters, each on the service URLs (secrets.ts, open-services.ts). Shared by
+ * add-key and del-key, which differ only in the kind of write.
  */
-import { cacheOptionsOf, createRedis } from './cache.js'
+import { cacheOptionsOf } from './cache.js'
 import { CacheHealth } from './cache-repair.js'
 import type { Config } from './config.js'
 import type { ConsumerDeps } from './consumer.js'
-import { lazy } from './lazy.js'
-import { openDatabase } from './postgres.js'
-import { Publisher } from './queue.js'
+import { followRedis } from './open-cache.js'
+import { followPublisher } from './open-publisher.js'
+import { followDatabase } from './open-services.js'
+import { serviceUrlSource, type ServiceUrlSource } from './secrets.js'
 
-export function openConsumer(config: Config): ConsumerDeps {
-  const deadLetters = new Publisher({ url: config.amqpUrl, queues: [config.addQueue, config.delQueue], confirmTimeoutMs: config.publishTimeoutMs })
+export function openConsumer(config: Config, urls: ServiceUrlSource = serviceUrlSource(config)): ConsumerDeps {
+  const deadLetters = followPublisher(urls, { queues: [config.addQueue, config.delQueue], confirmTimeoutMs: config.publishTimeoutMs })
   return {
-    db: lazy(() => openDatabase(config.databaseUrl)),
-    redis: createRedis(config.redisUrl),
+    db: followDatabase(urls),
+    redis: followRedis(urls),
     cache: cacheOptionsOf(config),
     cacheHealth: new CacheHealth(),
     publish: (queue, body, options) => deadLetters.publish(queue, body, options),

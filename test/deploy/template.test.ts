@@ -22,6 +22,7 @@ interface Template {
 }
 
 const SERVICE_URLS = ['DATABASE_URL', 'REDIS_URL', 'AMQP_URL']
+const SECRET_ARN = 'KVARC_SERVICE_URLS_SECRET_ARN'
 /** The HTTP contract of design.md, as API Gateway routes, and the catch-all (404/405 JSON, the static files). */
 const ROUTES = ['GET /api', 'GET /api/all', 'GET /api/writes', 'POST /api/batch', 'PUT /api', 'DELETE /api', 'ANY /{proxy+}']
 const CATCHALL = 'AnyCatchallHTTPLambda'
@@ -67,7 +68,7 @@ beforeAll(async () => {
   staging = JSON.parse(readFileSync(join(project.dir, 'sam.json'), 'utf8'))
   production = JSON.parse(readFileSync(join(project.dir, 'sam.production.json'), 'utf8'))
   arc = (await inventory({ cwd: project.dir })).inv._project.arc
-}, 120_000)
+}, 400_000)
 
 afterAll(() => project?.remove())
 
@@ -110,7 +111,7 @@ describe('deploy template: HTTP functions', () => {
     expect(JSON.stringify(read?.Resource)).toContain('StaticBucket')
     expect(catchall.Properties.VpcConfig).toBeUndefined()
     const variables = catchall.Properties.Environment.Variables as Record<string, unknown>
-    for (const variable of SERVICE_URLS) expect(variables[variable], variable).toBeUndefined()
+    for (const variable of [...SERVICE_URLS, SECRET_ARN]) expect(variables[variable], variable).toBeUndefined()
   })
 
   it('uses no Lambda runtime AWS has deprecated', () => {
@@ -157,7 +158,7 @@ describe('deploy template: consumers', () => {
     const statements = policy.Properties.PolicyDocument.Statement as { Action: string[], Resource: unknown }[]
     const resourceOf = (action: string) => statements.find(s => s.Action.includes(action))?.Resource
     expect(resourceOf('mq:DescribeBroker')).toEqual({ Ref: 'KvarcBrokerArn' })
-    expect(resourceOf('secretsmanager:GetSecretValue')).toEqual({ Ref: 'KvarcBrokerSecretArn' })
+    expect(statements.filter(s => s.Action.includes('secretsmanager:GetSecretValue')).map(s => s.Resource)).toContainEqual({ Ref: 'KvarcBrokerSecretArn' })
     for (const action of ['ec2:CreateNetworkInterface', 'ec2:DeleteNetworkInterface', 'ec2:DescribeNetworkInterfaces', 'ec2:DescribeSecurityGroups', 'ec2:DescribeSubnets', 'ec2:DescribeVpcs']) {
       expect(resourceOf(action), action).toBe('*')
     }
@@ -193,26 +194,63 @@ describe('deploy template: scheduled functions', () => {
   })
 })
 
+/** Every statement of every IAM policy in the template (Arc's role's inline policies and kvarc's own), with where it sits. */
+function policyStatements(t: Template): { where: string, Effect: string, Action: string | string[], Resource: unknown }[] {
+  return Object.entries(t.Resources).flatMap(([name, r]) => {
+    const documents = r.Type === 'AWS::IAM::Policy' ? [r.Properties.PolicyDocument]
+      : r.Type === 'AWS::IAM::Role' ? ((r.Properties.Policies ?? []) as { PolicyDocument: unknown }[]).map(p => p.PolicyDocument)
+        : []
+    return documents.flatMap(d => [(d as { Statement: unknown }).Statement].flat().map(s => ({ where: name, ...(s as { Effect: string, Action: string | string[], Resource: unknown }) })))
+  })
+}
+
 describe('deploy template: configuration', () => {
-  it('wires the service URLs and the VPC from parameters into every function that uses the services', () => {
+  it('gives every function that uses the services the secret\'s ARN and the VPC, from parameters', () => {
     expect(serviceFunctions(staging)).toHaveLength(9)
     for (const [name, r] of serviceFunctions(staging)) {
       const variables = r.Properties.Environment.Variables as Record<string, unknown>
-      for (const variable of SERVICE_URLS) {
-        expect(variables[variable], `${name} ${variable}`).toEqual({ 'Fn::Sub': `{{resolve:secretsmanager:\${KvarcServiceUrlsSecret}:SecretString:${variable}}}` })
-      }
+      expect(variables[SECRET_ARN], name).toEqual({ Ref: 'KvarcServiceUrlsSecretArn' })
+      for (const variable of SERVICE_URLS) expect(variables[variable], `${name} ${variable}`).toBeUndefined()
       expect(r.Properties.VpcConfig).toEqual({ SubnetIds: { Ref: 'KvarcSubnetIds' }, SecurityGroupIds: { Ref: 'KvarcSecurityGroupIds' } })
       expect([r.DependsOn].flat()).toContain('KvarcVpcAndBrokerPolicy')
     }
   })
 
+  it('resolves no secret into any function\'s configuration: no dynamic reference and no service URL in any Environment', () => {
+    // CloudFormation resolves a {{resolve:...}} in Environment into the function configuration, in plain text.
+    for (const template of [staging, production]) {
+      for (const [name, r] of functions(template)) {
+        const environment = JSON.stringify(r.Properties.Environment ?? {})
+        expect(environment, name).not.toMatch(/\{\{resolve:/)
+        expect(environment, name).not.toMatch(/DATABASE_URL|REDIS_URL|AMQP_URL/)
+      }
+    }
+    // Nor anywhere else in the template: the URLs are read by the functions, never by CloudFormation.
+    expect(JSON.stringify(staging)).not.toMatch(/\{\{resolve:secretsmanager/)
+  })
+
+  it('lets the role read the service-URLs secret, named by its ARN, and no other secret but the broker user\'s', () => {
+    const reads = policyStatements(staging).filter(s => [s.Action].flat().some(a => /^secretsmanager:(GetSecretValue|\*)$|^secretsmanager:Get\*$|^\*$/.test(a)))
+    expect(reads.every(s => s.Effect === 'Allow')).toBe(true)
+    expect(reads.map(s => [s.where, s.Action, s.Resource])).toEqual([
+      ['KvarcVpcAndBrokerPolicy', ['secretsmanager:GetSecretValue'], { Ref: 'KvarcBrokerSecretArn' }],
+      ['KvarcVpcAndBrokerPolicy', ['secretsmanager:GetSecretValue'], { Ref: 'KvarcServiceUrlsSecretArn' }],
+    ])
+    // The policy is attached to the role every kvarc function runs as.
+    expect(staging.Resources.KvarcVpcAndBrokerPolicy!.Properties.Roles).toEqual([{ Ref: 'Role' }])
+    for (const [name, r] of serviceFunctions(staging)) {
+      expect(r.Properties.Role, name).toEqual({ 'Fn::Sub': ['arn:aws:iam::${AWS::AccountId}:role/${roleName}', { roleName: { Ref: 'Role' } }] })
+    }
+  })
+
   it('gives every parameter a default that resolves without overrides, per stage', () => {
     // arc deploy passes no parameter overrides: a parameter without a default would fail the stack.
-    expect(Object.keys(staging.Parameters).sort()).toEqual(['KvarcBrokerArn', 'KvarcBrokerSecretArn', 'KvarcSecurityGroupIds', 'KvarcServiceUrlsSecret', 'KvarcSubnetIds'])
+    expect(Object.keys(staging.Parameters).sort()).toEqual(['KvarcBrokerArn', 'KvarcBrokerSecretArn', 'KvarcSecurityGroupIds', 'KvarcServiceUrlsSecretArn', 'KvarcSubnetIds'])
     expect(staging.Parameters.KvarcSubnetIds).toMatchObject({ Type: 'AWS::SSM::Parameter::Value<List<AWS::EC2::Subnet::Id>>', Default: '/kvarc/staging/subnet-ids' })
     expect(staging.Parameters.KvarcBrokerArn!.Default).toBe('/kvarc/staging/broker-arn')
     expect(production.Parameters.KvarcBrokerArn!.Default).toBe('/kvarc/production/broker-arn')
-    expect(production.Parameters.KvarcServiceUrlsSecret!.Default).toBe('kvarc/production/service-urls')
+    expect(production.Parameters.KvarcServiceUrlsSecretArn).toMatchObject({ Type: 'AWS::SSM::Parameter::Value<String>', Default: '/kvarc/production/service-urls-secret-arn' })
+    expect(staging.Parameters.KvarcServiceUrlsSecretArn!.Default).toBe('/kvarc/staging/service-urls-secret-arn')
     expect(production.Resources.PutApiHTTPLambda!.Properties.Environment.Variables.ARC_ENV).toBe('production')
   })
 
