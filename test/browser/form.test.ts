@@ -737,7 +737,8 @@ describe('the API token field, against a stack with KVARC_AUTH=required', () => 
 })
 
 describe('the form at /, served by arc sandbox', () => {
-  beforeAll(async () => { sandbox = await startSandbox('browser_sandbox') }, 60_000)
+  // Up to a minute for sandbox to answer, and another for its consumer plugin to start (system.ts).
+  beforeAll(async () => { sandbox = await startSandbox('browser_sandbox') }, 150_000)
   beforeEach(() => openPage(sandbox!.url))
 
   it('puts (applied), gets the value with its source and version, and puts "only if unchanged"', async () => {
