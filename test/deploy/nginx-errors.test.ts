@@ -4,7 +4,7 @@
  * its compose addresses swapped for this test's) and the template rendered as
  * `npm start` renders it. Each runs in the real nginx in front of a stand-in
  * host on this test's own ports. Covers what nginx answers before a host sees
- * the request (400, 403, 404, 405, 413, 414, 431), what it answers for a host
+ * the request (400, 403, 404, 405, 412, 413, 414, 416, 431), what it answers for a host
  * (502), and that the longest valid request still reaches the host.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
@@ -227,6 +227,13 @@ for (const kind of ['compose', 'template'] as const) {
       expectJson(await raw(running.port, `POST /index.html HTTP/1.1\r\nContent-Length: 0\r\n${close}`), 405, /^method not allowed/)
       const page = await fetch(`${running.base}/`)
       expect([page.status, await page.text()]).toEqual([200, '<!doctype html><title>kvarc</title>'])
+    })
+
+    it('answers a failed precondition or an unsatisfiable range on a static file with JSON 412, 416', async () => {
+      const close = 'Host: x\r\nConnection: close\r\n\r\n'
+      expectJson(await raw(running.port, `GET /index.html HTTP/1.1\r\nIf-Match: "nope"\r\n${close}`), 412, /^precondition failed/)
+      expectJson(await raw(running.port, `GET / HTTP/1.1\r\nIf-Unmodified-Since: Mon, 01 Jan 2001 00:00:00 GMT\r\n${close}`), 412, /^precondition failed/)
+      expectJson(await raw(running.port, `GET /index.html HTTP/1.1\r\nRange: bytes=999999-\r\n${close}`), 416, /^range not satisfiable/)
     })
 
     it('answers a JSON 502 with Retry-After when the host is gone', async () => {

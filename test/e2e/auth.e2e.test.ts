@@ -17,6 +17,7 @@ import { openDatabase } from '../../src/shared/postgres.js'
 import { applyWrites } from '../../src/shared/store.js'
 import { versionAtMillis } from '../../src/shared/version.js'
 import { isolate, type Isolated } from '../support/isolated.js'
+import { checkResponse } from '../support/openapi.js'
 
 const ROOT = dirname(dirname(dirname(fileURLToPath(import.meta.url))))
 const TOKEN_CACHE_MS = 1000
@@ -39,6 +40,8 @@ async function call(method: string, path: string, options: { token?: string, aut
   const text = await response.text()
   let body: unknown
   try { body = JSON.parse(text) } catch { body = undefined }
+  // Every answer, the fuzz's included, must be one the API's document describes.
+  checkResponse(method, path, { status: response.status, headers: response.headers, body, text })
   return { status: response.status, body, headers: response.headers, text }
 }
 

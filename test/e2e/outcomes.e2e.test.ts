@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { startStack, type Stack } from '../../ops/stack.js'
 import { versionAtMillis } from '../../src/shared/version.js'
 import { eventually, isolate, type Isolated } from '../support/isolated.js'
+import { checkResponse } from '../support/openapi.js'
 
 const ROOT = dirname(dirname(dirname(fileURLToPath(import.meta.url))))
 
@@ -32,6 +33,7 @@ async function call(base: string, method: string, path: string, options: { body?
   const text = await response.text()
   let json: unknown
   try { json = JSON.parse(text) } catch { json = text }
+  checkResponse(method, path, { status: response.status, headers: response.headers, body: typeof json === 'string' ? undefined : json, text })
   return { status: response.status, json, headers: response.headers }
 }
 

@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { waitReady } from '../../ops/readiness.js'
 import { readStackFile, stackFilePath, type StackFile } from '../../ops/stack-file.js'
 import { eventually, isolate, type Isolated } from '../support/isolated.js'
+import { responseProblems } from '../support/openapi.js'
 
 const ROOT = dirname(dirname(dirname(fileURLToPath(import.meta.url))))
 const run = promisify(execFile)
@@ -26,6 +27,17 @@ let url: string
 let start: ChildProcess
 let exited: Promise<number | null>
 const output: string[] = []
+/** Answers the API's OpenAPI document does not describe (asserted empty at the end). */
+const undocumented: string[] = []
+
+/** Reads a JSON answer and notes whatever public/openapi.json says is wrong with it. */
+async function documented(method: string, path: string, response: Response): Promise<any> {
+  const text = await response.text()
+  let body: unknown
+  try { body = JSON.parse(text) } catch { body = undefined }
+  undocumented.push(...responseProblems(method, path, { status: response.status, headers: response.headers, body, text }))
+  return body ?? {}
+}
 
 const alive = (pid: number) => { try { process.kill(pid, 0); return true } catch { return false } }
 const recorded = (): StackFile => {
@@ -98,7 +110,7 @@ function writers(count: number) {
 async function put(key: string, value: string): Promise<boolean> {
   try {
     const response = await fetch(`${url}/api`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ key, value }), signal: AbortSignal.timeout(15_000) })
-    const body = await response.json() as { status?: string }
+    const body = await documented('PUT', '/api', response) as { status?: string }
     return response.status === 200 && body.status === 'queued'
   } catch {
     return false // refused or cut off while a host died: not acknowledged, so not owed
@@ -151,8 +163,9 @@ describe('npm start restarts what dies', () => {
     const missing = async () => {
       const wrong: string[] = []
       for (const [key, value] of load.acked) {
-        const response = await fetch(`${url}/api?key=${encodeURIComponent(key)}`, { signal: AbortSignal.timeout(10_000) })
-        const body = await response.json() as { data?: { value?: string } }
+        const path = `/api?key=${encodeURIComponent(key)}`
+        const response = await fetch(`${url}${path}`, { signal: AbortSignal.timeout(10_000) })
+        const body = await documented('GET', path, response) as { data?: { value?: string } }
         if (response.status !== 200 || body.data?.value !== value) wrong.push(key)
       }
       return wrong
@@ -164,6 +177,7 @@ describe('npm start restarts what dies', () => {
       wrong = await missing()
     }
     expect(wrong, `${wrong.length} of ${load.acked.size} acknowledged writes not applied`).toEqual([])
+    expect(undocumented).toEqual([])
 
     // One line per restart: which child, how it died, the count, the delay
     expect(output).toContainEqual(expect.stringMatching(/^\[consumer\] supervisor: consumer exited unexpectedly \(signal SIGKILL\) after [\d.]+ m?s up; restart 1 in 100 ms$/))

@@ -5,12 +5,15 @@
  */
 import { dirname } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { chromium } from 'playwright-core'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type pg from 'pg'
 import { MAX_BODY_BYTES } from '../../src/shared/limits.js'
 import { openDatabase } from '../../src/shared/postgres.js'
 import { startStack, type Stack } from '../../ops/stack.js'
 import { eventually, isolate, type Isolated } from '../support/isolated.js'
+import { checkResponse, openapi, servedDocsProblems } from '../support/openapi.js'
+import { CONTENT_SECURITY_POLICY } from '../../src/shared/security-headers.js'
 
 const ROOT = dirname(dirname(dirname(fileURLToPath(import.meta.url))))
 
@@ -19,17 +22,27 @@ let stack: Stack
 let db: pg.Pool
 const output: string[] = []
 
-async function call(method: string, path: string, body?: unknown): Promise<{ status: number, json: any, headers: Headers }> {
-  const response = await fetch(`${stack.url}${path}`, {
+async function call(method: string, path: string, body?: unknown) {
+  return callAt(stack.url, method, path, body)
+}
+
+async function callAt(base: string, method: string, path: string, body?: unknown) {
+  const response = await fetch(`${base}${path}`, {
     method,
     headers: body === undefined ? {} : { 'content-type': 'application/json' },
     body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
     signal: AbortSignal.timeout(10_000),
   })
+  return answerOf(method, path, response)
+}
+
+/** Reads an answer, checked against the API's OpenAPI document. */
+async function answerOf(method: string, path: string, response: Response): Promise<{ status: number, json: any, headers: Headers, text: string }> {
   const text = await response.text()
   let json: unknown
   try { json = JSON.parse(text) } catch { json = text }
-  return { status: response.status, json, headers: response.headers }
+  checkResponse(method, path, { status: response.status, headers: response.headers, body: typeof json === 'string' ? undefined : json, text })
+  return { status: response.status, json, headers: response.headers, text }
 }
 
 function alive(pid: number): boolean {
@@ -102,19 +115,44 @@ describe('the stack through nginx', () => {
   })
 
   it('serves the static form and JSON for unknown static paths', async () => {
-    const page = await fetch(`${stack.url}/`)
+    const page = await call('GET', '/')
     expect(page.status).toBe(200)
     expect(page.headers.get('content-type')).toContain('text/html')
-    expect(await page.text()).toMatch(/<html/i)
+    expect(page.text).toMatch(/<html/i)
     const missing = await call('GET', '/no-such-file.txt')
     expect(missing.status).toBe(404)
     expect(missing.json).toEqual({ detail: 'not found: no file or route at this path' })
   })
 
+  it('serves the API document at /openapi.json and its rendering at /docs, under the form\'s policy', async () => {
+    expect(await servedDocsProblems(stack.url, CONTENT_SECURITY_POLICY)).toEqual([])
+  })
+
+  it('renders /docs in a real browser under the served policy: every operation, no violation, no error', async () => {
+    const browser = await chromium.launch({ executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run'] })
+    try {
+      const page = await browser.newPage()
+      const troubles: string[] = []
+      page.on('console', message => { if (message.type() === 'error') troubles.push(`console: ${message.text().slice(0, 200)}`) })
+      page.on('pageerror', error => troubles.push(`page error: ${error.message}`))
+      page.on('response', response => { if (response.status() >= 400) troubles.push(`${response.status()} ${response.url()}`) })
+      // Injected by the browser's debugging protocol, not by the page: the page's own policy does not apply to it.
+      await page.addInitScript({ content: "document.addEventListener('securitypolicyviolation', e => console.error('CSP ' + e.violatedDirective + ' ' + e.blockedURI))" })
+      await page.goto(`${stack.url}/docs`)
+      const operations = Object.values(openapi.paths as Record<string, object>).reduce((n, item) => n + Object.keys(item).length, 0)
+      await page.locator('.opblock').nth(operations - 1).waitFor({ timeout: 15_000 })
+      expect(await page.locator('.opblock').count()).toBe(operations)
+      expect(await page.locator('.info .title').innerText()).toMatch(/^kvarc/)
+      expect(troubles).toEqual([])
+    } finally {
+      await browser.close()
+    }
+  })
+
   it('answers bytes that are not UTF-8, unknown methods and over-long requests with JSON, through nginx', async () => {
     const body = Buffer.concat([Buffer.from('{"key":"e2e-bad","value":"'), Buffer.from([0xff, 0xfe, 0xc3, 0x28]), Buffer.from('"}')])
-    const put = await fetch(`${stack.url}/api`, { method: 'PUT', body, headers: { 'content-type': 'application/json' } })
-    expect([put.status, await put.json()]).toEqual([422, { detail: 'request body is not valid UTF-8' }])
+    const put = await answerOf('PUT', '/api', await fetch(`${stack.url}/api`, { method: 'PUT', body, headers: { 'content-type': 'application/json' } }))
+    expect([put.status, put.json]).toEqual([422, { detail: 'request body is not valid UTF-8' }])
     expect(await call('GET', '/api?key=%FF')).toMatchObject({ status: 422, json: { detail: 'query parameter "key" is not valid percent-encoded UTF-8' } })
     // The hosts hand what no route takes to app.arc's catch-all.
     const wrong = await call('POST', '/api', { key: 'k', value: 'v' })
@@ -185,12 +223,13 @@ describe('the stack where nginx is not installed', () => {
       expect(single.nginx).toBe(false)
       expect(single.notices.join('\n')).toContain('apt-get install -y nginx')
       expect(single.processes().map(p => p.name)).toEqual(['http-1', 'consumer'])
-      const page = await fetch(`${single.url}/`)
+      const page = await callAt(single.url, 'GET', '/')
       expect(page.status).toBe(200)
-      expect(await page.text()).toMatch(/<html/i)
-      const put = await fetch(`${single.url}/api`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ key: 'solo', value: '1' }) })
+      expect(page.text).toMatch(/<html/i)
+      expect(await servedDocsProblems(single.url, CONTENT_SECURITY_POLICY)).toEqual([])
+      const put = await callAt(single.url, 'PUT', '/api', { key: 'solo', value: '1' })
       expect(put.status).toBe(200)
-      await eventually(async () => (await fetch(`${single!.url}/api?key=solo`)).status === 200, 'the PUT applied', 15_000)
+      await eventually(async () => (await callAt(single!.url, 'GET', '/api?key=solo')).status === 200, 'the PUT applied', 15_000)
     } finally {
       await single?.close()
       await alone.cleanup()

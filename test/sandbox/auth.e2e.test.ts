@@ -8,6 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createToken, revokeToken } from '../../ops/tokens.js'
 import { openDatabase } from '../../src/shared/postgres.js'
 import { isolate, type Isolated } from '../support/isolated.js'
+import { checkResponse } from '../support/openapi.js'
 import { startSandbox, type Sandbox } from './sandbox.js'
 
 let iso: Isolated
@@ -24,7 +25,10 @@ async function call(method: string, path: string, token?: string, body?: string)
     body,
     signal: AbortSignal.timeout(30_000),
   })
-  return { status: response.status, body: await response.json() as Record<string, any>, headers: response.headers }
+  const text = await response.text()
+  const parsed = JSON.parse(text) as Record<string, any>
+  checkResponse(method, path, { status: response.status, headers: response.headers, body: parsed, text })
+  return { status: response.status, body: parsed, headers: response.headers }
 }
 
 beforeAll(async () => {

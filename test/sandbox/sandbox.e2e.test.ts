@@ -9,6 +9,8 @@ import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { eventually, isolate, type Isolated } from '../support/isolated.js'
 import { takeMessages } from '../support/kv.js'
+import { checkResponse, servedDocsProblems } from '../support/openapi.js'
+import { CONTENT_SECURITY_POLICY } from '../../src/shared/security-headers.js'
 import { deadLetterQueueName, REASON_HEADER } from '../../src/shared/queue.js'
 import { startSandbox, type Sandbox } from './sandbox.js'
 
@@ -31,6 +33,7 @@ async function call(method: string, path: string, body?: string, headers: Record
   } catch {
     throw new Error(`${method} ${path} answered ${response.status} with a body that is not JSON: ${text.slice(0, 300)}`)
   }
+  checkResponse(method, path, { status: response.status, headers: response.headers, body: parsed, text })
   return { status: response.status, type: response.headers.get('content-type') ?? '', body: parsed, headers: response.headers }
 }
 
@@ -61,17 +64,24 @@ afterAll(async () => {
 describe('arc sandbox, end to end', { timeout: 60_000 }, () => {
   it('serves the form at /', async () => {
     const response = await fetch(`${sandbox.url}/`, { signal: AbortSignal.timeout(10_000) })
+    const text = await response.text()
+    checkResponse('GET', '/', { status: response.status, headers: response.headers, text })
     expect(response.status).toBe(200)
     expect(response.headers.get('content-type')).toMatch(/text\/html/)
-    expect(await response.text()).toMatch(/<form|<html/i)
+    expect(text).toMatch(/<form|<html/i)
+  })
+
+  // About twenty files, each read by a process of its own.
+  it('serves the API document at /openapi.json and its rendering at /docs through the catch-all, under the form\'s policy', { timeout: 120_000 }, async () => {
+    expect(await servedDocsProblems(sandbox.url, CONTENT_SECURITY_POLICY)).toEqual([])
   })
 
   it("serves the form's files through the catch-all (@architect/asap), and a JSON 404 for a missing one", async () => {
     for (const [path, type] of [['/app.js', /javascript/], ['/style.css', /^text\/css/], ['/index.html', /^text\/html/]] as const) {
       const response = await fetch(`${sandbox.url}${path}`, { signal: AbortSignal.timeout(10_000) })
+      checkResponse('GET', path, { status: response.status, headers: response.headers, text: await response.text() })
       expect(response.status, path).toBe(200)
       expect(response.headers.get('content-type'), path).toMatch(type)
-      await response.arrayBuffer()
     }
     const missing = await call('GET', '/missing.css')
     expect([missing.status, missing.type]).toEqual([404, 'application/json; charset=utf-8'])
@@ -103,9 +113,11 @@ describe('arc sandbox, end to end', { timeout: 60_000 }, () => {
       const body = Buffer.concat([Buffer.from('{"key":"sbx-not-utf8","value":"'), Buffer.from(bad), Buffer.from('"}')])
       // Act
       const response = await fetch(`${sandbox.url}/api`, { method: 'PUT', body, headers: { 'content-type': 'application/json' }, signal: AbortSignal.timeout(15_000) })
+      const text = await response.text()
+      checkResponse('PUT', '/api', { status: response.status, headers: response.headers, text })
       // Assess
       expect(response.status).toBe(422)
-      expect(await response.json()).toEqual({ detail: 'request body is not valid UTF-8' })
+      expect(JSON.parse(text)).toEqual({ detail: 'request body is not valid UTF-8' })
     }
     const listed = await call('GET', '/api/all?prefix=sbx-not-utf8')
     expect(listed.body.data).toEqual([])
@@ -179,9 +191,11 @@ describe('arc sandbox, end to end', { timeout: 60_000 }, () => {
 
   it('a malformed JSON body is a 422 JSON answer, not an HTML 500', async () => {
     const response = await fetch(`${sandbox.url}/api`, { method: 'PUT', body: '{"key": "a", "value": ', headers: { 'content-type': 'application/json' }, signal: AbortSignal.timeout(10_000) })
+    const text = await response.text()
+    checkResponse('PUT', '/api', { status: response.status, headers: response.headers, text })
     expect(response.status).toBe(422)
     expect(response.headers.get('content-type')).toMatch(/^application\/json/)
-    expect(await response.json()).toEqual({ detail: 'request body is not valid JSON' })
+    expect(JSON.parse(text)).toEqual({ detail: 'request body is not valid JSON' })
   })
 
   it('other bad input is 4xx JSON through sandbox too', async () => {
