@@ -163,6 +163,37 @@
 
   const sleep = ms => new Promise(resolve => setTimeout(resolve, ms))
 
+  // src/shared/validate.ts MAX_TTL_SECONDS: the longest life the server accepts.
+  const MAX_TTL_SECONDS = 31536000
+
+  /** The Put's TTL field: { seconds } (undefined when empty), or { problem } in plain words. */
+  function parseTtl (text) {
+    const trimmed = text.trim()
+    if (trimmed === '') return { seconds: undefined }
+    const seconds = /^\d+$/.test(trimmed) ? Number(trimmed) : NaN
+    if (!(seconds >= 1 && seconds <= MAX_TTL_SECONDS)) {
+      return { problem: `The TTL must be whole seconds from 1 to ${MAX_TTL_SECONDS.toLocaleString('en-US')} (a year), such as 60; leave it empty for a key that never expires.` }
+    }
+    return { seconds }
+  }
+
+  /** How long until a moment, roughly, in words. */
+  function roughly (seconds) {
+    if (seconds < 120) return `${seconds} s`
+    if (seconds < 7200) return `${Math.round(seconds / 60)} min`
+    if (seconds < 172800) return `${Math.round(seconds / 3600)} h`
+    return `${Math.round(seconds / 86400)} days`
+  }
+
+  /** An expiry (epoch seconds) in words: the moment in UTC, and how far off it is. */
+  function expiryText (expiresAt) {
+    const utc = new Date(expiresAt * 1000).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC')
+    const left = Math.round(expiresAt - Date.now() / 1000)
+    return `${utc} (${left > 0 ? `in ${roughly(left)}` : 'already passed'})`
+  }
+
+  const expiresNote = outcome => (typeof outcome.expiresAt === 'number' ? `; expires ${expiryText(outcome.expiresAt)}` : '')
+
   /** Each form's latest submission wins: an older one still waiting stops updating the page. */
   function latest () {
     let generation = 0
@@ -274,7 +305,7 @@
     }
 
     if (outcome.status === 'queued') {
-      const version = outcome.version
+      const { version, expiresAt } = outcome
       setStatus(status, 'queued', `Queued (version ${version}); waiting for its outcome…`)
       // The Location of a 202 names the receipt; a server that ignored Prefer answers 200 without one.
       const location = response.headers.get('location')
@@ -294,7 +325,7 @@
         setStatus(status, 'error', `Queued (version ${version}), but its outcome is no longer kept${outcome.detail ? ` (${outcome.detail})` : ''}. Get the key to see what it holds.`)
         return
       }
-      outcome = { version, ...outcome }
+      outcome = { version, ...(expiresAt === undefined ? {} : { expiresAt }), ...outcome }
     }
 
     switch (outcome.status) {
@@ -302,7 +333,7 @@
         // The key now holds this write: a next "only if unchanged" write builds on it.
         known.set(key, { etag: `"${outcome.version}"` })
         refreshHints()
-        setStatus(status, 'applied', applied(outcome.version))
+        setStatus(status, 'applied', applied(outcome.version, outcome))
         break
       case 'superseded':
         setStatus(status, 'superseded', `Superseded: a newer write (version ${outcome.current}) reached the key first, so this ${what} (version ${outcome.version}) was not applied.`)
@@ -367,17 +398,23 @@
   const putTurn = latest()
   putForm.addEventListener('submit', event => {
     event.preventDefault()
+    const stale = putTurn()
     const key = $('put-key').value
+    const ttl = parseTtl($('put-ttl').value)
+    if (ttl.problem) {
+      setStatus(putStatus, 'error', ttl.problem)
+      return
+    }
     sendWrite({
       status: putStatus,
-      stale: putTurn(),
+      stale,
       what: 'put',
       key,
       method: 'PUT',
       url: apiUrl('api'),
-      body: { key, value: $('put-value').value },
+      body: { key, value: $('put-value').value, ...(ttl.seconds === undefined ? {} : { ttl: ttl.seconds }) },
       conditional: $('put-if-unchanged').checked,
-      applied: version => `Applied (version ${version}).`,
+      applied: (version, outcome) => `Applied (version ${version})${expiresNote(outcome)}.`,
     })
   })
 
@@ -412,9 +449,16 @@
       source.dataset.source = data.source
       $('get-version').textContent = data.version
       $('get-value').textContent = data.data.value
+      const expires = $('get-expires')
+      expires.hidden = typeof data.expiresAt !== 'number'
+      if (!expires.hidden) {
+        const at = $('get-expires-at')
+        at.dateTime = new Date(data.expiresAt * 1000).toISOString()
+        at.textContent = expiryText(data.expiresAt)
+      }
       getResult.hidden = false
       const size = new Blob([data.data.value]).size
-      setStatus(getStatus, 'found', `Found ${quoted(key)}: ${size} byte${size === 1 ? '' : 's'}, from ${data.source}.`)
+      setStatus(getStatus, 'found', `Found ${quoted(key)}: ${size} byte${size === 1 ? '' : 's'}, from ${data.source}${expiresNote(data)}.`)
     } catch (error) {
       if (stale()) return
       refreshHints()
@@ -439,6 +483,293 @@
       conditional: $('delete-if-unchanged').checked,
       applied: version => `Applied: ${quoted(key)} is deleted (version ${version}).`,
     })
+  })
+
+  // Batch: many writes pasted as lines, sent as one POST /api/batch.
+  // src/shared/batch.ts MAX_BATCH_OPS: the server refuses more ops in one request.
+  const MAX_BATCH_OPS = 128
+  // Receipts followed at once: below the browser's six connections per host, so a Get still goes through meanwhile.
+  const RECEIPTS_AT_ONCE = 4
+  const batchStatus = $('batch-status')
+  const batchTable = $('batch-table')
+  const batchRows = $('batch-rows')
+  const batchTurn = latest()
+  const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`
+
+  /**
+   * The textarea's lines as ops, each with its line number: `key=value` puts (split at
+   * the first "=", so the value may hold more), `-key` deletes the rest of the line.
+   * Empty lines are skipped; nothing is trimmed (spaces are part of keys and values).
+   * Returns { entries: [{ line, op }] } or { problem } naming the first bad line.
+   */
+  function parseBatchLines (text) {
+    const entries = []
+    const problems = []
+    text.split('\n').forEach((raw, i) => {
+      // A pasted Windows line ends in CR: it belongs to no key or value.
+      const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw
+      if (line.trim() === '') return
+      const n = i + 1
+      if (line.startsWith('-')) {
+        if (line.length === 1) problems.push(`Line ${n} is a "-" with no key: write -key to delete a key.`)
+        else entries.push({ line: n, op: { op: 'delete', key: line.slice(1) } })
+        return
+      }
+      const eq = line.indexOf('=')
+      if (eq < 0) problems.push(`Line ${n} (${quoted(line)}) has no "=": write key=value to put a value, or -key to delete a key.`)
+      else if (eq === 0) problems.push(`Line ${n} (${quoted(line)}) has no key before its "=": write key=value.`)
+      else entries.push({ line: n, op: { op: 'put', key: line.slice(0, eq), value: line.slice(eq + 1) } })
+    })
+    if (problems.length > 0) {
+      const more = problems.length - 1
+      return { problem: problems[0] + (more > 0 ? ` ${more} more ${more === 1 ? 'line has a problem' : 'lines have problems'} too.` : '') }
+    }
+    if (entries.length === 0) return { problem: 'Nothing to send: write one line per write, key=value to put a value or -key to delete a key.' }
+    if (entries.length > MAX_BATCH_OPS) return { problem: `The batch has ${entries.length} writes; at most ${MAX_BATCH_OPS} go in one batch. Send them in parts.` }
+    return { entries }
+  }
+
+  /** The server names ops by index (`ops[3]`); the page names them by their line. */
+  const inLines = (text, entries) => text.replace(/\bops\[(\d+)\]/g, (match, index) => (entries[Number(index)] ? `line ${entries[Number(index)].line}` : match))
+
+  /** What a refused batch (nothing queued: 4xx, or an answer that is not a batch's) means, naming the line at fault. */
+  function batchProblem (response, data, entries) {
+    const detail = data && typeof data.detail === 'string' ? data.detail : ''
+    const named = /\bops\[(\d+)\]/.exec(detail)
+    const entry = named ? entries[Number(named[1])] : undefined
+    const refused = refusedToken(response, data, entry && entry.op.key)
+    if (refused) return entry ? `Line ${entry.line}: ${refused}` : refused
+    if (detail !== '') return capitalise(inLines(detail, entries)) + '.'
+    return problem(response, data).message
+  }
+
+  /** Runs `fn` over the items, at most `limit` at a time. */
+  async function eachLimited (items, limit, fn) {
+    let next = 0
+    const worker = async () => {
+      while (next < items.length) await fn(items[next++])
+    }
+    await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
+  }
+
+  /** One table row per op: its line, the write, and an outcome cell the page updates. */
+  function showBatchRows (entries) {
+    const cells = entries.map(({ line, op }) => {
+      const tr = document.createElement('tr')
+      const lineCell = document.createElement('td')
+      lineCell.textContent = String(line)
+      const writeCell = document.createElement('td')
+      writeCell.className = 'write'
+      writeCell.textContent = op.op === 'put' ? `put ${quoted(op.key)} = ${JSON.stringify(short(op.value, 80))}` : `delete ${quoted(op.key)}`
+      const outcomeCell = document.createElement('td')
+      outcomeCell.className = 'outcome'
+      tr.append(lineCell, writeCell, outcomeCell)
+      batchRows.append(tr)
+      return outcomeCell
+    })
+    batchTable.hidden = false
+    return cells
+  }
+
+  function setCell (cell, state, text) {
+    cell.dataset.state = state
+    cell.textContent = text
+  }
+
+  /** One op's result (from the batch's answer or its receipt) in words, with the state its cell shows. */
+  function opOutcome (op, result) {
+    const reason = text => (text || 'no reason given').replace(/[.\s]+$/, '')
+    switch (result.status) {
+      case 'applied':
+        return ['applied', op.op === 'delete' ? `Applied: deleted (version ${result.version}).` : `Applied (version ${result.version})${expiresNote(result)}.`]
+      case 'superseded':
+        return ['superseded', `Superseded: a newer write (version ${result.current}) reached the key first, so this one (version ${result.version}) was not applied.`]
+      case 'rejected':
+        return ['rejected', `Rejected: ${reason(result.reason)}. Get the key again to see what it holds, then retry.`]
+      case 'dead-lettered':
+        return ['dead-lettered', `Dead-lettered: ${reason(result.reason)}. This write (version ${result.version}) will never be applied.`]
+      case 'queued':
+        return ['queued', result.receipt
+          ? `Queued (version ${result.version}), not applied yet: the consumers may be behind or stopped. It is safe in the queue; its outcome will be at ${result.receipt}.`
+          : `Queued (version ${result.version}); waiting for its outcome…`]
+      case 'not queued':
+        return ['error', 'Not queued: the queue was unavailable. Send this line again.']
+      case 'expired':
+        return ['error', `Queued (version ${result.version}), but its outcome is no longer kept. Get the key to see what it holds.`]
+      case 'unreadable':
+        return ['error', `Queued (version ${result.version}), but its outcome could not be read: ${result.detail}`]
+      default:
+        return ['error', `The server answered an unknown outcome ${JSON.stringify(String(result.status))}.`]
+    }
+  }
+
+  /** Not atomic: each op is a write of its own, with its own outcome; those still queued are followed through their receipts. */
+  async function showEachOutcome (response, data, entries, stale) {
+    const results = data && Array.isArray(data.results) && data.results.length === entries.length ? data.results.slice() : undefined
+    // A 503's results say which ops were queued before the queue went away; any other answer without them queued nothing.
+    if (!results || !(response.ok || response.status === 503)) {
+      setStatus(batchStatus, 'error', batchProblem(response, data, entries))
+      return
+    }
+    const cells = showBatchRows(entries)
+    const show = i => {
+      const [state, text] = opOutcome(entries[i].op, results[i])
+      setCell(cells[i], state, text)
+      if (results[i].status === 'applied') known.set(entries[i].op.key, { etag: `"${results[i].version}"` })
+    }
+    results.forEach((result, i) => show(i))
+    const waiting = results.flatMap((result, i) => (result.status === 'queued' ? [i] : []))
+    if (waiting.length > 0) setStatus(batchStatus, 'queued', `${plural(entries.length, 'write')}, each on its own: ${waiting.length} still queued; waiting for their outcomes…`)
+    await eachLimited(waiting, RECEIPTS_AT_ONCE, async i => {
+      const result = results[i]
+      const key = entries[i].op.key
+      const receiptUrl = result.location ? new URL(result.location, response.url) : apiUrl('api/writes', { key, version: result.version })
+      try {
+        const followed = await followReceipt(receiptUrl, key, stale)
+        if (stale()) return
+        results[i] = followed === undefined
+          ? { ...result, receipt: `${receiptUrl.pathname}${receiptUrl.search}` }
+          : { ...result, ...followed, version: result.version }
+      } catch (error) {
+        if (stale()) return
+        results[i] = { ...result, status: 'unreadable', detail: error.message }
+      }
+      show(i)
+    })
+    if (stale()) return
+    refreshHints()
+
+    const count = status => results.filter(r => r.status === status).length
+    const parts = [['applied', 'applied'], ['superseded', 'superseded'], ['rejected', 'rejected'], ['dead-lettered', 'dead-lettered'], ['queued', 'still queued'], ['not queued', 'not queued'], ['expired', 'outcome no longer kept'], ['unreadable', 'outcome unreadable']]
+      .map(([status, words]) => [count(status), words]).filter(([n]) => n > 0).map(([n, words]) => `${n} ${words}`)
+    const linesWith = statuses => entries.filter((entry, i) => statuses.includes(results[i].status)).map(entry => entry.line)
+    const resend = linesWith(['not queued'])
+    const text = `${plural(entries.length, 'write')}, each on its own: ${parts.join(', ')}.` +
+      (resend.length ? ` ${resend.length === 1 ? 'Line' : 'Lines'} ${resend.join(', ')} ${resend.length === 1 ? 'was' : 'were'} not queued (the queue was unavailable): send ${resend.length === 1 ? 'it' : 'them'} again.` : '')
+    const state = linesWith(['not queued', 'expired', 'unreadable']).length ? 'error'
+      : linesWith(['rejected', 'dead-lettered']).length ? 'rejected'
+        : linesWith(['queued', 'superseded']).length ? 'queued'
+          : 'applied'
+    setStatus(batchStatus, state, text)
+  }
+
+  /** Atomic: one version and one outcome for the whole batch; a rejection names the lines whose condition failed. */
+  async function showAtomicOutcome (response, data, entries, stale) {
+    let outcome
+    if (response.status === 409 && data && data.status === 'rejected') outcome = data
+    else if (response.status === 422 && data && data.status === 'dead-lettered') outcome = data
+    else if (response.ok && data && typeof data.version === 'string' && typeof data.status === 'string') outcome = data
+    else {
+      setStatus(batchStatus, 'error', batchProblem(response, data, entries))
+      return
+    }
+    const all = plural(entries.length, 'write')
+    const version = outcome.version
+    const cells = showBatchRows(entries)
+    if (outcome.status === 'queued') {
+      for (const cell of cells) setCell(cell, 'queued', `Queued with the batch (version ${version}).`)
+      setStatus(batchStatus, 'queued', `Queued atomically: ${all} at version ${version}; waiting for the outcome…`)
+      // The batch's receipt is its first key's (every key of it records the same outcome).
+      const first = entries[0].op.key
+      const location = response.headers.get('location')
+      const receiptUrl = location ? new URL(location, response.url) : apiUrl('api/writes', { key: first, version })
+      let followed
+      try {
+        followed = await followReceipt(receiptUrl, first, stale)
+      } catch (error) {
+        if (!stale()) setStatus(batchStatus, 'error', `Queued atomically (version ${version}), but its outcome could not be read: ${error.message}`)
+        return
+      }
+      if (stale()) return
+      if (followed === undefined) {
+        setStatus(batchStatus, 'queued', `Queued atomically (version ${version}), not applied yet: the consumers may be behind or stopped. It is safe in the queue; its outcome will be at ${receiptUrl.pathname}${receiptUrl.search}.`)
+        return
+      }
+      if (followed.status === 'expired') {
+        setStatus(batchStatus, 'error', `Queued atomically (version ${version}), but its outcome is no longer kept. Get its keys to see what they hold.`)
+        return
+      }
+      // "superseded": the first key holds a newer write, over the batch's, which was applied.
+      outcome = { ...followed, version, status: followed.status === 'superseded' ? 'applied' : followed.status, detail: followed.reason }
+    }
+
+    switch (outcome.status) {
+      case 'applied':
+        entries.forEach((entry, i) => {
+          setCell(cells[i], 'applied', entry.op.op === 'delete' ? `Applied: deleted (version ${version}).` : `Applied (version ${version}).`)
+          known.set(entry.op.key, { etag: `"${version}"` })
+        })
+        refreshHints()
+        setStatus(batchStatus, 'applied', `Applied atomically: ${entries.length === 1 ? 'the write' : `all ${all}`}, at version ${version}.`)
+        break
+      case 'rejected': {
+        const failed = (Array.isArray(outcome.failed) ? outcome.failed : []).filter(f => entries[f.index])
+        const now = f => (f.current ? `now at version ${f.current}` : 'now absent')
+        entries.forEach((entry, i) => {
+          const f = failed.find(x => x.index === i)
+          setCell(cells[i], 'rejected', f ? `Condition failed: the key is ${now(f)}. Not applied.` : 'Not applied: the batch was rejected.')
+        })
+        const named = failed.map(f => `line ${entries[f.index].line} (${quoted(f.key)}, ${now(f)})`)
+        const one = named.length === 1
+        const why = named.length
+          ? `the condition of ${named.join(', ')} failed: ${one ? 'that key' : 'those keys'} changed since you read ${one ? 'it' : 'them'}. Get ${one ? 'it' : 'them'} again to see what ${one ? 'it holds' : 'they hold'}, then retry`
+          : `${inLines(String(outcome.detail || 'a condition failed'), entries).replace(/[.\s]+$/, '')}. Get the keys again to see what they hold, then retry`
+        setStatus(batchStatus, 'rejected', `Rejected: none of the ${all} was applied, because ${why}.`)
+        break
+      }
+      case 'dead-lettered':
+        for (const cell of cells) setCell(cell, 'dead-lettered', 'Dead-lettered with the batch: never applied.')
+        setStatus(batchStatus, 'dead-lettered', `Dead-lettered: ${String(outcome.detail || 'the record refused this batch').replace(/[.\s]+$/, '')}. None of the ${all} will be applied (version ${version}).`)
+        break
+      default:
+        setStatus(batchStatus, 'error', `The server answered an unknown outcome ${JSON.stringify(String(outcome.status))} for version ${version}.`)
+    }
+  }
+
+  const batchForm = $('batch-form')
+  batchForm.addEventListener('submit', async event => {
+    event.preventDefault()
+    const stale = batchTurn()
+    batchTable.hidden = true
+    batchRows.replaceChildren()
+    const parsed = parseBatchLines($('batch-lines').value)
+    if (parsed.problem) {
+      setStatus(batchStatus, 'error', parsed.problem)
+      return
+    }
+    const { entries } = parsed
+    if ($('batch-if-unchanged').checked) {
+      const unread = entries.find(entry => !known.has(entry.op.key))
+      if (unread) {
+        setStatus(batchStatus, 'error', `Line ${unread.line}: no ETag for ${quoted(unread.op.key)} yet: Get it first. "Only if unchanged" sends the version your last Get of each key showed.`)
+        return
+      }
+      for (const { op } of entries) {
+        const seen = known.get(op.key)
+        if (seen.etag) op.ifMatch = seen.etag
+        else op.ifNoneMatch = '*'
+      }
+    }
+    const atomic = $('batch-atomic').checked
+    setStatus(batchStatus, 'busy', `Sending ${plural(entries.length, 'write')}${atomic ? ' atomically' : ''}; waiting up to ${WRITE_WAIT_S} s for ${atomic ? 'the outcome' : 'their outcomes'}…`)
+    let answer
+    try {
+      answer = await exchange('POST', apiUrl('api/batch'), { body: { ops: entries.map(entry => entry.op), atomic }, headers: { prefer: `wait=${WRITE_WAIT_S}` } })
+    } catch (error) {
+      if (!stale()) setStatus(batchStatus, 'error', error.message)
+      return
+    }
+    if (stale()) return
+    const { response, data } = answer
+    if (atomic) await showAtomicOutcome(response, data, entries, stale)
+    else await showEachOutcome(response, data, entries, stale)
+  })
+
+  $('batch-lines').addEventListener('keydown', event => {
+    if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault()
+      batchForm.requestSubmit()
+    }
   })
 
   // List

@@ -12,7 +12,7 @@
  * put/get/list with a scoped token, the token kept in sessionStorage only,
  * "Forget token") — and `arc sandbox` for a put, a get and a conditional put
  * through the same page.
- * Leaves test-output/form.png: the page after a put and a list.
+ * Leaves test-output/form.png: the page after a put, a batch and a list.
  */
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -196,11 +196,11 @@ describe('the form at /, served by the stack', () => {
     page.on('request', request => { if (!request.url().startsWith(system.url)) external.push(request.url()) })
     await page.reload()
     expect(await page.title()).toBe('kvarc')
-    for (const id of ['token', 'put-key', 'put-value', 'put-if-unchanged', 'get-key', 'delete-key', 'delete-if-unchanged', 'list-prefix', 'list-limit']) {
+    for (const id of ['token', 'put-key', 'put-value', 'put-ttl', 'put-if-unchanged', 'get-key', 'delete-key', 'delete-if-unchanged', 'batch-lines', 'batch-atomic', 'batch-if-unchanged', 'list-prefix', 'list-limit']) {
       const labels = await page.locator(`label[for="${id}"]`).count()
       expect(labels, `label for #${id}`).toBe(1)
     }
-    expect(await page.locator('[role=status][aria-live=polite]').count()).toBe(5)
+    expect(await page.locator('[role=status][aria-live=polite]').count()).toBe(6)
     expect(await page.locator('#token').getAttribute('type')).toBe('password')
     // What a Content-Security-Policy without 'unsafe-inline' would block: inline scripts, on* handlers, style attributes.
     expect(await inPage<number>('document.querySelectorAll("script:not([src]), style, [style]").length')).toBe(0)
@@ -416,6 +416,134 @@ describe('the form at /, served by the stack', () => {
     expect(await page.locator('#get-result').isHidden()).toBe(true)
   })
 
+  it('puts with a TTL and shows when the key expires; a get shows it too; a TTL that is not whole seconds is not sent', async () => {
+    await page.fill('#put-key', 'form:ttl')
+    await page.fill('#put-value', 'short-lived')
+    await page.fill('#put-ttl', 'soon')
+    await page.click('#put-form button[type=submit]')
+    expect(await waitState('put-status', 'error')).toBe('The TTL must be whole seconds from 1 to 31,536,000 (a year), such as 60; leave it empty for a key that never expires.')
+    expect(requestsTo('PUT', '/api')).toEqual([])
+
+    await page.fill('#put-ttl', '3600')
+    const since = await changes('put-status')
+    const answered = page.waitForResponse(response => response.request().method() === 'PUT')
+    await page.click('#put-form button[type=submit]')
+    const text = await waitState('put-status', 'applied', since)
+    const answer = await (await answered).json() as { version: string, expiresAt: number }
+    expect(requestsTo('PUT', '/api').at(-1)!.postDataJSON()).toEqual({ key: 'form:ttl', value: 'short-lived', ttl: 3600 })
+    const utc = new Date(answer.expiresAt * 1000).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC')
+    expect(text).toMatch(new RegExp(`^Applied \\(version ${answer.version}\\); expires ${utc} \\(in (59|60) min\\)\\.$`))
+
+    const read = await readAtLeast('form:ttl', answer.version)
+    expect(read.body).toMatchObject({ data: { value: 'short-lived' }, expiresAt: answer.expiresAt })
+    expect(await getThroughForm('form:ttl')).toBe(answer.version)
+    expect(await page.locator('#get-expires').isVisible()).toBe(true)
+    expect(await page.locator('#get-expires-at').textContent()).toMatch(new RegExp(`^${utc} \\(in (59|60) min\\)$`))
+    expect(await page.locator('#get-expires-at').getAttribute('datetime')).toBe(new Date(answer.expiresAt * 1000).toISOString())
+    expect(await page.locator('#get-status').textContent()).toContain(`; expires ${utc}`)
+
+    // A key without a TTL shows no expiry, and the put sends none.
+    await page.fill('#put-ttl', '')
+    await putThroughForm('form:ttl-none', 'forever')
+    expect(requestsTo('PUT', '/api').at(-1)!.postDataJSON()).toEqual({ key: 'form:ttl-none', value: 'forever' })
+    await getThroughForm('form:ttl-none')
+    expect(await page.locator('#get-expires').isHidden()).toBe(true)
+  })
+
+  it('sends pasted lines as one batch, not atomic: each line\'s outcome, and the keys really written', async () => {
+    expect((await putBehindThePage('batch:c', 'to be deleted')).status).toBe('applied')
+    // A blank line is skipped, and lines keep their numbers; the second put's value holds an "=".
+    await page.fill('#batch-lines', 'batch:a=one\n\nbatch:b=x=y\n-batch:c')
+    await page.click('#batch-form button[type=submit]')
+    expect(await waitState('batch-status', 'applied')).toBe('3 writes, each on its own: 3 applied.')
+
+    const [post, ...more] = requestsTo('POST', '/api/batch')
+    expect(more).toEqual([])
+    expect(post!.headers().prefer).toBe('wait=5')
+    expect(post!.postDataJSON()).toEqual({
+      atomic: false,
+      ops: [{ op: 'put', key: 'batch:a', value: 'one' }, { op: 'put', key: 'batch:b', value: 'x=y' }, { op: 'delete', key: 'batch:c' }],
+    })
+    const rows = page.locator('#batch-rows tr')
+    expect(await rows.locator('td:nth-child(1)').allTextContents()).toEqual(['1', '3', '4'])
+    expect(await rows.locator('td:nth-child(2)').allTextContents()).toEqual(['put "batch:a" = "one"', 'put "batch:b" = "x=y"', 'delete "batch:c"'])
+    const outcomes = await rows.locator('td:nth-child(3)').allTextContents()
+    const versions = outcomes.map(text => /^Applied(?:: deleted)? \(version (\d+)\)\.$/.exec(text)?.[1])
+    expect(outcomes[2], outcomes.join(' | ')).toMatch(/^Applied: deleted/)
+    expect(versions.every(Boolean), outcomes.join(' | ')).toBe(true)
+    expect(new Set(versions).size).toBe(3)
+
+    // Through the stack's URL, as any client would see them.
+    expect((await readAtLeast('batch:a', versions[0]!)).body.data?.value).toBe('one')
+    expect((await readAtLeast('batch:b', versions[1]!)).body.data?.value).toBe('x=y')
+    expect(await readAtLeast('batch:c', versions[2]!)).toMatchObject({ status: 404, etag: `"${versions[2]}"` })
+  })
+
+  it('sends an atomic batch: applied at one version; with "only if unchanged", rejected naming the line whose key changed, and nothing written', async () => {
+    await page.fill('#batch-lines', 'batch:t1=first\nbatch:t2=second')
+    await page.check('#batch-atomic')
+    await page.click('#batch-form button[type=submit]')
+    const text = await waitState('batch-status', 'applied')
+    const version = /^Applied atomically: all 2 writes, at version (\d+)\.$/.exec(text)?.[1]
+    expect(version, text).toBeDefined()
+    expect(requestsTo('POST', '/api/batch')[0]!.postDataJSON()).toMatchObject({ atomic: true })
+    expect(await page.locator('#batch-rows td:nth-child(3)').allTextContents()).toEqual([`Applied (version ${version}).`, `Applied (version ${version}).`])
+    for (const [key, value] of [['batch:t1', 'first'], ['batch:t2', 'second']]) {
+      const read = await readAtLeast(key!, version!)
+      expect([read.body.data?.value, read.body.version]).toEqual([value, version])
+    }
+
+    // Read both keys (one absent), change one behind the page: the whole batch is rejected.
+    expect(await getThroughForm('batch:t1')).toBe(version)
+    await page.fill('#get-key', 'batch:t3')
+    await page.click('#get-form button[type=submit]')
+    await waitState('get-status', 'error')
+    const behind = await putBehindThePage('batch:t1', 'changed behind the page')
+    expect(behind.status).toBe('applied')
+    await page.fill('#batch-lines', 'batch:t3=new\nbatch:t1=mine')
+    await page.check('#batch-if-unchanged')
+    const since = await changes('batch-status')
+    await page.click('#batch-form button[type=submit]')
+    expect(await waitState('batch-status', 'rejected', since)).toBe(
+      `Rejected: none of the 2 writes was applied, because the condition of line 2 ("batch:t1", now at version ${behind.version}) failed: ` +
+      'that key changed since you read it. Get it again to see what it holds, then retry.')
+    expect(requestsTo('POST', '/api/batch').at(-1)!.postDataJSON()).toEqual({
+      atomic: true,
+      ops: [{ op: 'put', key: 'batch:t3', value: 'new', ifNoneMatch: '*' }, { op: 'put', key: 'batch:t1', value: 'mine', ifMatch: `"${version}"` }],
+    })
+    expect(await page.locator('#batch-rows td:nth-child(3)').allTextContents()).toEqual([
+      'Not applied: the batch was rejected.', `Condition failed: the key is now at version ${behind.version}. Not applied.`,
+    ])
+    expect((await readAtLeast('batch:t1', behind.version)).body.data?.value).toBe('changed behind the page')
+    expect((await fetch(`${system.url}/api?key=batch%3At3`)).status).toBe(404)
+  })
+
+  it('names the line of a batch that cannot be sent, and of one the server refuses (422), and sends nothing for a bad line', async () => {
+    await page.fill('#batch-lines', 'batch:ok=1\nno equals here\n-')
+    await page.click('#batch-form button[type=submit]')
+    expect(await waitState('batch-status', 'error')).toBe('Line 2 ("no equals here") has no "=": write key=value to put a value, or -key to delete a key. 1 more line has a problem too.')
+    await page.fill('#batch-lines', '=v')
+    let since = await changes('batch-status')
+    await page.click('#batch-form button[type=submit]')
+    expect(await waitState('batch-status', 'error', since)).toBe('Line 1 ("=v") has no key before its "=": write key=value.')
+    await page.fill('#batch-lines', '\n  \n')
+    since = await changes('batch-status')
+    await page.click('#batch-form button[type=submit]')
+    expect(await waitState('batch-status', 'error', since)).toBe('Nothing to send: write one line per write, key=value to put a value or -key to delete a key.')
+    expect(requestsTo('POST', '/api/batch')).toEqual([])
+
+    // The server names ops by index; the page names the lines (the blank line counts).
+    await page.fill('#batch-lines', 'batch:dup=1\n\nbatch:dup=2')
+    since = await changes('batch-status')
+    await page.click('#batch-form button[type=submit]')
+    expect(await waitState('batch-status', 'error', since)).toBe('Line 3: key "batch:dup" is already written by line 1; a batch writes each key once.')
+    await page.fill('#batch-lines', 'batch:fine=1\nbatch:nul=a\u0000b')
+    since = await changes('batch-status')
+    await page.click('#batch-form button[type=submit]')
+    expect(await waitState('batch-status', 'error', since)).toBe('Line 2: value must not contain NUL characters.')
+    expect(await page.locator('#batch-table').isHidden()).toBe(true)
+  })
+
   it('lists by prefix and pages with "load more"', async () => {
     const keys = Array.from({ length: 23 }, (_, i) => `page:${String(i).padStart(2, '0')}`)
     await Promise.all([...keys.map(key => apiPut(key, `value of ${key}`)), apiPut('pagf:outside', 'not listed')])
@@ -492,6 +620,8 @@ describe('the form at /, served by the stack', () => {
     await waitState('put-status', 'applied')
 
     await page.keyboard.press('Tab')
+    expect(await focusedId()).toBe('put-ttl')
+    await page.keyboard.press('Tab')
     expect(await focusedId()).toBe('put-if-unchanged')
     await page.keyboard.press('Tab') // the Put button
     await page.keyboard.press('Tab')
@@ -525,10 +655,11 @@ describe('the form at /, served by the stack', () => {
     expect((await readAtLeast('form:enter', version!)).status).toBe(200)
   })
 
-  it('leaves a screenshot of the page after a put and a list', async () => {
+  it('leaves a screenshot of the page after a put, a batch and a list', async () => {
     await putThroughForm('demo:greeting', 'Hello from kvarc!\nA second line.')
-    await Promise.all([apiPut('demo:colour', 'teal'), apiPut('demo:numbers', '1 2 3 5 8 13 21')])
-    await eventually(async () => (await fetch(`${system.url}/api?key=demo%3Anumbers`)).status === 200, 'demo keys applied', APPLIED_TIMEOUT_MS)
+    await page.fill('#batch-lines', 'demo:colour=teal\ndemo:numbers=1 2 3 5 8 13 21\n-demo:old')
+    await page.click('#batch-form button[type=submit]')
+    expect(await waitState('batch-status', 'applied')).toBe('3 writes, each on its own: 3 applied.')
     await getThroughForm('demo:greeting')
     await page.fill('#list-prefix', 'demo:')
     await page.click('#list-form button[type=submit]')
@@ -709,6 +840,21 @@ describe('the API token field, against a stack with KVARC_AUTH=required', () => 
     expect(await page.inputValue('#token')).toBe('')
   }, SLOW_TEST_MS)
 
+  it('sends a batch with the token; a key outside its scope refuses the whole batch (403), naming the line', async () => {
+    await page.fill('#token', tokens.readwrite)
+    await page.fill('#batch-lines', 'auth:b1=1\nother:b2=2')
+    await page.click('#batch-form button[type=submit]')
+    expect(await waitState('batch-status', 'error')).toBe(`Line 2: ${outOfScope('form-readwrite', 'write', 'other:b2')}`)
+    await page.fill('#batch-lines', 'auth:b1=1\nauth:b2=2')
+    const since = await changes('batch-status')
+    await page.click('#batch-form button[type=submit]')
+    expect(await waitState('batch-status', 'applied', since)).toBe('2 writes, each on its own: 2 applied.')
+    const versions = (await page.locator('#batch-rows td:nth-child(3)').allTextContents()).map(text => /^Applied \(version (\d+)\)\.$/.exec(text)?.[1])
+    const read = await fetch(`${authed!.url}/api?key=auth%3Ab1&minVersion=${versions[0]}&wait=10`, { headers: { authorization: `Bearer ${tokens.readwrite}` } })
+    expect(await read.json()).toMatchObject({ data: { value: '1' }, version: versions[0] })
+    expect(await apiAuthorizations()).toEqual(Array(2).fill(`Bearer ${tokens.readwrite}`))
+  }, SLOW_TEST_MS)
+
   it('works under the strict Content-Security-Policy with a token', async () => {
     const violations: string[] = []
     await openPage(authed!.url, async page => {
@@ -729,6 +875,9 @@ describe('the API token field, against a stack with KVARC_AUTH=required', () => 
     await page.click('#get-form button[type=submit]')
     await page.locator('#get-status[data-state=found]').waitFor()
     expect(await page.locator('#get-value').textContent()).toBe('strict')
+    await page.fill('#batch-lines', 'auth:csp-batch=strict\n-auth:csp')
+    await page.click('#batch-form button[type=submit]')
+    await page.locator('#batch-status[data-state=applied]').waitFor()
     await page.click('#token-forget')
     await page.locator('#token-status', { hasText: 'Token forgotten' }).waitFor()
     expect(await page.getAttribute('#token', 'type')).toBe('password')
