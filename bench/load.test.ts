@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process'
 import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { runLoad, SCENARIOS, type LoadOptions } from './load.js'
+import { BATCH_OPS, runLoad, SCENARIOS, type LoadOptions } from './load.js'
 
 /** wrk is the bench's load generator (.ci/run installs it): without it this test fails, saying so. */
 function requireWrk(): void {
@@ -17,7 +17,8 @@ function requireWrk(): void {
 /** With 8 keys per connection, the sixth key of each has no row: no ETag, so it must never be written. */
 const missing = (key: string) => /^rmw-\d+$/.test(key) && Number(key.slice(4)) % 8 === 5
 
-interface Seen { method: string, key: string, ifMatch?: string, prefer?: string, authorization?: string }
+interface BatchOp { op: string, key: string, value?: string }
+interface Seen { method: string, key: string, ifMatch?: string, prefer?: string, authorization?: string, path?: string, contentType?: string, atomic?: unknown, ops?: BatchOp[] }
 
 let server: Server
 let url: string
@@ -50,6 +51,11 @@ beforeAll(async () => {
       seen.push({ method: 'GET', key, authorization })
       if (missing(key)) return json(404, { detail: 'key not found' })
       return json(200, { data: { key, value: 'v' } }, { ETag: `"${versions.get(key) ?? 1}"` })
+    }
+    if (req.method === 'POST') {
+      const body = JSON.parse(await readBody(req)) as { atomic: unknown, ops: BatchOp[] }
+      seen.push({ method: 'POST', key: '', path: new URL(req.url ?? '/', 'http://x').pathname, contentType: req.headers['content-type'], prefer: req.headers.prefer as string | undefined, authorization, atomic: body.atomic, ops: body.ops })
+      return json(200, { results: body.ops.map(op => ({ key: op.key, version: '9', status: 'queued' })) })
     }
     const { key } = JSON.parse(await readBody(req)) as { key: string }
     const ifMatch = req.headers['if-match'] as string | undefined
@@ -120,6 +126,35 @@ describe('the wrk script', () => {
     await runLoad(options('mixed', 2, 1000))
     expect(new Set(seen.map(s => s.method))).toEqual(new Set(['GET', 'PUT']))
     expect(seen.filter(s => s.authorization !== undefined)).toEqual([])
+  })
+
+  it.each([['batch', false], ['batch-atomic', true]] as const)('%s: POST /api/batch, each a valid JSON batch of BATCH_OPS puts on distinct keys, atomic %s, no Prefer', async (scenario, atomic) => {
+    seen.length = 0
+    const result = await runLoad({ ...options(scenario, 2, 100_000), threads: 2 })
+    const posts = seen.filter(s => s.method === 'POST')
+    expect(posts.length).toBeGreaterThan(2)
+    expect(posts.length).toBe(seen.length)
+    for (const post of posts) {
+      expect([post.path, post.contentType, post.prefer, post.atomic]).toEqual(['/api/batch', 'application/json', undefined, atomic])
+      expect(post.ops).toHaveLength(BATCH_OPS)
+      expect(post.ops!.every(op => op.op === 'put' && /^batch-\d+$/.test(op.key) && op.value === 'vvvv')).toBe(true)
+      expect(new Set(post.ops!.map(op => op.key)).size).toBe(BATCH_OPS)
+    }
+    expect(result.outcomes).toBeUndefined()
+    expect(result.errors).toBe(0)
+  })
+
+  it('batch: the number of puts per batch follows batchOps, and a batch never names a key twice while the rotation holds it', async () => {
+    seen.length = 0
+    await runLoad({ ...options('batch', 1, 12), batchOps: 4 })
+    const posts = seen.filter(s => s.method === 'POST')
+    expect(posts.length).toBeGreaterThan(3)
+    for (const post of posts) {
+      expect(post.ops).toHaveLength(4)
+      expect(new Set(post.ops!.map(op => op.key)).size).toBe(4)
+    }
+    // 12 keys, 4 a batch: every third batch starts the rotation over.
+    expect(posts.slice(0, 3).flatMap(post => post.ops!.map(op => op.key)).sort()).toEqual(Array.from({ length: 12 }, (_, i) => `batch-${i}`).sort())
   })
 
   it('plain PUT: no Prefer header, and the answers are not read', async () => {

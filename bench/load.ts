@@ -9,10 +9,28 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-export const SCENARIOS = ['get-hit', 'get-miss', 'put', 'delete', 'all', 'mixed', 'put-wait', 'put-if-match'] as const
+export const SCENARIOS = ['get-hit', 'get-miss', 'put', 'delete', 'all', 'mixed', 'put-wait', 'put-if-match', 'batch', 'batch-atomic'] as const
 export type Scenario = typeof SCENARIOS[number]
-/** Write outcomes (Prefer: wait, If-Match): the baseline has no such feature, so only kvarc runs them. */
-export const KVARC_ONLY: readonly Scenario[] = ['put-wait', 'put-if-match']
+/** POST /api/batch, each request BATCH_OPS puts; batch-atomic sends "atomic": true. */
+export const BATCH_SCENARIOS: readonly Scenario[] = ['batch', 'batch-atomic']
+/** Write outcomes: Prefer: wait and If-Match. */
+export const WRITE_OUTCOME_SCENARIOS: readonly Scenario[] = ['put-wait', 'put-if-match']
+/** Write outcomes and batches: the baseline has no such feature, so only kvarc runs them. */
+export const KVARC_ONLY: readonly Scenario[] = [...WRITE_OUTCOME_SCENARIOS, ...BATCH_SCENARIOS]
+/**
+ * What `npm run bench` runs without --scenarios: the batch scenarios only when
+ * asked for. Each adds at least 15 s, plus however long the consumer then needs
+ * to apply 100 times PUT's writes, which would take the default run past
+ * five minutes.
+ */
+export const DEFAULT_SCENARIOS: readonly Scenario[] = SCENARIOS.filter(s => !BATCH_SCENARIOS.includes(s))
+/** Puts per batch request: well inside the API's 128, and enough that a request's own cost is spread thin. */
+export const BATCH_OPS = 100
+
+/** Writes a scenario's request carries: BATCH_OPS for a batch, one otherwise. */
+export function writesPerRequest(scenario: Scenario, batchOps = BATCH_OPS): number {
+  return BATCH_SCENARIOS.includes(scenario) ? batchOps : 1
+}
 /** The Prefer: wait both write-outcome scenarios send: long enough that a 202 means the consumer is far behind. */
 export const PREFER_WAIT_SECONDS = 5
 /** put-if-match: keys per connection (rmw-<c·N + j>), seeded as rows so the first GET finds an ETag. */
@@ -51,6 +69,11 @@ export type LoadMode = Scenario | 'lag-put'
  * answered "200 applied" itself (CLOCK_MONOTONIC through LuaJIT's FFI) into
  * buckets 1 % wide: bucket k holds [e^(k/100), e^((k+1)/100)) µs.
  *
+ * batch and batch-atomic POST /api/batch with `batch_ops` puts of keys
+ * `batch-<i>`, taken from the same rotation as PUT's (so a batch never names
+ * a key twice while batch_ops × threads ≤ span); the answers are not read:
+ * 200 means every op of the batch was queued, anything else none or some.
+ *
  * With KVARC_BENCH_AUTHORIZATION in wrk's environment (the bench's --auth),
  * every request of every mode carries it as its Authorization header; without
  * it, the requests are byte for byte what they were before auth existed. The
@@ -87,6 +110,7 @@ function init(args)
   value = args[5]
   pause = tonumber(args[6] or "0")
   wait = args[7] or "5"
+  batch_ops = tonumber(args[8] or "100")
   n = 0
   math.randomseed(tid * 7919 + os.time())
   authorization = os.getenv("KVARC_BENCH_AUTHORIZATION")
@@ -139,6 +163,14 @@ local function index()
   return i
 end
 
+local function batch_body(atomic)
+  local ops = {}
+  for j = 1, batch_ops do
+    ops[j] = '{"op":"put","key":"batch-' .. index() .. '","value":"' .. value .. '"}'
+  end
+  return '{"atomic":' .. atomic .. ',"ops":[' .. table.concat(ops, ",") .. ']}'
+end
+
 function request()
   if mode == "get-hit" then
     return wrk.format("GET", "/api?key=hit-" .. index(), plain)
@@ -163,6 +195,10 @@ function request()
     end
     sent = now_us()
     return wrk.format("PUT", "/api", with_auth({ ["Content-Type"] = "application/json", ["If-Match"] = etag, ["Prefer"] = "wait=" .. wait }), '{"key":"' .. key .. '","value":"' .. value .. n .. '"}')
+  elseif mode == "batch" then
+    return wrk.format("POST", "/api/batch", json, batch_body("false"))
+  elseif mode == "batch-atomic" then
+    return wrk.format("POST", "/api/batch", json, batch_body("true"))
   elseif mode == "lag-put" then
     return wrk.format("PUT", "/api", json, '{"key":"lagload-' .. index() .. '","value":"' .. value .. '"}')
   else
@@ -217,6 +253,8 @@ export interface LoadOptions {
   waitSeconds?: number
   /** The Authorization header every request sends (`Bearer <token>`), or none. */
   authorization?: string
+  /** Puts per request of batch and batch-atomic (default BATCH_OPS). */
+  batchOps?: number
 }
 
 export interface LoadResult {
@@ -304,7 +342,7 @@ export function runLoad(options: LoadOptions): Promise<LoadResult> {
     '-t', String(threads), '-c', String(options.connections), '-d', `${options.durationSeconds}s`, '--timeout', '10s',
     '-s', script(), options.url, '--',
     options.scenario, String(options.base), String(Math.max(1, options.span)), String(threads), 'v'.repeat(options.valueBytes), String(Math.max(0, Math.round(options.pauseMs ?? 0))),
-    String(options.waitSeconds ?? PREFER_WAIT_SECONDS),
+    String(options.waitSeconds ?? PREFER_WAIT_SECONDS), String(options.batchOps ?? BATCH_OPS),
   ]
   return new Promise((resolve, reject) => {
     const env = { ...process.env, KVARC_BENCH_AUTHORIZATION: options.authorization ?? '' }

@@ -26,10 +26,17 @@ describe('bench options', () => {
     expect(fastSides(parse('--auth', '--sides', 'baseline,kvarc', '--scenarios', 'put'))).toEqual(['baseline', 'kvarc', 'kvarc-noauth'])
   })
 
-  it('write outcomes run on kvarc alone, whatever the auth', () => {
+  it('write outcomes and batches run on kvarc alone, whatever the auth', () => {
     expect(runsScenario('kvarc', 'put-if-match')).toBe(true)
     expect(runsScenario('baseline', 'put-if-match')).toBe(false)
     expect(runsScenario('baseline', 'put')).toBe(true)
+    expect(['batch', 'batch-atomic'].map(s => [runsScenario('kvarc', s as never), runsScenario('baseline', s as never), runsScenario('kvarc-noauth', s as never)]))
+      .toEqual([[true, false, false], [true, false, false]])
+  })
+
+  it('runs the batch scenarios only when asked', () => {
+    expect(parse().scenarios).toEqual(['get-hit', 'get-miss', 'put', 'delete', 'all', 'mixed', 'put-wait', 'put-if-match'])
+    expect(parse('--scenarios', 'put,batch,batch-atomic').scenarios).toEqual(['put', 'batch', 'batch-atomic'])
   })
 
   it('refuses what it does not know', () => {

@@ -3,7 +3,7 @@
  * which side runs which scenario: pure, so it is tested without starting anything.
  */
 import { parseArgs } from 'node:util'
-import { KVARC_ONLY, SCENARIOS, type Scenario } from './load.js'
+import { DEFAULT_SCENARIOS, KVARC_ONLY, SCENARIOS, type Scenario } from './load.js'
 import type { SideName } from './sides.js'
 
 /** --auth: the scenarios kvarc also runs with auth off, for the check's cost; the others would add minutes and tell nothing more. */
@@ -18,7 +18,7 @@ export function parseOptions(argv: string[], defaults: { stackPresent: boolean }
       warmup: { type: 'string', default: '2' },
       connections: { type: 'string', default: '64' },
       threads: { type: 'string', default: '1' },
-      scenarios: { type: 'string', default: SCENARIOS.join(',') },
+      scenarios: { type: 'string', default: DEFAULT_SCENARIOS.join(',') },
       sides: { type: 'string', default: 'kvarc,baseline,sandbox' },
       'skip-sandbox': { type: 'boolean', default: false },
       'sandbox-duration': { type: 'string', default: '3' },
@@ -81,7 +81,7 @@ export function fastSides(opts: Pick<Options, 'sides' | 'auth' | 'scenarios'>): 
   return opts.auth && cost && fast.includes('kvarc') ? [...fast, 'kvarc-noauth'] : fast
 }
 
-/** Whether `side` runs `scenario`: write outcomes are kvarc's alone, kvarc-noauth runs only what measures the check. */
+/** Whether `side` runs `scenario`: write outcomes and batches are kvarc's alone, kvarc-noauth runs only what measures the check. */
 export function runsScenario(side: SideName, scenario: Scenario): boolean {
   if (side === 'kvarc-noauth') return AUTH_COST_SCENARIOS.includes(scenario)
   return side === 'kvarc' || !KVARC_ONLY.includes(scenario)

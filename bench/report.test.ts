@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { addBuckets, bucketPercentile, parseWrkOutput, type LoadResult } from './load.js'
-import { authCostLines, authLine, markdown, meets, mergeRounds, Progress, ratioLines, scenarioTable, targets, writeOutcomes, writeOutcomesTable, type AuthInfo, type BenchReport, type ScenarioResult } from './report.js'
+import { authCostLines, authLine, batchFigures, batchTable, markdown, meets, mergeRounds, Progress, ratioLines, scenarioTable, targets, writeOutcomes, writeOutcomesTable, type AuthInfo, type BenchReport, type ScenarioResult } from './report.js'
 
 function load(rps: number): LoadResult {
   return { requests: rps * 10, seconds: 10, rps, p50Ms: 1.5, p90Ms: 3, p99Ms: 9.25, maxMs: 20, non2xx: 0, errors: 0 }
@@ -130,6 +130,53 @@ describe('bench report', () => {
     expect(merged.load.appliedBuckets).toEqual({ 691: 25, 700: 5 })
     expect(merged.connections).toBe(32)
     expect(mergeRounds([result('kvarc', 'put', 1000)]).load).not.toHaveProperty('outcomes')
+  })
+
+  it('shows the batch scenarios as batches/s and writes/s, next to kvarc\'s single PUT of the same run, without a baseline ratio', () => {
+    // Prepare: 200 batches/s answered over 10 s, 5 of the 2,000 answers not 2xx (nothing or only part queued), 100 puts each;
+    // the consumer then needed 1.25 s and 0.75 s after the two rounds to apply the rest.
+    const batch = { ...result('kvarc', 'batch', 200), writesPerRequest: 100, queueEmptySeconds: [1.25, 0.75] }
+    batch.load = { ...batch.load, non2xx: 5, errors: 1 }
+    const atomic = { ...result('kvarc', 'batch-atomic', 80), writesPerRequest: 100, queueEmptySeconds: [120.02], unfinished: '904 messages held by the consumer' }
+    const put = { ...result('kvarc', 'put', 8000), queueEmptySeconds: [0.1, 0.2] }
+    const scenarios = [put, result('baseline', 'put', 9000), batch, atomic]
+
+    // Act
+    const table = batchTable(scenarios).split('\n')
+
+    // Assess
+    expect(batchFigures(batch)).toEqual({
+      scenario: 'batch', writesPerBatch: 100, batchesPerSecond: 199.5, writesPerSecond: 19_950, p50Ms: 1.5, p99Ms: 9.25, non2xx: 5, noAnswer: 1,
+      queueEmptySeconds: 1.25, appliedWritesPerSecond: 199_500 / 12, unfinished: undefined,
+    })
+    expect(table).toHaveLength(4)
+    expect(table[2]).toBe('| batch | 100 | 200 | 19,950 | 1.50 | 9.25 | 5 | 1 | 1.3 | 16,625 | 2.49× | 8,000 (1.50 / 9.25) | 0.2 |')
+    // A round kvarc never finished: how long the bench waited and what was left, and no applied rate.
+    expect(table[3]).toBe('| batch-atomic | 100 | 80 | 8,000 | 1.50 | 9.25 | 0 | 0 | not within 120.0 (904 messages held by the consumer then) | — | 1.00× | 8,000 (1.50 / 9.25) | 0.2 |')
+    expect(batchTable([batch]).split('\n')[2]).toBe('| batch | 100 | 200 | 19,950 | 1.50 | 9.25 | 5 | 1 | 1.3 | 16,625 | — | not run | — |')
+    // The scenario table says what req/s means for a batch.
+    expect(scenarioTable([batch]).split('\n')[2]).toBe('| batch | kvarc | 200 | 1.50 | 9.25 | 5 | 1 | 2,000 | req/s counts batches of 100 writes |')
+    // Only kvarc's batch rows: the ratios against the baseline cover PUT alone, and batches are not write outcomes.
+    expect(ratioLines({ scenarios })).toBe('- put: 8,000 / 9,000 req/s = 0.89×; request-path CPU 19 vs 17 µs/req → 0.89× if CPU-bound')
+    expect(writeOutcomesTable(scenarios)).toBe('')
+    const report: BenchReport = { startedAt: 't', finishedAt: 't', machine: { cpus: 2, loadavg: [1, 1, 1], node: 'v20' }, options: {}, generator: 'wrk', scenarios, targets: targets({ scenarios }), errors: [] }
+    const text = markdown(report)
+    expect(text).toContain('## Batches (kvarc only: the baseline has no batch endpoint)\n\n')
+    expect(text).toContain(`${table.join('\n')}\n`)
+    expect(text).not.toContain('## Write outcomes')
+    expect(markdown({ ...report, scenarios: scenarios.slice(0, 2) })).not.toContain('## Batches')
+  })
+
+  it('keeps a batch scenario\'s writes per request through the rounds, and each round\'s catch-up', () => {
+    const a = { ...result('kvarc', 'batch', 100), writesPerRequest: 100, queueEmptySeconds: [0.5] }
+    const b = { ...result('kvarc', 'batch', 300), writesPerRequest: 100, queueEmptySeconds: [2] }
+    const merged = mergeRounds([a, b])
+    expect(merged).toMatchObject({ writesPerRequest: 100, queueEmptySeconds: [0.5, 2] })
+    expect(merged).not.toHaveProperty('unfinished')
+    expect(mergeRounds([a, { ...b, unfinished: '3 messages queued' }])).toMatchObject({ unfinished: '3 messages queued' })
+    expect(batchFigures(merged)).toMatchObject({ batchesPerSecond: 200, writesPerSecond: 20_000, queueEmptySeconds: 2, appliedWritesPerSecond: 400_000 / 22.5 })
+    expect(mergeRounds([result('kvarc', 'get-hit', 1000)])).not.toHaveProperty('writesPerRequest')
+    expect(mergeRounds([result('kvarc', 'get-hit', 1000)])).not.toHaveProperty('queueEmptySeconds')
   })
 
   it('says whether auth was on, and names the targets for it', () => {

@@ -4,7 +4,7 @@
  * progress writer, so it is cheap to test.
  */
 import type { CheckCost } from './auth-check.js'
-import { addBuckets, bucketPercentile, KVARC_ONLY, PREFER_WAIT_SECONDS, type LoadResult, type Scenario } from './load.js'
+import { addBuckets, BATCH_SCENARIOS, bucketPercentile, PREFER_WAIT_SECONDS, WRITE_OUTCOME_SCENARIOS, type LoadResult, type Scenario } from './load.js'
 import type { SideName } from './sides.js'
 
 export interface ProcessRss { name: string, pid: number, comm: string, cmd: string, kib: number | undefined }
@@ -27,6 +27,12 @@ export interface ScenarioResult {
   rounds?: LoadResult[]
   /** wrk connections of the measured run (put-if-match runs at half the others'). */
   connections?: number
+  /** Writes each request carries (batch scenarios); one when absent. */
+  writesPerRequest?: number
+  /** kvarc's write scenarios, per round: seconds from wrk's end until kvarc had finished (nothing ready, nothing held, no cache repair waiting). */
+  queueEmptySeconds?: number[]
+  /** What kvarc still had to do when the bench stopped waiting for it (a round that never finished), e.g. "904 messages held by the consumer". */
+  unfinished?: string
 }
 
 function median(values: number[]): number {
@@ -56,6 +62,8 @@ export function mergeRounds(results: ScenarioResult[]): ScenarioResult {
   if (results.length > 1) notes.push(`rounds: ${loads.map(l => Math.round(l.rps).toLocaleString('en-US')).join(' / ')} req/s`)
   const outcomes = loads.some(l => l.outcomes) ? add(loads.map(l => l.outcomes)) : undefined
   const appliedBuckets = addBuckets(loads.map(l => l.appliedBuckets))
+  const emptied = results.flatMap(r => r.queueEmptySeconds ?? [])
+  const unfinished = results.map(r => r.unfinished).filter(Boolean).at(-1)
   return {
     side: first.side,
     scenario: first.scenario,
@@ -73,6 +81,9 @@ export function mergeRounds(results: ScenarioResult[]): ScenarioResult {
       ...(appliedBuckets ? { appliedBuckets } : {}),
     },
     ...(first.connections !== undefined ? { connections: first.connections } : {}),
+    ...(first.writesPerRequest !== undefined ? { writesPerRequest: first.writesPerRequest } : {}),
+    ...(emptied.length ? { queueEmptySeconds: emptied } : {}),
+    ...(unfinished ? { unfinished } : {}),
     cpu: add(results.map(r => r.cpu)),
     services: add(results.map(r => r.services)),
     rssBefore: first.rssBefore,
@@ -193,7 +204,8 @@ export function scenarioTable(results: ScenarioResult[]): string {
     '|---|---|---:|---:|---:|---:|---:|---:|---|',
   ]
   for (const r of results) {
-    lines.push(`| ${r.scenario} | ${r.side} | ${fixed(r.load.rps)} | ${fixed(r.load.p50Ms, 2)} | ${fixed(r.load.p99Ms, 2)} | ${fixed(r.load.non2xx)} | ${fixed(r.load.errors)} | ${fixed(r.load.requests)} | ${r.note ?? ''} |`)
+    const note = [r.writesPerRequest && r.writesPerRequest > 1 ? `req/s counts batches of ${r.writesPerRequest} writes` : undefined, r.note].filter(Boolean).join('; ')
+    lines.push(`| ${r.scenario} | ${r.side} | ${fixed(r.load.rps)} | ${fixed(r.load.p50Ms, 2)} | ${fixed(r.load.p99Ms, 2)} | ${fixed(r.load.non2xx)} | ${fixed(r.load.errors)} | ${fixed(r.load.requests)} | ${note} |`)
   }
   return lines.join('\n')
 }
@@ -250,7 +262,7 @@ export function writeOutcomes(r: ScenarioResult): WriteOutcomes {
  * run: the baseline has no such feature, so there is no baseline ratio.
  */
 export function writeOutcomesTable(results: ScenarioResult[]): string {
-  const rows = results.filter(r => r.side === 'kvarc' && KVARC_ONLY.includes(r.scenario))
+  const rows = results.filter(r => r.side === 'kvarc' && WRITE_OUTCOME_SCENARIOS.includes(r.scenario))
   if (rows.length === 0) return ''
   const put = results.find(r => r.side === 'kvarc' && r.scenario === 'put')
   const plain = put ? `${fixed(put.load.rps)} (${fixed(put.load.p50Ms, 2)} / ${fixed(put.load.p99Ms, 2)})` : 'not run'
@@ -263,6 +275,72 @@ export function writeOutcomesTable(results: ScenarioResult[]): string {
     const other = Object.entries(w.other).map(([label, n]) => `${label}: ${fixed(n)}`).join(', ') || '0'
     const share = put?.load.rps ? `${(w.appliedPerSecond / put.load.rps).toFixed(2)}×` : '—'
     lines.push(`| ${w.scenario} | ${w.connections ?? '—'} | ${fixed(w.appliedPerSecond)} | ${fixed(w.p50Ms, 2)} | ${fixed(w.p99Ms, 2)} | ${fixed(w.applied)} | ${fixed(w.queued)} | ${fixed(w.refusedAtApi)} | ${fixed(w.rejected)} | ${other} | ${fixed(w.noAnswer)} | ${share} | ${plain} |`)
+  }
+  return lines.join('\n')
+}
+
+/** What a batch scenario achieved: accepted batches and the writes they carried, per second. */
+export interface BatchFigures {
+  scenario: Scenario
+  writesPerBatch: number
+  /** Batches answered 2xx (every op queued), per second of the measured run. */
+  batchesPerSecond: number
+  writesPerSecond: number
+  p50Ms: number
+  p99Ms: number
+  /** Batches answered otherwise (none or only some of their ops queued), and requests with no answer. */
+  non2xx: number
+  noAnswer: number
+  /** The slowest round's wait for the consumer to apply what was left when wrk stopped. */
+  queueEmptySeconds: number | undefined
+  /** Accepted writes over the measured time plus every round's catch-up: what the consumer sustained end to end (undefined when a round never finished). */
+  appliedWritesPerSecond: number | undefined
+  unfinished: string | undefined
+}
+
+export function batchFigures(r: ScenarioResult): BatchFigures {
+  const writesPerBatch = r.writesPerRequest ?? 1
+  const accepted = Math.max(0, r.load.requests - r.load.non2xx)
+  const batchesPerSecond = r.load.seconds > 0 ? accepted / r.load.seconds : 0
+  const catchUp = r.queueEmptySeconds
+  const appliedWritesPerSecond = catchUp?.length && r.load.seconds > 0 && !r.unfinished
+    ? (accepted * writesPerBatch) / (r.load.seconds + catchUp.reduce((a, b) => a + b, 0))
+    : undefined
+  return {
+    scenario: r.scenario,
+    writesPerBatch,
+    batchesPerSecond,
+    writesPerSecond: batchesPerSecond * writesPerBatch,
+    p50Ms: r.load.p50Ms,
+    p99Ms: r.load.p99Ms,
+    non2xx: r.load.non2xx,
+    noAnswer: r.load.errors,
+    queueEmptySeconds: catchUp?.length ? Math.max(...catchUp) : undefined,
+    appliedWritesPerSecond,
+    unfinished: r.unfinished,
+  }
+}
+
+/**
+ * kvarc's batch scenarios next to kvarc's single PUT of the same run: writes/s
+ * through batches against PUT req/s (one write each). No baseline: it has no
+ * batch endpoint.
+ */
+export function batchTable(results: ScenarioResult[]): string {
+  const rows = results.filter(r => r.side === 'kvarc' && BATCH_SCENARIOS.includes(r.scenario))
+  if (rows.length === 0) return ''
+  const put = results.find(r => r.side === 'kvarc' && r.scenario === 'put')
+  const plain = put ? `${fixed(put.load.rps)} (${fixed(put.load.p50Ms, 2)} / ${fixed(put.load.p99Ms, 2)})` : 'not run'
+  const worst = (seconds: number[] | undefined) => (seconds?.length ? Math.max(...seconds).toFixed(1) : '—')
+  const lines = [
+    '| scenario | writes per batch | batches/s | writes/s | p50 ms | p99 ms | non-2xx | no answer | applied after s | applied writes/s | writes/s ÷ PUT req/s | kvarc PUT req/s (p50 / p99 ms), same run | PUT applied after s |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|',
+  ]
+  for (const r of rows) {
+    const b = batchFigures(r)
+    const share = put?.load.rps ? `${(b.writesPerSecond / put.load.rps).toFixed(2)}×` : '—'
+    const after = b.unfinished ? `not within ${worst(r.queueEmptySeconds)} (${b.unfinished} then)` : worst(r.queueEmptySeconds)
+    lines.push(`| ${b.scenario} | ${b.writesPerBatch} | ${fixed(b.batchesPerSecond)} | ${fixed(b.writesPerSecond)} | ${fixed(b.p50Ms, 2)} | ${fixed(b.p99Ms, 2)} | ${fixed(b.non2xx)} | ${fixed(b.noAnswer)} | ${after} | ${fixed(b.appliedWritesPerSecond)} | ${share} | ${plain} | ${worst(put?.queueEmptySeconds)} |`)
   }
   return lines.join('\n')
 }
@@ -336,6 +414,15 @@ export function markdown(report: BenchReport): string {
       `put-if-match: read-modify-write at half the connections, each on its own keys: GET the ETag, PUT with If-Match and \`Prefer: wait=${PREFER_WAIT_SECONDS}\`; applied/s counts the conditional writes that applied, timed from the PUT alone. ` +
       'No other connection writes those keys: a 412 there means the ETag a GET returned was already out of date.', '',
       outcomes, '')
+  }
+  const batches = batchTable(report.scenarios)
+  if (batches) {
+    parts.push('## Batches (kvarc only: the baseline has no batch endpoint)', '',
+      'POST /api/batch, each request a batch of puts on keys of its own (batch-atomic: `"atomic": true`, one version and one transaction per batch), no `Prefer`. ' +
+      'writes/s counts the writes of batches answered 200, that is queued durably, as PUT\'s req/s counts PUTs; ' +
+      '"applied after" is how long kvarc then needed to finish (apply what was still queued or held by the consumer, and repair the cache entries it had noted when a cache update failed; the slowest round), ' +
+      'and applied writes/s spreads the accepted writes over the measured time plus that catch-up (every round\'s): what the record absorbed end to end.', '',
+      batches, '')
   }
   parts.push(
     '## Where the CPU went during each measured run (per request; "other load" is the machine\'s busy time nobody in the bench accounts for)',

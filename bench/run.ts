@@ -9,9 +9,13 @@
  *   --warmup S            unmeasured seconds before each (default 2)
  *   --connections N       wrk connections (default 64)
  *   --threads N           wrk threads (default 1: leaves the cores to the system under test)
- *   --scenarios a,b       of get-hit,get-miss,put,delete,all,mixed,put-wait,put-if-match (default all);
- *                         put-wait and put-if-match run on kvarc alone (write outcomes: the baseline has no
- *                         such feature) and add about 30 s to the default run
+ *   --scenarios a,b       of get-hit,get-miss,put,delete,all,mixed,put-wait,put-if-match,batch,batch-atomic
+ *                         (default all but batch and batch-atomic); put-wait and put-if-match run on kvarc alone
+ *                         (write outcomes: the baseline has no such feature) and add about 30 s to the default run;
+ *                         batch and batch-atomic (POST /api/batch, 100 puts a request; batch-atomic with
+ *                         "atomic": true) run on kvarc alone too (the baseline has no batch endpoint), only when
+ *                         named, reported as batches/s and writes/s next to kvarc's PUT req/s; each takes at
+ *                         least 15 s plus the consumer's catch-up
  *   --sides a,b           of kvarc,baseline,sandbox (default all three)
  *   --skip-sandbox        same as leaving sandbox out of --sides
  *   --sandbox-duration S  measured seconds per sandbox scenario (default 3, no warm-up: every sandbox request is a cold start)
@@ -34,11 +38,12 @@ import { join, resolve } from 'node:path'
 import { isolate, type Isolated } from '../ops/isolated.js'
 import { createToken } from '../ops/tokens.js'
 import { newToken } from '../src/shared/auth.js'
+import { countStale } from '../src/shared/cache-repair.js'
 import { loadConfig } from '../src/shared/config.js'
 import { openDatabase } from '../src/shared/postgres.js'
 import { measureCheck } from './auth-check.js'
 import { countCached, prepareData, purgeQueues } from './data.js'
-import { KVARC_ONLY, rmwConnections, RMW_KEYS_PER_CONNECTION, runLoad, type LoadResult, type Scenario } from './load.js'
+import { BATCH_OPS, BATCH_SCENARIOS, KVARC_ONLY, rmwConnections, RMW_KEYS_PER_CONNECTION, runLoad, writesPerRequest, type LoadResult, type Scenario } from './load.js'
 import { BENCH_WRITES_PER_TOKEN } from './nginx.js'
 import { fastSides, parseOptions, requiresToken, runsScenario, type Options } from './options.js'
 import { childrenCpuSeconds, commandLine, cpuDelta, cpuSeconds, machineBusySeconds, pidsByComm, processTree, rssKiB } from './procs.js'
@@ -95,6 +100,9 @@ async function servicesCpu(iso: Isolated): Promise<Record<string, number>> {
   return out
 }
 
+/** Scenarios that write: kvarc's consumer has work left when wrk stops. */
+const writes = (scenario: Scenario) => scenario !== 'get-hit' && scenario !== 'get-miss' && scenario !== 'all'
+
 /** Key ranges: GET-miss reads [0, 80 %) when measured and the top 20 % during warm-up, so measured reads never hit a warmed key. */
 function keyRange(scenario: Scenario, opts: Options, warmup: boolean, round = 0, rounds = 1): { base: number, span: number } {
   if (scenario === 'get-miss') {
@@ -104,28 +112,60 @@ function keyRange(scenario: Scenario, opts: Options, warmup: boolean, round = 0,
     const slice = Math.floor(measured / rounds)
     return { base: round * slice, span: slice }
   }
-  if (scenario === 'put' || scenario === 'delete' || scenario === 'put-wait') return { base: 0, span: 100_000 }
+  if (scenario === 'put' || scenario === 'delete' || scenario === 'put-wait' || BATCH_SCENARIOS.includes(scenario)) return { base: 0, span: 100_000 }
   // Per connection: connection c reads and writes rmw-<c·span + j>, j < span.
   if (scenario === 'put-if-match') return { base: 0, span: RMW_KEYS_PER_CONNECTION }
   return { base: 0, span: opts.hitKeys }
 }
 
-async function waitForQueuesEmpty(iso: Isolated, timeoutMs: number): Promise<number> {
+/**
+ * Messages the side's consumer host holds unacknowledged (its /ready), or
+ * undefined when the side has no consumer host or it does not answer. The broker's ready count
+ * leaves these out, and a consumer prefetches thousands of messages, each up
+ * to a host's coalesced writes: after a burst of batches it held minutes of
+ * work while the queue read empty.
+ */
+async function heldByConsumer(side: Side, queues: string[]): Promise<number | undefined> {
+  const metrics = side.consumerMetricsUrl?.()
+  if (!metrics) return undefined
+  const response = await fetch(new URL('/ready', metrics), { signal: AbortSignal.timeout(3000) }).catch(() => undefined)
+  if (!response?.ok) return undefined
+  const body = await response.json().catch(() => undefined) as { held?: Record<string, number> } | undefined
+  return queues.reduce((sum, queue) => sum + (body?.held?.[queue] ?? 0), 0)
+}
+
+/**
+ * Waits until kvarc has nothing left to do for the writes it acknowledged:
+ * nothing ready on the queues, nothing held by the consumer host, and no cache
+ * entry waiting for repair (a consumer whose cache update failed notes the keys
+ * and repairs them later, inside its next invocations). Returns what was left
+ * at the timeout ('' when done).
+ */
+async function waitUntilApplied(iso: Isolated, side: Side, timeoutMs: number): Promise<string> {
   const { connect } = await import('amqplib')
   const started = Date.now()
+  const queues = [iso.config.addQueue, iso.config.delQueue]
   const connection = await connect(iso.config.amqpUrl)
+  const db = await openDatabase(iso.config.databaseUrl, 1)
   try {
     const channel = await connection.createChannel()
     for (;;) {
-      let depth = 0
-      for (const queue of [iso.config.addQueue, iso.config.delQueue]) depth += (await channel.checkQueue(queue)).messageCount
-      if (depth === 0 || Date.now() - started > timeoutMs) return depth
+      let ready = 0
+      for (const queue of queues) ready += (await channel.checkQueue(queue)).messageCount
+      const held = ready === 0 ? (await heldByConsumer(side, queues)) ?? 0 : 0
+      const stale = ready === 0 && held === 0 ? await countStale(db).catch(() => 0) : 0
+      const left = ready ? `${ready} messages queued` : held ? `${held} messages held by the consumer` : stale ? `${stale} cache entries waiting for repair` : ''
+      if (left === '' || Date.now() - started > timeoutMs) return left
       await new Promise(resolve => setTimeout(resolve, 200))
     }
   } finally {
     await connection.close().catch(() => {})
+    await db.end().catch(() => {})
   }
 }
+
+/** How long the bench waits for kvarc's consumer to apply what a write scenario left queued. */
+const APPLIED_TIMEOUT_MS = 120_000
 
 /**
  * Other people's fault-injection tests stop and restart the shared services on
@@ -166,10 +206,12 @@ async function runScenario(side: Side, iso: Isolated, scenario: Scenario, opts: 
   const sandbox = side.name === 'sandbox'
   const duration = sandbox ? opts.sandboxDuration : Math.max(1, Math.round(opts.duration / rounds))
   const connections = sandbox ? opts.sandboxConnections : scenario === 'put-if-match' ? rmwConnections(opts.connections) : opts.connections
-  const common = { url: side.url, scenario, connections, threads: opts.threads, valueBytes: opts.valueBytes, authorization }
+  const common = { url: side.url, scenario, connections, threads: opts.threads, valueBytes: opts.valueBytes, authorization, batchOps: BATCH_OPS }
   if (opts.warmup > 0 && round === 0) {
     progress.line(`${side.name} ${scenario}: warm-up ${opts.warmup} s`)
     await runLoad({ ...common, ...keyRange(scenario, opts, true), durationSeconds: opts.warmup })
+    // The warm-up's writes must not still be applying during the measured run (and counting into its catch-up).
+    if (isKvarc(side.name) && writes(scenario)) await waitUntilApplied(iso, side, APPLIED_TIMEOUT_MS)
   }
   const missBefore = scenario === 'get-miss' ? await countCached(iso.config, 'miss-') : 0
   const rssBefore = rssOf(side)
@@ -193,21 +235,27 @@ async function runScenario(side: Side, iso: Isolated, scenario: Scenario, opts: 
   const services: Record<string, number> = {}
   Object.assign(services, cpuDelta(servicesBefore, servicesAfter))
   let note: string | undefined = healed.length ? `restarted ${healed.join(', ')} before this run` : undefined
+  let queueEmptySeconds: number[] | undefined
+  let unfinished: string | undefined
   const pgReads = scenario === 'get-miss' ? (await countCached(iso.config, 'miss-')) - missBefore : undefined
-  if (scenario !== 'get-hit' && scenario !== 'get-miss' && scenario !== 'all') {
+  if (writes(scenario)) {
     if (isKvarc(side.name)) {
       // The consumer applies the scenario's writes after wrk stops; the next run must not compete with it.
       const waitStarted = Date.now()
-      const left = await waitForQueuesEmpty(iso, 60_000)
-      note = [note, `queue empty ${((Date.now() - waitStarted) / 1000).toFixed(1)} s after the run${left ? ` (${left} still queued)` : ''}`].filter(Boolean).join('; ')
+      const left = await waitUntilApplied(iso, side, APPLIED_TIMEOUT_MS)
+      const waited = (Date.now() - waitStarted) / 1000
+      queueEmptySeconds = [waited]
+      if (left) unfinished = left
+      note = [note, left ? `${left} still ${waited.toFixed(1)} s after the run` : `everything applied ${waited.toFixed(1)} s after the run`].filter(Boolean).join('; ')
     } else {
       await purgeQueues(iso.config)
     }
   }
   if (scenario === 'put-if-match') note = [note, 'req/s, p50 and p99 here are wrk\'s, over the GETs and the PUTs'].filter(Boolean).join('; ')
+  const perRequest = writesPerRequest(scenario, BATCH_OPS)
   const outcomes = load.outcomes ? `; answers ${Object.entries(load.outcomes).map(([label, n]) => `${label}: ${n}`).join(', ')}` : ''
   progress.line(`${label}: ${Math.round(load.rps).toLocaleString('en-US')} req/s, p50 ${load.p50Ms.toFixed(2)} ms, p99 ${load.p99Ms.toFixed(2)} ms, non-2xx ${load.non2xx}, errors ${load.errors}${outcomes}`)
-  return { side: side.name, scenario, load, cpu, services, rssBefore, rssAfter, note, pgReads, connections }
+  return { side: side.name, scenario, load, cpu, services, rssBefore, rssAfter, note, pgReads, connections, ...(perRequest > 1 ? { writesPerRequest: perRequest } : {}), ...(queueEmptySeconds !== undefined ? { queueEmptySeconds } : {}), ...(unfinished ? { unfinished } : {}) }
 }
 
 /** A backing service restarting under someone else's test must not leave the bench's database and queues behind. */
@@ -351,7 +399,7 @@ async function main(): Promise<void> {
           // At half load the answer comes faster than at full load: count half the measured p50.
           report.lag = await measureLag(kvarc.url, { rate, seconds: opts.lagSeconds, probesPerSecond: 20, pollMs: 5, valueBytes: opts.valueBytes, connections: 64, latencyMs: putP50 / 2, authorization: authorization.get('kvarc') })
           progress.line(`kvarc visibility lag: p50 ${report.lag.p50Ms.toFixed(1)} ms, p99 ${report.lag.p99Ms.toFixed(1)} ms at ${Math.round(report.lag.achievedRate)} PUT/s`)
-          await waitForQueuesEmpty(kvarcIso, 60_000)
+          await waitUntilApplied(kvarcIso, kvarc, APPLIED_TIMEOUT_MS)
         } catch (error) {
           report.errors.push(`lag: ${(error as Error).message}`)
         }
