@@ -6,6 +6,7 @@
  * sandbox leads and reports how it ended.
  */
 import { spawn, type ChildProcess } from 'node:child_process'
+import { connect } from 'amqplib'
 import getPort from 'get-port'
 import { MAX_HEADER_BYTES } from '../../runtime/http/gateway.js'
 
@@ -45,6 +46,10 @@ export async function startSandbox(env: Record<string, string>, options: { timeo
   }
   try {
     await waitReady(url, child, sandbox.output, options.timeoutMs ?? 60_000)
+    // Sandbox answers HTTP before its startup plugins run: until the consumer plugin consumes,
+    // a write stays queued, which on a loaded machine outlasts a test's wait for its outcome.
+    const queues = [env.KVARC_ADD_QUEUE, env.KVARC_DEL_QUEUE].filter((q): q is string => Boolean(q))
+    await waitConsuming(env.AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672', queues, child, sandbox.output, options.timeoutMs ?? 60_000)
   } catch (error) {
     await sandbox.stop(2000)
     throw error
@@ -76,4 +81,33 @@ async function stopChild(child: ChildProcess, exited: Promise<{ code: number | n
   const result = await exited
   clearTimeout(timer)
   return { ...result, killed }
+}
+
+/** Resolves once every queue has a consumer (sandbox's RabbitMQ plugin started), bounded by `timeoutMs`. */
+async function waitConsuming(amqpUrl: string, queues: string[], child: ChildProcess, output: () => string, timeoutMs: number): Promise<void> {
+  if (queues.length === 0) return
+  const connection = await connect(amqpUrl)
+  connection.on('error', () => {})
+  const deadline = Date.now() + timeoutMs
+  try {
+    while (Date.now() < deadline) {
+      if (child.exitCode !== null) throw new Error(`sandbox exited with ${child.exitCode}:\n${output()}`)
+      const channel = await connection.createChannel()
+      // A queue not declared yet closes the channel (404): that is "not yet", not a failure.
+      channel.on('error', () => {})
+      let ready = true
+      try {
+        for (const queue of queues) if ((await channel.checkQueue(queue)).consumerCount === 0) ready = false
+      } catch {
+        ready = false
+      } finally {
+        await channel.close().catch(() => {})
+      }
+      if (ready) return
+      await new Promise(resolve => setTimeout(resolve, 200))
+    }
+    throw new Error(`sandbox's consumers did not start within ${timeoutMs / 1000} s:\n${output()}`)
+  } finally {
+    await connection.close().catch(() => {})
+  }
 }
