@@ -62,9 +62,10 @@ interface StaleEntry { key: string, noted: string, value: string | null, version
  *
  * @example await repairStale(pool, redis, cacheOptionsOf(config))
  */
-export async function repairStale(db: Queryable, redis: CacheClient, options: CacheOptions, slice = 1000): Promise<number> {
+export async function repairStale(db: Queryable, redis: CacheClient, options: CacheOptions, slice = 1000, maxSlices = Infinity): Promise<number> {
   let repaired = 0
-  for (;;) {
+  for (let slices = 0; ; slices++) {
+    if (slices >= maxSlices) return repaired
     const { rows } = await db.query<StaleEntry>({ name: 'kvarc-stale-entries', text: STALE_ENTRIES, values: [slice] })
     if (rows.length === 0) return repaired
     const live = rows.filter(r => r.version !== null).map(r => ({ key: r.key, value: r.value, version: r.version as string, deleted: r.deleted as boolean, expiresAt: r.expiresAt }))

@@ -90,25 +90,49 @@ export async function applyRmqEvent(deps: ConsumerDeps, event: RmqEvent, kind: W
   // Atomic batches, each in its own transaction, in version order; one PostgreSQL refuses is dead-lettered whole.
   let rejected = decided.filter(d => d.status === 'rejected').length
   const batchRefused: { write: Write, reason: string }[] = []
-  for (const { batch, queue, messageId } of batches.sort((a, b) => (a.batch.version < b.batch.version ? -1 : 1))) {
-    const result = await applyOrRefuse(db, () => applyAtomic(db, batch, horizon))
+  // Several at once (each locks its own rows in key order, so they cannot deadlock): one after
+  // another, a burst of small transactions outlasted the invocation's timeout.
+  const sorted = batches.sort((a, b) => (a.batch.version < b.batch.version ? -1 : 1))
+  const outcomes = await mapLimited(sorted, ATOMIC_CONCURRENCY, ({ batch }) => applyOrRefuse(db, () => applyAtomic(db, batch, horizon)))
+  sorted.forEach(({ batch, queue, messageId }, i) => {
+    const result = outcomes[i]!
     if ('refused' in result) {
       deadLetters.push({ queue, messageId, body: encodeAtomic(batch.version, batch.writes), reason: result.refused })
       for (const write of batch.writes) batchRefused.push({ write, reason: result.refused })
     } else if (result.done.status === 'applied') rows.push(...result.done.rows)
     else rejected += batch.writes.length
-  }
+  })
   const cacheDeferred = await updateCache(deps, db, rows)
   // Dead letters last: if publishing fails the batch is retried, and the valid writes re-apply as no-ops.
   // Their outcomes are stored first, so a receipt never says "queued" for a write already in a DLQ.
   await recordDeadLetters(db, [...refused, ...batchRefused])
   await Promise.all(deadLetters.map(letter => deadLetter(deps, letter)))
-  if (cacheDeferred === 0 && deps.cacheHealth.repairPending) await repairCache(deps, db)
+  if (cacheDeferred === 0 && deps.cacheHealth.repairPending) await repairCache(deps, db, 1)
   const all = [...writes, ...batches.flatMap(b => b.batch.writes)]
   if (deps.cacheHealth.available) await publishNotice(deps.redis, deps.cache.prefix, all.map(w => w.key))
 
   const applied = rows.filter(r => r.applied).length
   return { received, applied, skipped: all.length - applied - refused.length - batchRefused.length - rejected, deadLettered: deadLetters.length, rejected, cacheDeferred }
+}
+
+/** Notes repaired a slice (one script call, one query) at a time. */
+const REPAIR_SLICE = 1000
+
+/** Atomic batches applied at once per invocation: below the pool's ten connections. */
+const ATOMIC_CONCURRENCY = 8
+
+/** `fn` over `items`, at most `limit` at a time; results in the items' order. */
+async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length)
+  let next = 0
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++
+      results[i] = await fn(items[i]!)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
+  return results
 }
 
 /** Refused writes, for receipts. A note PostgreSQL refuses for good is skipped: the dead letter still says why. */
@@ -151,10 +175,14 @@ async function updateCache(deps: ConsumerDeps, db: Queryable, rows: readonly Row
 }
 
 /** Repairs what earlier batches (of any process) noted; a failure leaves the notes for a later batch. */
-async function repairCache(deps: ConsumerDeps, db: Queryable): Promise<void> {
+async function repairCache(deps: ConsumerDeps, db: Queryable, maxSlices = Infinity): Promise<void> {
   try {
-    await repairStale(db, deps.redis, deps.cache)
-    deps.cacheHealth.repaired()
+    // Inline (in a batch) one slice at most: a long backlog of notes is left to the timer, never
+    // holding a batch past its timeout.
+    const repaired = await repairStale(db, deps.redis, deps.cache, REPAIR_SLICE, maxSlices)
+    // Every slice full: notes may remain.
+    if (repaired >= maxSlices * REPAIR_SLICE) deps.cacheHealth.repairSoon(() => repairCache(deps, db))
+    else deps.cacheHealth.repaired()
   } catch (error) {
     deps.cacheHealth.failed()
     errorThrottled('consumer cache repair', { err: error }, 'cache repair failed; retrying with a later batch')
