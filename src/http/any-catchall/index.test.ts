@@ -45,7 +45,7 @@ describe('any /* — wrong methods and unknown paths', () => {
   })
 
   it('answers 404 JSON naming the method and path for anything else', async () => {
-    for (const [method, path] of [['POST', '/'], ['GET', '/api/other'], ['DELETE', '/nowhere'], ['GET', '/nope.js'], ['GET', '/docs/'], ['GET', '/api/all/'], ['PUT', '/a"b\\c']] as const) {
+    for (const [method, path] of [['POST', '/'], ['GET', '/api/other'], ['DELETE', '/nowhere'], ['GET', '/nope.js'], ['GET', '/no-such-folder/'], ['GET', '/api/all/'], ['PUT', '/a"b\\c']] as const) {
       const result = await handler(event(method, path, method === 'GET' ? undefined : 'x'))
       expect(result, `${method} ${path}`).toEqual({
         statusCode: 404,
