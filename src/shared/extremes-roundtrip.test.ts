@@ -5,6 +5,9 @@
  * the largest value (1 MiB) of random characters must apply and round-trip
  * byte for byte; one byte more is a 422 at the API, never a write that fails
  * later in PostgreSQL (whose btree entries cannot exceed 2,704 bytes).
+ * The same for this round's inputs: a conditional PUT with the longest TTL,
+ * a conditional DELETE, and batches of 128 ops at the largest keys (atomic
+ * ones carrying 1 MiB values), through the real consumer and read back.
  */
 import { randomInt } from 'node:crypto'
 import type pg from 'pg'
@@ -16,6 +19,9 @@ import { handler as delKey } from '../consumers/del-key/index.js'
 import { handler as deleteApi } from '../http/delete-api/index.js'
 import { handler as getApi } from '../http/get-api/index.js'
 import { handler as putApi } from '../http/put-api/index.js'
+import { handler as postBatch } from '../http/post-api-batch/index.js'
+import { MAX_BATCH_OPS } from './batch.js'
+import { MAX_TTL_SECONDS } from './validate.js'
 import { MAX_KEY_BYTES, MAX_VALUE_BYTES } from './limits.js'
 import { openDatabase } from './postgres.js'
 import { deadLetterQueueName } from './queue.js'
@@ -122,4 +128,36 @@ describe('the largest key and value, of random characters, through the real cons
     expect(await queueDepth(iso.env.AMQP_URL!, iso.config.addQueue)).toBe(0)
     expect(await queueDepth(iso.env.AMQP_URL!, iso.config.delQueue)).toBe(0)
   })
+})
+
+describe('conditions, TTLs and batches at their extremes, through the real consumer', () => {
+  const get = async (key: string) => bodyOf(await getApi(httpEvent('GET', '/api', { query: `key=${encodeURIComponent(key)}` })))
+
+  it('If-None-Match with the largest key, a 1 MiB random value and the longest TTL applies; If-Match DELETE of it too', async () => {
+    const key = randomText(MAX_KEY_BYTES, [1, 2, 3, 4])
+    const value = randomText(MAX_VALUE_BYTES, [2, 3, 4])
+    const put = await putApi(httpEvent('PUT', '/api', { body: JSON.stringify({ key, value, ttl: MAX_TTL_SECONDS }), headers: { 'if-none-match': '*' } }))
+    expect(put.statusCode).toBe(200)
+    const { version, expiresAt } = bodyOf(put) as { version: string, expiresAt: number }
+    expect(await deliver(iso.config.addQueue, addKey)).toMatchObject({ applied: 1, rejected: 0, deadLettered: 0 })
+    expect(await get(key)).toEqual({ data: { key, value }, source: 'postgres', version, expiresAt })
+    const del = await deleteApi(httpEvent('DELETE', '/api', { query: `key=${encodeURIComponent(key)}`, headers: { 'if-match': `"${version}"` } }))
+    expect(del.statusCode).toBe(200)
+    expect(await deliver(iso.config.delQueue, delKey)).toMatchObject({ applied: 1, rejected: 0, deadLettered: 0 })
+    expect((await getApi(httpEvent('GET', '/api', { query: `key=${encodeURIComponent(key)}` }))).statusCode).toBe(404)
+  })
+
+  for (const atomic of [false, true]) {
+    it(`${atomic ? 'an atomic' : 'a non-atomic'} batch of ${MAX_BATCH_OPS} ops at the largest keys${atomic ? ', four with 1 MiB values,' : ''} applies and reads back`, async () => {
+      const ops = Array.from({ length: MAX_BATCH_OPS }, (_, i) => ({
+        op: 'put', key: `${i}/` + randomText(MAX_KEY_BYTES - Buffer.byteLength(`${i}/`), [1, 2, 3, 4]),
+        value: atomic && i < 4 ? randomText(MAX_VALUE_BYTES, [2, 3, 4]) : randomText(64, [1, 2, 3, 4]),
+        ...(i % 2 === 0 ? { ifNoneMatch: '*' } : { ttl: MAX_TTL_SECONDS }),
+      }))
+      const result = await postBatch(httpEvent('POST', '/api/batch', { body: JSON.stringify({ ops, atomic }) }))
+      expect(result.statusCode, result.body.slice(0, 200)).toBe(200)
+      expect(await deliver(iso.config.addQueue, addKey)).toMatchObject({ applied: MAX_BATCH_OPS, rejected: 0, deadLettered: 0 })
+      for (const op of ops) expect((await get(op.key)).data).toEqual({ key: op.key, value: op.value })
+    })
+  }
 })
