@@ -6,7 +6,7 @@
 import type pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { isolate, type Isolated } from '../../test/support/isolated.js'
-import { allRows } from '../../test/support/kv.js'
+import { valuesUnder } from '../../test/support/kv.js'
 import { applyAtomic } from './atomic.js'
 import { decodeMessage, encodeAtomic, type AtomicBatch } from './messages.js'
 import { openDatabase } from './postgres.js'
@@ -25,9 +25,7 @@ function batch(ops: { key: string, value: string | null, condition?: Condition }
   return decodeMessage(body, 'put').atomic[0]!
 }
 
-async function values(prefix: string) {
-  return Object.fromEntries((await allRows(db)).filter(r => r.key.startsWith(prefix)).map(r => [r.key, r.deleted ? null : r.value]))
-}
+const values = (prefix: string) => valuesUnder(db, prefix)
 
 beforeAll(async () => {
   iso = await isolate('atomic')

@@ -37,13 +37,13 @@ async function provenFalse(deps: OutcomeDeps, key: string, condition: Condition 
   return json(412, { detail: `If-Match "${condition.version}" failed: the key's current version is "${cached}"`, current: cached })
 }
 
-/** The answer to a write the client waited for. */
-export function answerFor(receipt: Receipt | undefined, key: string, version: string, headers: Record<string, string>): HttpResult {
+/** The answer to a write the client waited for; `extra` (the write's expiry) joins a 200. */
+export function answerFor(receipt: Receipt | undefined, key: string, version: string, headers: Record<string, string>, extra: Record<string, unknown> = {}): HttpResult {
   switch (receipt?.status) {
     case 'applied':
-      return json(200, { status: 'applied', version }, headers)
+      return json(200, { status: 'applied', version, ...extra }, headers)
     case 'superseded':
-      return json(200, { status: 'superseded', version, current: receipt.current }, headers)
+      return json(200, { status: 'superseded', version, current: receipt.current, ...extra }, headers)
     case 'rejected':
       return json(412, { detail: receipt.reason ?? 'the condition failed', status: 'rejected', version, current: receipt.current }, headers)
     case 'dead-lettered':
@@ -73,7 +73,5 @@ export async function writeWithOutcome(deps: WriterDeps & OutcomeDeps, event: Ht
     // the next GET shows. A key with no cached entry gets only a version marker, as from the consumer.
     await cacheApplyMany(deps.redis, deps.cache, [{ key, value, version, deleted: value === null, expiresAt: expiresAt ?? null }]).catch(() => {})
   }
-  const answer = answerFor(receipt, key, version, { 'preference-applied': `wait=${wait}` })
-  if (expiresAt !== undefined && answer.statusCode < 300) answer.body = JSON.stringify({ ...JSON.parse(answer.body), expiresAt })
-  return answer
+  return answerFor(receipt, key, version, { 'preference-applied': `wait=${wait}` }, expiresAt === undefined ? {} : { expiresAt })
 }

@@ -7,10 +7,9 @@
  * `env` goes over the isolated environment, e.g. `{ KVARC_AUTH: 'required' }`
  * for a system that needs tokens (isolate() leaves auth off).
  */
-import { connect } from 'amqplib'
 import { existsSync } from 'node:fs'
 import { startStack } from '../../ops/stack.js'
-import { eventually, isolate, SERVICES, type Isolated } from '../support/isolated.js'
+import { isolate, type Isolated } from '../support/isolated.js'
 import { startSandbox as startArcSandbox } from '../sandbox/sandbox.js'
 
 export interface RunningSystem {
@@ -64,15 +63,8 @@ export async function startStackSystem(label = 'browser', env: Record<string, st
 export async function startSandbox(label = 'browser', env: Record<string, string> = {}): Promise<RunningSystem> {
   const iso = await isolate(label)
   try {
-    const sandbox = await startArcSandbox({ ...iso.env, LOG_LEVEL: 'warn', ARC_ENV: 'testing', NODE_ENV: 'testing', ...env })
-    try {
-      // The sandbox answers HTTP before its startup plugins run: until the consumer plugin
-      // consumes, a write stays queued, which on a loaded machine outlasts a test's wait.
-      await consuming(iso, START_TIMEOUT_MS)
-    } catch (error) {
-      await sandbox.stop(8000).catch(() => {})
-      throw new Error(`arc sandbox never consumed its queues:\n${sandbox.output()}`, { cause: error })
-    }
+    // startArcSandbox returns once sandbox's consumer plugin consumes both write queues.
+    const sandbox = await startArcSandbox({ ...iso.env, LOG_LEVEL: 'warn', ARC_ENV: 'testing', NODE_ENV: 'testing', ...env }, { timeoutMs: START_TIMEOUT_MS })
     return { url: sandbox.url, iso, output: sandbox.output, stop: once(() => sandbox.stop(8000).then(() => {}).finally(() => iso.cleanup())) }
   } catch (error) {
     await iso.cleanup().catch(() => {})
@@ -80,28 +72,6 @@ export async function startSandbox(label = 'browser', env: Record<string, string
   }
 }
 
-/** Resolves once both of the environment's write queues have a consumer. */
-async function consuming(iso: Isolated, timeoutMs: number): Promise<void> {
-  const connection = await connect(SERVICES.amqp)
-  connection.on('error', () => {})
-  try {
-    await eventually(async () => {
-      const channel = await connection.createChannel()
-      // A queue not declared yet closes the channel (404): that is "not yet", not a failure.
-      channel.on('error', () => {})
-      try {
-        for (const queue of [iso.config.addQueue, iso.config.delQueue]) {
-          if ((await channel.checkQueue(queue)).consumerCount === 0) return false
-        }
-        return true
-      } finally {
-        await channel.close().catch(() => {})
-      }
-    }, `consumers on ${iso.config.addQueue} and ${iso.config.delQueue}`, timeoutMs)
-  } finally {
-    await connection.close().catch(() => {})
-  }
-}
 
 function once<T>(fn: () => Promise<T>): () => Promise<T> {
   let promise: Promise<T> | undefined

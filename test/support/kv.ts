@@ -106,3 +106,8 @@ export async function consumeQueued(iso: Isolated, consumer: ConsumerDeps, kind:
   await eventually(async () => (await queueDepth(iso.env.AMQP_URL!, name)) > 0, `a message on ${name}`)
   await applyRmqEvent(consumer, buildRmqEvent(name, await takeMessages(iso.env.AMQP_URL!, name)), kind)
 }
+
+/** Each key under `prefix` and its value in the record; null for a tombstone. */
+export async function valuesUnder(db: pg.Pool | pg.Client, prefix: string): Promise<Record<string, string | null>> {
+  return Object.fromEntries((await allRows(db)).filter(r => r.key.startsWith(prefix)).map(r => [r.key, r.deleted ? null : r.value]))
+}

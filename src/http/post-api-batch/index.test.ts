@@ -7,7 +7,7 @@
 import type pg from 'pg'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { declareQueues, httpEvent, isolate, type Isolated } from '../../../test/support/isolated.js'
-import { allRows, bodyOf, consumeQueued, queueDepth, takeMessages } from '../../../test/support/kv.js'
+import { bodyOf, consumeQueued, queueDepth, takeMessages, valuesUnder } from '../../../test/support/kv.js'
 import { openConsumer } from '../../shared/open-consumer.js'
 import { openDatabase } from '../../shared/postgres.js'
 import { applyWrites } from '../../shared/store.js'
@@ -21,9 +21,7 @@ const clock = new VersionClock(17)
 
 const post = (body: unknown, headers: Record<string, string> = {}) => handler(httpEvent('POST', '/api/batch', { body: JSON.stringify(body), headers }))
 
-async function values(prefix: string) {
-  return Object.fromEntries((await allRows(db)).filter(r => r.key.startsWith(prefix)).map(r => [r.key, r.deleted ? null : r.value]))
-}
+const values = (prefix: string) => valuesUnder(db, prefix)
 
 beforeAll(async () => {
   iso = await isolate('batch')
