@@ -47,7 +47,7 @@ export function rmwConnections(putConnections: number): number {
   return Math.max(1, Math.floor(putConnections / 2))
 }
 /** What wrk can run: the scenarios, and the background PUT load of the visibility-lag measurement. */
-export type LoadMode = Scenario | 'lag-put'
+export type LoadMode = Scenario | 'lag-put' | 'get-path'
 
 /**
  * Keys: `hit-<i>` (rows in PostgreSQL and entries in the cache), `miss-<i>`
@@ -107,10 +107,12 @@ function init(args)
   base = tonumber(args[2])
   span = tonumber(args[3])
   nthreads = tonumber(args[4])
-  value = args[5]
+  -- The value's length, not the value: a 1 MiB value would not fit in one argument (Linux caps each at 128 KiB).
+  value = string.rep("v", tonumber(args[5]))
   pause = tonumber(args[6] or "0")
   wait = args[7] or "5"
   batch_ops = tonumber(args[8] or "100")
+  path = args[9] or "/"
   n = 0
   math.randomseed(tid * 7919 + os.time())
   authorization = os.getenv("KVARC_BENCH_AUTHORIZATION")
@@ -199,6 +201,8 @@ function request()
     return wrk.format("POST", "/api/batch", json, batch_body("false"))
   elseif mode == "batch-atomic" then
     return wrk.format("POST", "/api/batch", json, batch_body("true"))
+  elseif mode == "get-path" then
+    return wrk.format("GET", path, plain)
   elseif mode == "lag-put" then
     return wrk.format("PUT", "/api", json, '{"key":"lagload-' .. index() .. '","value":"' .. value .. '"}')
   else
@@ -255,6 +259,8 @@ export interface LoadOptions {
   authorization?: string
   /** Puts per request of batch and batch-atomic (default BATCH_OPS). */
   batchOps?: number
+  /** get-path: the path and query every request GETs (e.g. one listing page deep in the key space). */
+  path?: string
 }
 
 export interface LoadResult {
@@ -341,8 +347,8 @@ export function runLoad(options: LoadOptions): Promise<LoadResult> {
   const args = [
     '-t', String(threads), '-c', String(options.connections), '-d', `${options.durationSeconds}s`, '--timeout', '10s',
     '-s', script(), options.url, '--',
-    options.scenario, String(options.base), String(Math.max(1, options.span)), String(threads), 'v'.repeat(options.valueBytes), String(Math.max(0, Math.round(options.pauseMs ?? 0))),
-    String(options.waitSeconds ?? PREFER_WAIT_SECONDS), String(options.batchOps ?? BATCH_OPS),
+    options.scenario, String(options.base), String(Math.max(1, options.span)), String(threads), String(options.valueBytes), String(Math.max(0, Math.round(options.pauseMs ?? 0))),
+    String(options.waitSeconds ?? PREFER_WAIT_SECONDS), String(options.batchOps ?? BATCH_OPS), options.path ?? '/',
   ]
   return new Promise((resolve, reject) => {
     const env = { ...process.env, KVARC_BENCH_AUTHORIZATION: options.authorization ?? '' }
