@@ -54,7 +54,7 @@ export type LoadMode = Scenario | 'lag-put' | 'get-path'
  * (rows only: each request reads a key nobody read before, so it is served
  * from PostgreSQL), `put-<i>` for PUT, DELETE and put-wait (so put-wait differs
  * from PUT by its Prefer header alone). Thread t of T takes indexes
- * base + (t + n·T) mod span, so threads never collide.
+ * base + ((t + n·T) × stride mod span), so threads never collide.
  *
  * put-wait and put-if-match read the answers (a response hook, set in init for
  * them only: wrk parses bodies into Lua only when one exists, which the other
@@ -113,6 +113,8 @@ function init(args)
   wait = args[7] or "5"
   batch_ops = tonumber(args[8] or "100")
   path = args[9] or "/"
+  -- Coprime with span, a stride walks the whole range without repeats but jumps across it (reads spread over the table).
+  stride = tonumber(args[10] or "1")
   n = 0
   math.randomseed(tid * 7919 + os.time())
   authorization = os.getenv("KVARC_BENCH_AUTHORIZATION")
@@ -160,7 +162,7 @@ function init(args)
 end
 
 local function index()
-  local i = base + ((tid + n * nthreads) % span)
+  local i = base + (((tid + n * nthreads) * stride) % span)
   n = n + 1
   return i
 end
@@ -261,6 +263,8 @@ export interface LoadOptions {
   batchOps?: number
   /** get-path: the path and query every request GETs (e.g. one listing page deep in the key space). */
   path?: string
+  /** Index step, coprime with span (default 1): index k reads base + (k × stride mod span). */
+  stride?: number
 }
 
 export interface LoadResult {
@@ -348,7 +352,7 @@ export function runLoad(options: LoadOptions): Promise<LoadResult> {
     '-t', String(threads), '-c', String(options.connections), '-d', `${options.durationSeconds}s`, '--timeout', '10s',
     '-s', script(), options.url, '--',
     options.scenario, String(options.base), String(Math.max(1, options.span)), String(threads), String(options.valueBytes), String(Math.max(0, Math.round(options.pauseMs ?? 0))),
-    String(options.waitSeconds ?? PREFER_WAIT_SECONDS), String(options.batchOps ?? BATCH_OPS), options.path ?? '/',
+    String(options.waitSeconds ?? PREFER_WAIT_SECONDS), String(options.batchOps ?? BATCH_OPS), options.path ?? '/', String(options.stride ?? 1),
   ]
   return new Promise((resolve, reject) => {
     const env = { ...process.env, KVARC_BENCH_AUTHORIZATION: options.authorization ?? '' }
