@@ -115,6 +115,8 @@ function init(args)
   path = args[9] or "/"
   -- Coprime with span, a stride walks the whole range without repeats but jumps across it (reads spread over the table).
   stride = tonumber(args[10] or "1")
+  -- Overrides the key family of get-hit, get-miss and put (e.g. GET the keys a PUT run wrote).
+  family = args[11] ~= "" and args[11] or nil
   n = 0
   math.randomseed(tid * 7919 + os.time())
   authorization = os.getenv("KVARC_BENCH_AUTHORIZATION")
@@ -177,11 +179,11 @@ end
 
 function request()
   if mode == "get-hit" then
-    return wrk.format("GET", "/api?key=hit-" .. index(), plain)
+    return wrk.format("GET", "/api?key=" .. (family or "hit-") .. index(), plain)
   elseif mode == "get-miss" then
-    return wrk.format("GET", "/api?key=miss-" .. index(), plain)
+    return wrk.format("GET", "/api?key=" .. (family or "miss-") .. index(), plain)
   elseif mode == "put" then
-    return wrk.format("PUT", "/api", json, '{"key":"put-' .. index() .. '","value":"' .. value .. '"}')
+    return wrk.format("PUT", "/api", json, '{"key":"' .. (family or "put-") .. index() .. '","value":"' .. value .. '"}')
   elseif mode == "delete" then
     return wrk.format("DELETE", "/api?key=put-" .. index(), plain)
   elseif mode == "all" then
@@ -265,6 +267,8 @@ export interface LoadOptions {
   path?: string
   /** Index step, coprime with span (default 1): index k reads base + (k × stride mod span). */
   stride?: number
+  /** get-hit, get-miss, put: the keys' family in place of hit-, miss-, put-. */
+  family?: string
 }
 
 export interface LoadResult {
@@ -352,7 +356,7 @@ export function runLoad(options: LoadOptions): Promise<LoadResult> {
     '-t', String(threads), '-c', String(options.connections), '-d', `${options.durationSeconds}s`, '--timeout', '10s',
     '-s', script(), options.url, '--',
     options.scenario, String(options.base), String(Math.max(1, options.span)), String(threads), String(options.valueBytes), String(Math.max(0, Math.round(options.pauseMs ?? 0))),
-    String(options.waitSeconds ?? PREFER_WAIT_SECONDS), String(options.batchOps ?? BATCH_OPS), options.path ?? '/', String(options.stride ?? 1),
+    String(options.waitSeconds ?? PREFER_WAIT_SECONDS), String(options.batchOps ?? BATCH_OPS), options.path ?? '/', String(options.stride ?? 1), options.family ?? '',
   ]
   return new Promise((resolve, reject) => {
     const env = { ...process.env, KVARC_BENCH_AUTHORIZATION: options.authorization ?? '' }
