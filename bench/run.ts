@@ -38,7 +38,6 @@ import { join, resolve } from 'node:path'
 import { isolate, type Isolated } from '../ops/isolated.js'
 import { createToken } from '../ops/tokens.js'
 import { newToken } from '../src/shared/auth.js'
-import { countStale } from '../src/shared/cache-repair.js'
 import { loadConfig } from '../src/shared/config.js'
 import { openDatabase } from '../src/shared/postgres.js'
 import { measureCheck } from './auth-check.js'
@@ -49,6 +48,7 @@ import { fastSides, parseOptions, requiresToken, runsScenario, type Options } fr
 import { childrenCpuSeconds, commandLine, cpuDelta, cpuSeconds, machineBusySeconds, pidsByComm, processTree, rssKiB } from './procs.js'
 import { markdown, mergeRounds, Progress, rpsOf, targets, type BenchReport, type ProcessRss, type ScenarioResult } from './report.js'
 import { isKvarc, startBaselineSide, startKvarcHostsSide, startKvarcSide, startSandboxSide, waitForPort, type Side, type SideName } from './sides.js'
+import { waitUntilApplied } from './applied.js'
 import { measureDrain, measureLag } from './writes.js'
 
 const ROOT = resolve(import.meta.dirname, '..')
@@ -116,52 +116,6 @@ function keyRange(scenario: Scenario, opts: Options, warmup: boolean, round = 0,
   // Per connection: connection c reads and writes rmw-<c·span + j>, j < span.
   if (scenario === 'put-if-match') return { base: 0, span: RMW_KEYS_PER_CONNECTION }
   return { base: 0, span: opts.hitKeys }
-}
-
-/**
- * Messages the side's consumer host holds unacknowledged (its /ready), or
- * undefined when the side has no consumer host or it does not answer. The broker's ready count
- * leaves these out, and a consumer prefetches thousands of messages, each up
- * to a host's coalesced writes: after a burst of batches it held minutes of
- * work while the queue read empty.
- */
-async function heldByConsumer(side: Side, queues: string[]): Promise<number | undefined> {
-  const metrics = side.consumerMetricsUrl?.()
-  if (!metrics) return undefined
-  const response = await fetch(new URL('/ready', metrics), { signal: AbortSignal.timeout(3000) }).catch(() => undefined)
-  if (!response?.ok) return undefined
-  const body = await response.json().catch(() => undefined) as { held?: Record<string, number> } | undefined
-  return queues.reduce((sum, queue) => sum + (body?.held?.[queue] ?? 0), 0)
-}
-
-/**
- * Waits until kvarc has nothing left to do for the writes it acknowledged:
- * nothing ready on the queues, nothing held by the consumer host, and no cache
- * entry waiting for repair (a consumer whose cache update failed notes the keys
- * and repairs them later, inside its next invocations). Returns what was left
- * at the timeout ('' when done).
- */
-async function waitUntilApplied(iso: Isolated, side: Side, timeoutMs: number): Promise<string> {
-  const { connect } = await import('amqplib')
-  const started = Date.now()
-  const queues = [iso.config.addQueue, iso.config.delQueue]
-  const connection = await connect(iso.config.amqpUrl)
-  const db = await openDatabase(iso.config.databaseUrl, 1)
-  try {
-    const channel = await connection.createChannel()
-    for (;;) {
-      let ready = 0
-      for (const queue of queues) ready += (await channel.checkQueue(queue)).messageCount
-      const held = ready === 0 ? (await heldByConsumer(side, queues)) ?? 0 : 0
-      const stale = ready === 0 && held === 0 ? await countStale(db).catch(() => 0) : 0
-      const left = ready ? `${ready} messages queued` : held ? `${held} messages held by the consumer` : stale ? `${stale} cache entries waiting for repair` : ''
-      if (left === '' || Date.now() - started > timeoutMs) return left
-      await new Promise(resolve => setTimeout(resolve, 200))
-    }
-  } finally {
-    await connection.close().catch(() => {})
-    await db.end().catch(() => {})
-  }
 }
 
 /** How long the bench waits for kvarc's consumer to apply what a write scenario left queued. */
