@@ -18,7 +18,7 @@ function requireWrk(): void {
 const missing = (key: string) => /^rmw-\d+$/.test(key) && Number(key.slice(4)) % 8 === 5
 
 interface BatchOp { op: string, key: string, value?: string }
-interface Seen { method: string, key: string, ifMatch?: string, prefer?: string, authorization?: string, path?: string, contentType?: string, atomic?: unknown, ops?: BatchOp[] }
+interface Seen { method: string, key: string, ifMatch?: string, prefer?: string, authorization?: string, path?: string, contentType?: string, atomic?: unknown, ops?: BatchOp[], value?: string, canonical?: boolean }
 
 let server: Server
 let url: string
@@ -51,6 +51,14 @@ beforeAll(async () => {
       seen.push({ method: 'GET', key, authorization })
       if (missing(key)) return json(404, { detail: 'key not found' })
       return json(200, { data: { key, value: 'v' } }, { ETag: `"${versions.get(key) ?? 1}"` })
+    }
+    if (req.method === 'POST' && req.url?.startsWith('/v3/')) {
+      // etcd's gateway: key and value in base64, re-encoded here to catch a wrong padding Node's lenient decoder would let through.
+      const body = JSON.parse(await readBody(req)) as { key: string, value?: string }
+      const decode = (b64: string) => Buffer.from(b64, 'base64').toString()
+      const canonical = [body.key, body.value].every(b64 => b64 === undefined || Buffer.from(decode(b64)).toString('base64') === b64)
+      seen.push({ method: 'POST', path: req.url, contentType: req.headers['content-type'], authorization, key: decode(body.key), value: body.value === undefined ? undefined : decode(body.value), canonical })
+      return json(200, { header: { revision: '1' } })
     }
     if (req.method === 'POST') {
       const body = JSON.parse(await readBody(req)) as { atomic: unknown, ops: BatchOp[] }
@@ -155,6 +163,23 @@ describe('the wrk script', () => {
     }
     // 12 keys, 4 a batch: every third batch starts the rotation over.
     expect(posts.slice(0, 3).flatMap(post => post.ops!.map(op => op.key)).sort()).toEqual(Array.from({ length: 12 }, (_, i) => `batch-${i}`).sort())
+  })
+
+  it('etcd-get-hit: POST /v3/kv/range with get-hit\'s keys in base64, of every padding', async () => {
+    seen.length = 0
+    // hit-0 … hit-100: keys of 5, 6 and 7 bytes, so base64 with two, one and no padding characters.
+    const result = await runLoad(options('etcd-get-hit', 2, 101))
+    expect(seen.filter(s => s.path !== '/v3/kv/range' || s.contentType !== 'application/json' || !s.canonical || s.value !== undefined)).toEqual([])
+    expect(new Set(seen.map(s => s.key))).toEqual(new Set(Array.from({ length: 101 }, (_, i) => `hit-${i}`)))
+    expect(result.errors).toBe(0)
+  })
+
+  it.each([4, 5, 6])('etcd-put: POST /v3/kv/put with put\'s keys and the same %i value bytes, in base64', async valueBytes => {
+    seen.length = 0
+    const result = await runLoad({ ...options('etcd-put', 2, 1000), valueBytes })
+    expect(seen.length).toBeGreaterThan(0)
+    expect(seen.filter(s => s.path !== '/v3/kv/put' || !s.canonical || !/^put-\d+$/.test(s.key) || s.value !== 'v'.repeat(valueBytes))).toEqual([])
+    expect(result.errors).toBe(0)
   })
 
   it('plain PUT: no Prefer header, and the answers are not read', async () => {

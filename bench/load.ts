@@ -46,8 +46,11 @@ export const RMW_KEYS_PER_CONNECTION = 16
 export function rmwConnections(putConnections: number): number {
   return Math.max(1, Math.floor(putConnections / 2))
 }
-/** What wrk can run: the scenarios, and the background PUT load of the visibility-lag measurement. */
-export type LoadMode = Scenario | 'lag-put' | 'get-path'
+/** What wrk can run: the scenarios, the background PUT load of the visibility-lag measurement, and etcd's GET and PUT. */
+export type LoadMode = Scenario | 'lag-put' | 'get-path' | 'etcd-get-hit' | 'etcd-put'
+
+/** The scenarios the etcd side runs, each as the mode that sends it to etcd's v3 JSON gateway. */
+export const ETCD_MODES: Partial<Record<Scenario, LoadMode>> = { 'get-hit': 'etcd-get-hit', put: 'etcd-put' }
 
 /**
  * Keys: `hit-<i>` (rows in PostgreSQL and entries in the cache), `miss-<i>`
@@ -74,6 +77,12 @@ export type LoadMode = Scenario | 'lag-put' | 'get-path'
  * a key twice while batch_ops × threads ≤ span); the answers are not read:
  * 200 means every op of the batch was queued, anything else none or some.
  *
+ * etcd-get-hit and etcd-put are get-hit and put in etcd's v3 JSON gateway:
+ * POST /v3/kv/range {"key"} and POST /v3/kv/put {"key","value"}, the same
+ * keys and value bytes, base64-encoded as the gateway wants them (the value
+ * once per thread, the key per request). etcd answers a missing key 200 with
+ * no kvs, so the answers are not read here: the bench loads the keys first.
+ *
  * With KVARC_BENCH_AUTHORIZATION in wrk's environment (the bench's --auth),
  * every request of every mode carries it as its Authorization header; without
  * it, the requests are byte for byte what they were before auth existed. The
@@ -97,6 +106,21 @@ local function count(key)
   outcomes[key] = (outcomes[key] or 0) + 1
 end
 
+local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+-- Standard alphabet, padded: etcd's gateway decodes bytes fields as protobuf's JSON mapping does.
+local function base64(s)
+  local out = {}
+  for i = 1, #s, 3 do
+    local a, b, c = s:byte(i, i + 2)
+    local v = a * 65536 + (b or 0) * 256 + (c or 0)
+    local d1, d2, d3, d4 = math.floor(v / 262144), math.floor(v / 4096) % 64, math.floor(v / 64) % 64, v % 64
+    out[#out + 1] = B64:sub(d1 + 1, d1 + 1) .. B64:sub(d2 + 1, d2 + 1) ..
+      (b and B64:sub(d3 + 1, d3 + 1) or "=") .. (c and B64:sub(d4 + 1, d4 + 1) or "=")
+  end
+  return table.concat(out)
+end
+
 local function with_auth(headers)
   if authorization then headers["Authorization"] = authorization end
   return headers
@@ -115,7 +139,7 @@ function init(args)
   path = args[9] or "/"
   -- Coprime with span, a stride walks the whole range without repeats but jumps across it (reads spread over the table).
   stride = tonumber(args[10] or "1")
-  -- Overrides the key family of get-hit, get-miss and put (e.g. GET the keys a PUT run wrote).
+  -- Overrides the key family of get-hit, get-miss and put, etcd's too (e.g. GET the keys a PUT run wrote).
   family = args[11] ~= "" and args[11] or nil
   n = 0
   math.randomseed(tid * 7919 + os.time())
@@ -125,6 +149,7 @@ function init(args)
   json = with_auth({ ["Content-Type"] = "application/json" })
   outcomes = {}
   applied = {}
+  if mode == "etcd-put" then value64 = base64(value) end
   if mode == "put-wait" then
     waiting = with_auth({ ["Content-Type"] = "application/json", ["Prefer"] = "wait=" .. wait })
     response = function(status, headers, body) count(outcome(status, body)) end
@@ -207,6 +232,10 @@ function request()
     return wrk.format("POST", "/api/batch", json, batch_body("true"))
   elseif mode == "get-path" then
     return wrk.format("GET", path, plain)
+  elseif mode == "etcd-get-hit" then
+    return wrk.format("POST", "/v3/kv/range", json, '{"key":"' .. base64((family or "hit-") .. index()) .. '"}')
+  elseif mode == "etcd-put" then
+    return wrk.format("POST", "/v3/kv/put", json, '{"key":"' .. base64((family or "put-") .. index()) .. '","value":"' .. value64 .. '"}')
   elseif mode == "lag-put" then
     return wrk.format("PUT", "/api", json, '{"key":"lagload-' .. index() .. '","value":"' .. value .. '"}')
   else
@@ -267,7 +296,7 @@ export interface LoadOptions {
   path?: string
   /** Index step, coprime with span (default 1): index k reads base + (k × stride mod span). */
   stride?: number
-  /** get-hit, get-miss, put: the keys' family in place of hit-, miss-, put-. */
+  /** get-hit, get-miss, put (and etcd's): the keys' family in place of hit-, miss-, put-. */
   family?: string
 }
 
