@@ -4,15 +4,17 @@
  *   kvarc     the stack (ops/stack.ts): nginx → two warm HTTP hosts, plus the consumer host
  *   kvarc-noauth  the same with auth off, next to kvarc with auth required (--auth): the check's cost
  *   baseline  nginx → two bench/baseline.ts processes
+ *   etcd      one etcd member, reached directly (bench/etcd.ts)
  *   sandbox   nginx → two `arc sandbox` instances
  */
 import { mkdtempSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
+import type { LoadMode, Scenario } from './load.js'
 import { startNginx } from './nginx.js'
 import { freePort, startProcess, waitForPort, type Managed } from './procs.js'
 
-export type SideName = 'kvarc' | 'kvarc-noauth' | 'baseline' | 'sandbox'
+export type SideName = 'kvarc' | 'kvarc-noauth' | 'baseline' | 'etcd' | 'sandbox'
 
 /** The sides that run kvarc's own stack, consumer included. */
 export function isKvarc(name: SideName): boolean {
@@ -31,6 +33,8 @@ export interface Side {
   startConsumer?(): Promise<void>
   /** Restarts processes of this side that died (a backing service went away under them); returns their names. */
   heal?(): Promise<string[]>
+  /** The wrk mode that sends `scenario` in the side's own API (etcd's gateway); kvarc's API when absent. */
+  loadMode?(scenario: Scenario): LoadMode
   /** The consumer host's /metrics, when it serves one. */
   consumerMetricsUrl?(): string | undefined
   close(): Promise<void>
