@@ -190,6 +190,8 @@ describe('consumer host', () => {
     expect(await readiness.json()).toEqual({
       status: 'ready', consuming: [iso.config.addQueue, iso.config.delQueue],
       held: { [iso.config.addQueue]: 0, [iso.config.delQueue]: 0 },
+      // app.arc's batch of 1,000 × (the default concurrency of 1 + one filling).
+      prefetch: { [iso.config.addQueue]: 2000, [iso.config.delQueue]: 2000 },
     })
     const metrics = await (await fetch(`${host.url}/metrics`)).text()
     expect(metrics).toContain('kvarc_consumer_batches_total')

@@ -227,8 +227,9 @@ function serveMetrics(metrics: Metrics, consumers: readonly RunningConsumer[], p
     if (path === '/ready') {
       const down = consumers.filter(c => !c.source.connected).map(c => c.queue)
       const held = Object.fromEntries(consumers.map(c => [c.queue, c.source.messagesHeld]))
+      const prefetch = Object.fromEntries(consumers.map(c => [c.queue, c.source.prefetch]))
       return down.length === 0
-        ? answer(res, 200, { status: 'ready', consuming: consumers.map(c => c.queue), held })
+        ? answer(res, 200, { status: 'ready', consuming: consumers.map(c => c.queue), held, prefetch })
         : answer(res, 503, { detail: `not consuming ${down.join(', ')}: reconnecting to RabbitMQ` })
     }
     if (path === '/metrics') {

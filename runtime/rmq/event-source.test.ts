@@ -1,14 +1,14 @@
 /**
  * The RabbitMQ event source against the real broker: a batch whose invocation
  * keeps failing (retried) never holds back the acknowledgement of the batches
- * delivered after it.
+ * delivered after it; a batch stops at its byte limit as Lambda's does.
  */
 import { connect } from 'amqplib'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { assertQueues } from '../../src/shared/queue.js'
 import type { RmqEvent } from '../../src/shared/rmq-event.js'
 import { eventually, isolate, type Isolated } from '../../test/support/isolated.js'
-import { RabbitEventSource } from './event-source.js'
+import { eventBytes, RabbitEventSource } from './event-source.js'
 
 let iso: Isolated
 
@@ -84,5 +84,49 @@ describe('RabbitEventSource', () => {
     } finally {
       await check.close()
     }
+  })
+
+  it('cuts batches at maxBatchBytes, sends a message larger than the limit alone, and delivers every message once', async () => {
+    // Prepare: 9 messages of 2,000 bytes (two fit under the limit, three do not) with one of 20,000 bytes in the middle.
+    const queue = iso.config.delQueue
+    const limit = 10_000
+    const connection = await connect(iso.config.amqpUrl)
+    const channel = await connection.createConfirmChannel()
+    await assertQueues(channel, [queue])
+    const sent: string[] = []
+    for (let i = 0; i < 10; i++) {
+      const body = `m${i}:`.padEnd(i === 4 ? 20_000 : 2000, 'x')
+      sent.push(body)
+      channel.sendToQueue(queue, Buffer.from(body), { persistent: true })
+    }
+    await channel.waitForConfirms()
+    await connection.close()
+    const batches: string[][] = []
+    const source = new RabbitEventSource({
+      url: iso.config.amqpUrl,
+      queue,
+      batchSize: 100,
+      maxBatchBytes: limit,
+      // Long enough that only the byte limit can cut a batch while messages keep arriving.
+      windowMs: 2000,
+      invoke: async event => { batches.push(bodies(event)) },
+    })
+
+    // Act
+    await source.start()
+    try {
+      await eventually(async () => batches.flat().length === 10 && source.messagesHeld === 0, 'all 10 messages applied and acknowledged')
+    } finally {
+      await source.close()
+    }
+
+    // Assess: in delivery order, each batch within the limit unless it is one message; the large one alone.
+    expect(batches.flat()).toEqual(sent)
+    for (const batch of batches) {
+      const bytes = batch.reduce((sum, body) => sum + eventBytes({ content: Buffer.from(body) }), 0)
+      if (batch.length > 1) expect(bytes).toBeLessThanOrEqual(limit)
+    }
+    expect(batches.find(b => b.some(body => body.startsWith('m4:')))).toHaveLength(1)
+    expect(Math.max(...batches.map(b => b.length))).toBe(2)
   })
 })

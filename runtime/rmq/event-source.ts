@@ -1,7 +1,7 @@
 /**
  * The RabbitMQ event source mapping: what Lambda does for Amazon MQ, locally.
  * Consumes one queue with a prefetch, collects messages into batches (up to
- * `batchSize`, waiting at most `windowMs` for a batch to fill), invokes the
+ * `batchSize` and `maxBatchBytes`, waiting at most `windowMs` for a batch to fill), invokes the
  * consumer function with the `aws:rmq` event, and acknowledges the batch only
  * after the invocation succeeded. A failed invocation is retried with backoff,
  * holding the same messages, for as long as it takes: a backing service that is
@@ -22,6 +22,11 @@ export interface EventSourceOptions {
    */
   declareQueue?: (channel: Channel, queue: string) => Promise<unknown>
   batchSize: number
+  /**
+   * Most bytes of event a batch may make (default MAX_EVENT_BYTES, Lambda's
+   * invocation payload limit); a single larger message still goes, alone.
+   */
+  maxBatchBytes?: number
   windowMs: number
   /** Batches invoked at once; each acknowledges its own messages. */
   concurrency?: number
@@ -37,6 +42,22 @@ export interface EventSourceOptions {
   maxBackoffMs?: number
 }
 
+/**
+ * Lambda's limit on an invocation's payload (6 MB). Lambda also stops a batch
+ * there, and it is what keeps a consumer's memory in check when values are
+ * large: a batch of 1,000 messages of 1 MiB each would be decoded, parsed and
+ * bound into SQL all at once, several copies of a GiB.
+ */
+export const MAX_EVENT_BYTES = 6 * 1024 * 1024
+
+/**
+ * A message's share of the event: its body in base64, plus its properties
+ * (bounded by the broker's frame, counted as a fixed 1 KiB).
+ */
+export function eventBytes(message: { content: Buffer }): number {
+  return Math.ceil(message.content.length / 3) * 4 + 1024
+}
+
 /** Unacknowledged batches of one channel, in delivery order. */
 interface Batch { messages: ConsumeMessage[] }
 
@@ -44,6 +65,8 @@ export class RabbitEventSource {
   private connection: ChannelModel | undefined
   private channel: Channel | undefined
   private buffer: ConsumeMessage[] = []
+  /** eventBytes of the buffered messages. */
+  private bufferBytes = 0
   /** When each buffered message arrived: a batch's window runs from its oldest message. */
   private arrivals: number[] = []
   private windowTimer: NodeJS.Timeout | undefined
@@ -71,6 +94,11 @@ export class RabbitEventSource {
     return this.channel !== undefined
   }
 
+  /** Messages the broker may have outstanding with this source. */
+  get prefetch(): number {
+    return this.options.prefetch ?? this.options.batchSize * (this.concurrency + 1)
+  }
+
   /** Batches being invoked (or retried) right now. */
   get batchesInFlight(): number {
     return this.inFlight.size
@@ -96,7 +124,7 @@ export class RabbitEventSource {
       const channel = await connection.createChannel()
       channel.on('error', () => {})
       await (this.options.declareQueue ?? ((ch: Channel, queue: string) => ch.checkQueue(queue)))(channel, this.options.queue)
-      await channel.prefetch(this.options.prefetch ?? this.options.batchSize * (this.concurrency + 1))
+      await channel.prefetch(this.prefetch)
       if (this.closed) throw new Error('closed while connecting')
       const lost = () => this.lost(channel)
       connection.on('close', lost)
@@ -125,6 +153,7 @@ export class RabbitEventSource {
     this.connection = undefined
     // Buffered and in-flight messages belong to the dead channel; the broker redelivers them.
     this.buffer = []
+    this.bufferBytes = 0
     this.arrivals = []
     this.pendingAcks = []
     clearTimeout(this.windowTimer)
@@ -165,8 +194,9 @@ export class RabbitEventSource {
   private receive(channel: Channel, message: ConsumeMessage): void {
     if (channel !== this.channel || this.closed) return
     this.buffer.push(message)
+    this.bufferBytes += eventBytes(message)
     this.arrivals.push(Date.now())
-    if (this.buffer.length >= this.options.batchSize) this.pump()
+    if (this.buffer.length >= this.options.batchSize || this.bufferBytes >= this.maxBatchBytes) this.pump()
     else if (!this.windowTimer) this.armWindow()
   }
 
@@ -185,12 +215,31 @@ export class RabbitEventSource {
   private pump(): void {
     if (this.closed) return
     while (this.inFlight.size < this.concurrency && this.buffer.length > 0) {
-      const full = this.buffer.length >= this.options.batchSize
+      const { count, bytes } = this.nextBatch()
+      const full = count < this.buffer.length || count >= this.options.batchSize || bytes >= this.maxBatchBytes
       if (!full && Date.now() - (this.arrivals[0] ?? 0) < this.options.windowMs) break
-      this.arrivals.splice(0, this.options.batchSize)
-      this.dispatch(this.buffer.splice(0, this.options.batchSize))
+      this.arrivals.splice(0, count)
+      this.bufferBytes -= bytes
+      this.dispatch(this.buffer.splice(0, count))
     }
     if (this.buffer.length > 0 && !this.windowTimer && this.inFlight.size < this.concurrency) this.armWindow()
+  }
+
+  private get maxBatchBytes(): number {
+    return this.options.maxBatchBytes ?? MAX_EVENT_BYTES
+  }
+
+  /** How many of the oldest buffered messages the next batch takes: up to batchSize, within maxBatchBytes, at least one. */
+  private nextBatch(): { count: number, bytes: number } {
+    let count = 0
+    let bytes = 0
+    for (const message of this.buffer) {
+      const size = eventBytes(message)
+      if (count === this.options.batchSize || (count > 0 && bytes + size > this.maxBatchBytes)) break
+      count++
+      bytes += size
+    }
+    return { count, bytes }
   }
 
   private dispatch(messages: ConsumeMessage[]): void {
@@ -262,6 +311,7 @@ export class RabbitEventSource {
       const channel = this.channel
       if (channel && this.consumerTag) await channel.cancel(this.consumerTag).catch(() => {})
       this.buffer = []
+      this.bufferBytes = 0
       this.arrivals = []
       await Promise.allSettled([...this.inFlight])
       this.pendingAcks = []
