@@ -52,6 +52,7 @@ return 1
  * (version, deleted, value, ttl, expiry). Per key: a cached value or negative entry
  * older than the write is refreshed in place (1); with no entry (or an older
  * marker) only a marker is left (2); an entry as new or newer is kept (0).
+ * deleted 'm' asks for a marker in every case (a value too large to cache).
  * One script call per chunk of a batch instead of one per row (measured: ~2.5 µs
  * of Node CPU per row instead of ~11, and far less Redis time).
  */
@@ -66,7 +67,7 @@ for i, key in ipairs(KEYS) do
   if cur[1] then
     if at_least(cur[1], ver) then
       r = 0
-    elseif cur[2] ~= 'm' then
+    elseif cur[2] ~= 'm' and del ~= 'm' then
       redis.call('HSET', key, 'ver', ver, 'del', del, 'val', val, 'exp', exp)
       redis.call('EXPIRE', key, ttl)
       r = 1
@@ -143,8 +144,27 @@ export function entryTtl(options: CacheOptions, entry: CacheEntry, now = Date.no
   return Math.max(1, Math.min(ttl, entry.expiresAt - Math.floor(now / 1000)))
 }
 
-/** A reader's fill: sets the entry unless the cache knows a newer version. Deleted/missing keys get the short TTL. */
-export function cacheSetIfNewer(redis: CacheClient, options: CacheOptions, key: string, entry: CacheEntry): Promise<number> {
+/**
+ * The largest value the cache holds, in UTF-16 units. Measured through nginx
+ * (npm run bench:scale, docs/performance.md): a cached 64 KiB value answered
+ * 1.7 times as fast as one read from PostgreSQL, a cached 1 MiB value no
+ * faster at all, while each took its full size in Redis's memory and in every
+ * consumer's script call. Larger values are read from the record; the cache
+ * keeps only a version marker for them, so a stale smaller value is never served.
+ */
+export const MAX_CACHED_VALUE_CHARS = 64 * 1024
+
+function tooLargeToCache(entry: CacheEntry): boolean {
+  return !entry.deleted && (entry.value?.length ?? 0) > MAX_CACHED_VALUE_CHARS
+}
+
+/**
+ * A reader's fill: sets the entry unless the cache knows a newer version.
+ * Deleted/missing keys get the short TTL; a value too large to cache is not
+ * filled (resolves 0), and the next reader reads the record too.
+ */
+export async function cacheSetIfNewer(redis: CacheClient, options: CacheOptions, key: string, entry: CacheEntry): Promise<number> {
+  if (tooLargeToCache(entry)) return 0
   return redis.kvarcFill(
     options.prefix + key,
     entry.version,
@@ -177,9 +197,10 @@ export async function cacheApplyMany(redis: Pick<CacheClient, 'kvarcApplyMany'>,
     bytes = 0
   }
   for (const entry of entries) {
-    const value = entry.deleted ? '' : (entry.value ?? '')
+    const marker = tooLargeToCache(entry)
+    const value = entry.deleted || marker ? '' : (entry.value ?? '')
     keys.push(options.prefix + entry.key)
-    args.push(entry.version, entry.deleted ? '1' : '0', value, entryTtl(options, entry), entry.deleted || entry.expiresAt === null || entry.expiresAt === undefined ? '' : String(entry.expiresAt))
+    args.push(entry.version, marker ? 'm' : entry.deleted ? '1' : '0', value, entryTtl(options, entry), entry.deleted || marker || entry.expiresAt === null || entry.expiresAt === undefined ? '' : String(entry.expiresAt))
     bytes += value.length + entry.key.length
     if (keys.length >= APPLY_MANY_KEYS || bytes >= APPLY_MANY_BYTES) flush()
   }

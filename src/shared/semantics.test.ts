@@ -13,7 +13,7 @@ import { allRows, bodyOf, cachedEntry, writeMessage } from '../../test/support/k
 import { handler as addKey } from '../consumers/add-key/index.js'
 import { handler as delKey } from '../consumers/del-key/index.js'
 import { handler as getApi } from '../http/get-api/index.js'
-import { ABSENT_VERSION, cacheGet, cacheSetIfNewer, createRedis, type CacheOptions } from './cache.js'
+import { ABSENT_VERSION, cacheGet, cacheSetIfNewer, createRedis, MAX_CACHED_VALUE_CHARS, type CacheOptions } from './cache.js'
 import { openDatabase } from './postgres.js'
 import { buildRmqEvent, type DeliveredMessage } from '../../runtime/rmq/event.js'
 import { readKey } from './store.js'
@@ -218,6 +218,28 @@ describe('cache coherence', () => {
     await dels([writeMessage('undead', null, v2)])
     expect(await cacheSetIfNewer(cache, cacheOptions, 'undead', { value: 'alive', version: v1.toString(), deleted: false })).toBe(0)
     expect(await get('undead')).toMatchObject({ statusCode: 404 })
+  })
+
+  it('never holds a value above MAX_CACHED_VALUE_CHARS: a large write replaces a cached smaller value with a marker, and reads come from the record', async () => {
+    // Prepare: a small value, read twice so the second read is a hit.
+    const [v1, v2, v3] = [version(), version(), version()]
+    const large = 'L'.repeat(MAX_CACHED_VALUE_CHARS + 1)
+    const atLimit = 'l'.repeat(MAX_CACHED_VALUE_CHARS)
+    await puts([writeMessage('big', 'small', v1)])
+    await get('big')
+    expect(bodyOf(await get('big'))).toMatchObject({ data: { value: 'small' }, source: 'redis' })
+
+    // Act: a value one character over the limit is applied.
+    await puts([writeMessage('big', large, v2)])
+
+    // Assess: the stale small value is gone from the cache; every read of the large one comes from the record, byte for byte.
+    expect(await cacheGet(cache, cacheOptions.prefix, 'big')).toBeUndefined()
+    for (let i = 0; i < 2; i++) expect(bodyOf(await get('big'))).toEqual({ data: { key: 'big', value: large }, source: 'postgres', version: v2.toString() })
+    expect(await redis.hget(iso.config.cachePrefix + 'big', 'val')).toBe('')
+    // A value at the limit is cached again by the next reader.
+    await puts([writeMessage('big', atLimit, v3)])
+    expect(bodyOf(await get('big'))).toMatchObject({ data: { value: atLimit }, source: 'postgres' })
+    expect(bodyOf(await get('big'))).toMatchObject({ data: { value: atLimit }, source: 'redis', version: v3.toString() })
   })
 
   it('compares versions as 63-bit numbers, not as strings or Lua doubles', async () => {
