@@ -29,15 +29,24 @@ async function valueOf(url: string, key: string): Promise<string | undefined> {
 }
 
 describe('the etcd side', () => {
-  it('loads the get-hit keys with the bench\'s value, and nothing else', async () => {
-    await loadEtcdKeys(side!.url, { family: 'hit-', count: 40, valueBytes: 8, inFlight: 8 })
-    expect(await countEtcdKeys(side!.url, 'hit-')).toBe(40)
+  it('loads the get-hit keys with the bench\'s value, in transactions, and nothing else', async () => {
+    // 300 keys: two full transactions of 128 and one of 44.
+    await loadEtcdKeys(side!.url, { family: 'hit-', count: 300, valueBytes: 8, inFlight: 2 })
+    expect(await countEtcdKeys(side!.url, 'hit-')).toBe(300)
     expect(await countEtcdKeys(side!.url, 'put-')).toBe(0)
-    expect(await valueOf(side!.url, 'hit-39')).toBe('vvvvvvvv')
-    expect(await valueOf(side!.url, 'hit-40')).toBeUndefined()
+    expect(await valueOf(side!.url, 'hit-0')).toBe('vvvvvvvv')
+    expect(await valueOf(side!.url, 'hit-299')).toBe('vvvvvvvv')
+    expect(await valueOf(side!.url, 'hit-300')).toBeUndefined()
   })
 
-  it.each([['get-hit', 40], ['put', 1000]] as const)('%s: one second of wrk through the gateway, every answer 2xx', async (scenario, span) => {
+  it('loads large values in transactions etcd accepts', async () => {
+    // Six values of 300 KB in one transaction would be over the 1.5 MiB etcd takes in a request.
+    await loadEtcdKeys(side!.url, { family: 'big-', count: 6, valueBytes: 300_000 })
+    expect(await countEtcdKeys(side!.url, 'big-')).toBe(6)
+    expect((await valueOf(side!.url, 'big-5'))?.length).toBe(300_000)
+  })
+
+  it.each([['get-hit', 300], ['put', 1000]] as const)('%s: one second of wrk through the gateway, every answer 2xx', async (scenario, span) => {
     const result = await runLoad({ url: side!.url, scenario: side!.loadMode!(scenario), durationSeconds: 1, connections: 4, threads: 1, base: 0, span, valueBytes: 8 })
     expect(result.requests).toBeGreaterThan(0)
     expect([result.non2xx, result.errors]).toEqual([0, 0])
