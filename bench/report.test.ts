@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { addBuckets, bucketPercentile, parseWrkOutput, type LoadResult } from './load.js'
-import { authCostLines, authLine, batchFigures, batchTable, markdown, meets, mergeRounds, Progress, ratioLines, scenarioTable, targets, writeOutcomes, writeOutcomesTable, type AuthInfo, type BenchReport, type ScenarioResult } from './report.js'
+import { authCostLines, authLine, batchFigures, batchTable, etcdLines, markdown, meets, mergeRounds, Progress, ratioLines, scenarioTable, targets, wholeCpu, writeOutcomes, writeOutcomesTable, type AuthInfo, type BenchReport, type EtcdInfo, type ScenarioResult } from './report.js'
 
 function load(rps: number): LoadResult {
   return { requests: rps * 10, seconds: 10, rps, p50Ms: 1.5, p90Ms: 3, p99Ms: 9.25, maxMs: 20, non2xx: 0, errors: 0 }
@@ -20,6 +20,8 @@ describe('bench report', () => {
     expect(list.map(t => [t.name, t.value, meets(t)])).toEqual([
       ['GET hit kvarc/baseline', 0.9, true],
       ['PUT kvarc/baseline', 0.7, false],
+      ['GET hit kvarc/etcd', undefined, undefined],
+      ['PUT kvarc/etcd', undefined, undefined],
       ['drain', 60000, true],
       ['visibility lag p99', undefined, undefined],
     ])
@@ -44,6 +46,62 @@ describe('bench report', () => {
     const text = markdown(report).trimEnd()
     expect(text.split('\n').at(-1)).toBe('- visibility lag p99: — ms (target <= 250 ms) NOT MEASURED')
     expect(text).toContain('| kvarc | host | 10 | 100.0 | 110.0 | 110.0 |')
+  })
+
+  it('compares kvarc with etcd on GET hit and PUT: ratios, CPU of everything each ran on, and the targets of 1.5× and 1.0×', () => {
+    // Prepare: kvarc's CPU counts its processes, wrk, PostgreSQL, Redis and RabbitMQ; etcd's its own process and wrk, not the shared services.
+    const services = { wrk: 0.5, 'postgres (own db)': 0.2, 'redis-server': 0.3, rabbitmq: 1, 'machine busy': 9 }
+    const kvarcGet = { ...result('kvarc', 'get-hit', 9000), services }
+    const etcdGet = { ...result('etcd', 'get-hit', 5000), cpu: { etcd: 2 }, services: { ...services, 'redis-server': 5, rabbitmq: 5 } }
+    const etcdPut = { ...result('etcd', 'put', 8000), cpu: { etcd: 2 } }
+    const scenarios = [kvarcGet, result('baseline', 'get-hit', 10000), etcdGet, result('kvarc', 'put', 7000), result('baseline', 'put', 10000), etcdPut, result('etcd', 'get-miss', 1)]
+
+    // Act
+    const list = targets({ scenarios }).filter(t => t.name.includes('etcd'))
+
+    // Assess
+    expect(wholeCpu(kvarcGet)).toBeCloseTo(3.5e6 / 90_000, 9)
+    expect(wholeCpu(etcdGet)).toBe(50)
+    expect(list.map(t => [t.name, t.value, t.target, meets(t)])).toEqual([['GET hit kvarc/etcd', 1.8, 1.5, true], ['PUT kvarc/etcd', 0.875, 1, false]])
+    expect(ratioLines({ scenarios }, 'etcd')).toBe('- get-hit, kvarc / etcd: 9,000 / 5,000 req/s = 1.80×; CPU of everything each ran on 39 vs 50 µs/req → 1.29× if CPU-bound\n' +
+      '- put, kvarc / etcd: 7,000 / 8,000 req/s = 0.88×; CPU of everything each ran on 21 vs 25 µs/req → 1.17× if CPU-bound')
+    // The baseline's lines stay as they were, request-path CPU.
+    expect(ratioLines({ scenarios }).split('\n')[0]).toBe('- get-hit: 9,000 / 10,000 req/s = 0.90×; request-path CPU 24 vs 15 µs/req → 0.61× if CPU-bound')
+    const failed = { ...etcdPut, load: { ...etcdPut.load, errors: 4000 } }
+    expect(ratioLines({ scenarios: [result('kvarc', 'put', 7000), failed] }, 'etcd')).toBe('- put, kvarc / etcd: not comparable: etcd had 5 % failed requests')
+    expect(targets({ scenarios: [result('kvarc', 'put', 7000), failed] }).find(t => t.name === 'PUT kvarc/etcd')!.value).toBeUndefined()
+    expect(targets({ scenarios, auth: { required: ['kvarc'], writesPerToken: 1, tokenCacheMs: 1 } }).map(t => t.name)).toContain('GET hit kvarc/etcd (auth on)')
+  })
+
+  it('states how etcd ran and what an acknowledged write means on each side, next to the ratios', () => {
+    const etcd: EtcdInfo = { version: '3.4.23', flags: ['--name', 'bench', '--data-dir', '/tmp/e/data'], kvarcSynchronousCommit: 'on' }
+    const lines = etcdLines({ etcd })
+    expect(lines).toContain('etcd 3.4.23, one member the bench started itself: `etcd --name bench --data-dir /tmp/e/data`, every other setting etcd\'s default.')
+    expect(lines).toContain('which hands each request on to etcd\'s gRPC server inside the same process')
+    expect(lines).toContain('wrk reaches it directly, not through nginx')
+    expect(lines).toContain('etcd appends the put to its write-ahead log and fsyncs it before it answers')
+    expect(lines).toContain('kvarc answers a PUT once RabbitMQ has confirmed the persistent message on its durable quorum queue, which RabbitMQ does only after fsyncing its log; ' +
+      'its consumer then writes the row to PostgreSQL, which commits with synchronous_commit = on (SHOW synchronous_commit on this server).')
+    expect(lines).not.toContain('Authorization')
+    expect(etcdLines({ etcd, auth: { required: ['kvarc'], writesPerToken: 1, tokenCacheMs: 1 } })).toContain('Its requests carry no Authorization header')
+    expect(etcdLines({ etcd: { ...etcd, kvarcSynchronousCommit: undefined } })).toContain('synchronous_commit (not read in this run)')
+    expect(etcdLines({ etcd: { absent: 'etcd is not installed' } })).toBe('etcd did not run: etcd is not installed. Its rows, ratios and targets are missing from this report.')
+    expect(etcdLines({})).toBe('')
+
+    const scenarios = [result('kvarc', 'get-hit', 9000), result('baseline', 'get-hit', 10000), result('etcd', 'get-hit', 6000)]
+    const report: BenchReport = { startedAt: 't', finishedAt: 't', machine: { cpus: 2, loadavg: [1, 1, 1], node: 'v20' }, options: {}, generator: 'wrk', scenarios, etcd, targets: targets({ scenarios }), errors: [] }
+    const text = markdown(report)
+    expect(text).toContain('## Scenarios (through nginx; etcd directly)\n')
+    expect(text).toContain('| get-hit | etcd | 6,000 |')
+    expect(text).toContain(`## etcd, the peer\n\n${lines}\n`)
+    expect(text).toContain(`## kvarc / baseline, kvarc / etcd and targets\n\n${ratioLines(report)}\n${ratioLines(report, 'etcd')}\n- GET hit kvarc/baseline: 0.90×`)
+    expect(text).toContain('- GET hit kvarc/etcd: 1.50× (target >= 1.5×) MET')
+    // Without etcd: the headings as before, and the targets say they were not measured.
+    const without = markdown({ ...report, scenarios: scenarios.slice(0, 2), etcd: { absent: 'etcd is not installed' } })
+    expect(without).toContain('## Scenarios (through nginx)\n')
+    expect(without).toContain('## etcd, the peer\n\netcd did not run: etcd is not installed.')
+    expect(without).toContain('## kvarc / baseline and targets\n')
+    expect(without).toContain('- PUT kvarc/etcd: —× (target >= 1×) NOT MEASURED')
   })
 
   it('merges alternating rounds: requests add up, p99 is the worst round', () => {

@@ -140,6 +140,17 @@ export interface AuthInfo {
   check?: CheckCost
 }
 
+/** The etcd side as it ran (or why it did not), and kvarc's PostgreSQL commit setting for the durability statement next to it. */
+export interface EtcdInfo {
+  /** Why etcd is not in this run: not installed, did not start. */
+  absent?: string
+  /** What the member reported at /version. */
+  version?: string
+  flags?: string[]
+  /** SHOW synchronous_commit on the server holding kvarc's database. */
+  kvarcSynchronousCommit?: string
+}
+
 export interface BenchReport {
   startedAt: string
   finishedAt: string
@@ -151,6 +162,8 @@ export interface BenchReport {
   lag?: LagResult
   /** Present when the run had --auth. */
   auth?: AuthInfo
+  /** Present when etcd was one of the sides. */
+  etcd?: EtcdInfo
   targets: Target[]
   errors: string[]
 }
@@ -179,15 +192,17 @@ function valid(r: ScenarioResult | undefined): boolean {
 }
 
 export function targets(report: Pick<BenchReport, 'scenarios' | 'drain' | 'lag' | 'auth'>): Target[] {
-  const ratio = (scenario: Scenario) => {
+  const ratio = (scenario: Scenario, peer: SideName) => {
     const kvarc = report.scenarios.find(s => s.side === 'kvarc' && s.scenario === scenario)
-    const base = report.scenarios.find(s => s.side === 'baseline' && s.scenario === scenario)
-    return kvarc && base && valid(kvarc) && valid(base) && base.load.rps ? kvarc.load.rps / base.load.rps : undefined
+    const other = report.scenarios.find(s => s.side === peer && s.scenario === scenario)
+    return kvarc && other && valid(kvarc) && valid(other) && other.load.rps ? kvarc.load.rps / other.load.rps : undefined
   }
   const auth = report.auth?.required.includes('kvarc') ? ' (auth on)' : ''
   return [
-    { name: `GET hit kvarc/baseline${auth}`, value: ratio('get-hit'), target: 0.85, unit: '×', comparison: '>=' },
-    { name: `PUT kvarc/baseline${auth}`, value: ratio('put'), target: 0.85, unit: '×', comparison: '>=' },
+    { name: `GET hit kvarc/baseline${auth}`, value: ratio('get-hit', 'baseline'), target: 0.85, unit: '×', comparison: '>=' },
+    { name: `PUT kvarc/baseline${auth}`, value: ratio('put', 'baseline'), target: 0.85, unit: '×', comparison: '>=' },
+    { name: `GET hit kvarc/etcd${auth}`, value: ratio('get-hit', 'etcd'), target: 1.5, unit: '×', comparison: '>=' },
+    { name: `PUT kvarc/etcd${auth}`, value: ratio('put', 'etcd'), target: 1.0, unit: '×', comparison: '>=' },
     { name: 'drain', value: report.drain?.writesPerSecond, target: 50_000, unit: 'writes/s', comparison: '>=' },
     { name: 'visibility lag p99', value: report.lag?.p99Ms, target: 250, unit: 'ms', comparison: '<=' },
   ]
@@ -402,7 +417,7 @@ export function markdown(report: BenchReport): string {
     `options: ${JSON.stringify(report.options)}`,
     authLine(report.auth),
     '',
-    '## Scenarios (through nginx)',
+    `## Scenarios (through nginx${report.scenarios.some(r => r.side === 'etcd') ? '; etcd directly' : ''})`,
     '',
     scenarioTable(report.scenarios),
     '',
@@ -456,8 +471,10 @@ export function markdown(report: BenchReport): string {
       `p50 ${l.p50Ms.toFixed(1)} ms, p99 ${l.p99Ms.toFixed(1)} ms, max ${l.maxMs.toFixed(1)} ms, never visible ${l.lost}, non-2xx ${l.non2xx}`, '')
   }
   if (report.auth) parts.push('## Cost of the token check', '', authCostLines(report), '')
+  if (report.etcd) parts.push('## etcd, the peer', '', etcdLines(report), '')
   if (report.errors.length) parts.push('## Errors', '', ...report.errors.map(e => `- ${e}`), '')
-  parts.push('## kvarc / baseline and targets', '', ratioLines(report), targetLines(report.targets), '')
+  const etcdRatios = ratioLines(report, 'etcd')
+  parts.push(`## kvarc / baseline${etcdRatios ? ', kvarc / etcd' : ''} and targets`, '', ratioLines(report), ...(etcdRatios ? [etcdRatios] : []), targetLines(report.targets), '')
   return parts.join('\n')
 }
 
@@ -497,28 +514,73 @@ export function requestPathCpu(r: ScenarioResult): number | undefined {
 }
 
 /**
- * kvarc/baseline for every scenario both sides ran: measured req/s, and the
- * inverse ratio of request-path CPU per request, which is what the throughput
- * ratio tends to when the box is CPU-bound and nothing else runs on it (a
- * shared, busy machine moves req/s far more than CPU per request).
+ * CPU µs per request of everything a side's requests ran on: its processes
+ * (kvarc's consumer too) and wrk, and for the sides built on them PostgreSQL
+ * (their own backends), Redis and RabbitMQ (shared: anything else they served
+ * meanwhile counts as well). etcd keeps its data itself, so its own process
+ * is the whole of it: comparing it with kvarc's request path alone would leave
+ * out the fsyncs and storage kvarc hands to RabbitMQ, PostgreSQL and Redis.
  */
-export function ratioLines(report: Pick<BenchReport, 'scenarios'>): string {
+export function wholeCpu(r: ScenarioResult): number | undefined {
+  if (!r.load.requests) return undefined
+  const s = r.services ?? {}
+  const backing = r.side === 'etcd' ? 0 : (s['postgres (own db)'] ?? 0) + (s['redis-server'] ?? 0) + (s.rabbitmq ?? 0)
+  return ((Object.values(r.cpu).reduce((a, b) => a + b, 0) + (s.wrk ?? 0) + backing) * 1e6) / r.load.requests
+}
+
+/**
+ * kvarc against a peer (the baseline, or etcd) for every scenario both ran:
+ * measured req/s, and the inverse ratio of CPU per request, which is what
+ * the throughput ratio tends to when the box is CPU-bound and nothing else
+ * runs on it (a shared, busy machine moves req/s far more than CPU per
+ * request). Against the baseline, which stores through the same services,
+ * the request path's CPU; against etcd, everything each side ran on.
+ */
+export function ratioLines(report: Pick<BenchReport, 'scenarios'>, peer: 'baseline' | 'etcd' = 'baseline'): string {
   const scenarios = [...new Set(report.scenarios.map(s => s.scenario))]
+  const [cpuOf, cpuName] = peer === 'etcd' ? [wholeCpu, 'CPU of everything each ran on'] : [requestPathCpu, 'request-path CPU']
   const lines: string[] = []
   for (const scenario of scenarios) {
+    const label = peer === 'baseline' ? scenario : `${scenario}, kvarc / ${peer}`
     const kvarc = report.scenarios.find(s => s.side === 'kvarc' && s.scenario === scenario)
-    const base = report.scenarios.find(s => s.side === 'baseline' && s.scenario === scenario)
-    if (!kvarc || !base || !base.load.rps) continue
-    if (!valid(kvarc) || !valid(base)) {
-      lines.push(`- ${scenario}: not comparable: ${[kvarc, base].filter(r => !valid(r)).map(r => `${r.side} had ${(100 * failedShare(r)).toFixed(0)} % failed requests`).join(', ')}`)
+    const other = report.scenarios.find(s => s.side === peer && s.scenario === scenario)
+    if (!kvarc || !other || !other.load.rps) continue
+    if (!valid(kvarc) || !valid(other)) {
+      lines.push(`- ${label}: not comparable: ${[kvarc, other].filter(r => !valid(r)).map(r => `${r.side} had ${(100 * failedShare(r)).toFixed(0)} % failed requests`).join(', ')}`)
       continue
     }
-    const kc = requestPathCpu(kvarc)
-    const bc = requestPathCpu(base)
-    const cpu = kc && bc ? `; request-path CPU ${fixed(kc)} vs ${fixed(bc)} µs/req → ${(bc / kc).toFixed(2)}× if CPU-bound` : ''
-    lines.push(`- ${scenario}: ${fixed(kvarc.load.rps)} / ${fixed(base.load.rps)} req/s = ${(kvarc.load.rps / base.load.rps).toFixed(2)}×${cpu}`)
+    const kc = cpuOf(kvarc)
+    const oc = cpuOf(other)
+    const cpu = kc && oc ? `; ${cpuName} ${fixed(kc)} vs ${fixed(oc)} µs/req → ${(oc / kc).toFixed(2)}× if CPU-bound` : ''
+    lines.push(`- ${label}: ${fixed(kvarc.load.rps)} / ${fixed(other.load.rps)} req/s = ${(kvarc.load.rps / other.load.rps).toFixed(2)}×${cpu}`)
   }
   return lines.join('\n')
+}
+
+/**
+ * How etcd ran, or why it did not, and what an acknowledged write means on
+ * each side: both fsync before they answer.
+ */
+export function etcdLines(report: Pick<BenchReport, 'etcd' | 'auth'>): string {
+  const etcd = report.etcd
+  if (!etcd) return ''
+  if (etcd.absent) return `etcd did not run: ${etcd.absent}. Its rows, ratios and targets are missing from this report.`
+  const commit = etcd.kvarcSynchronousCommit === undefined ? 'synchronous_commit (not read in this run)' : `synchronous_commit = ${etcd.kvarcSynchronousCommit} (SHOW synchronous_commit on this server)`
+  return [
+    `etcd ${etcd.version ?? '(version unknown)'}, one member the bench started itself: \`etcd ${(etcd.flags ?? []).join(' ')}\`, every other setting etcd's default. ` +
+      'It runs get-hit and put in the same rounds, with the same wrk, connections and durations as the other sides, on the same keys (hit-<i>, loaded before the runs, and put-<i>) and the same value bytes, ' +
+      'base64 in the JSON of its v3 gateway (POST /v3/kv/range, its default linearizable read, and POST /v3/kv/put), ' +
+      'which hands each request on to etcd\'s gRPC server inside the same process: etcd\'s own clients speak gRPC and skip that step. ' +
+      'wrk reaches it directly, not through nginx: kvarc and the baseline are two processes each behind nginx, etcd is one server that uses both cores itself, so nginx would only add a hop.' +
+      (report.auth ? ' Its requests carry no Authorization header: etcd would take it for a token of its own and refuse it.' : ''),
+    '',
+    'Durability: both answer a write only once it is on disk. ' +
+      'etcd appends the put to its write-ahead log and fsyncs it before it answers (its default: the flags above have no --unsafe-no-fsync, a flag that only exists from etcd 3.5 on). ' +
+      'kvarc answers a PUT once RabbitMQ has confirmed the persistent message on its durable quorum queue, which RabbitMQ does only after fsyncing its log; ' +
+      `its consumer then writes the row to PostgreSQL, which commits with ${commit}. ` +
+      'Each batches the writes arriving together into one fsync. ' +
+      'What differs is when the write can be read: etcd\'s at once, kvarc\'s once its consumer applied it (the visibility lag).',
+  ].join('\n')
 }
 
 /** One line under the options: whether requests carried a token, and what that means for each side. */

@@ -1,10 +1,11 @@
 /**
  * `npm run bench`: kvarc against a minimal baseline (and, briefly, arc sandbox)
- * on this machine, each behind nginx, driven by the same load generator (wrk).
+ * on this machine, each behind nginx, and against etcd as a peer (GET and PUT,
+ * reached directly), driven by the same load generator (wrk).
  * Markdown on stdout, progress on stderr, JSON in bench/results/.
  *
  *   --duration S          measured seconds per scenario and side (default 10), split over the rounds
- *   --rounds N            alternate the sides N times per scenario (default 2: kvarc, baseline, kvarc, baseline),
+ *   --rounds N            alternate the sides N times per scenario (default 2: kvarc, baseline, etcd, kvarc, baseline, etcd),
  *                         so a change in the machine's background load hits both sides alike
  *   --warmup S            unmeasured seconds before each (default 2)
  *   --connections N       wrk connections (default 64)
@@ -16,7 +17,9 @@
  *                         "atomic": true) run on kvarc alone too (the baseline has no batch endpoint), only when
  *                         named, reported as batches/s and writes/s next to kvarc's PUT req/s; each takes at
  *                         least 15 s plus the consumer's catch-up
- *   --sides a,b           of kvarc,baseline,sandbox (default all three)
+ *   --sides a,b           of kvarc,baseline,etcd,sandbox (default all four). etcd (Debian's etcd-server, /usr/bin/etcd
+ *                         or etcd on PATH) runs get-hit and put only, one member the bench starts on its own data dir
+ *                         and ports; when it is not installed the bench says so and runs without it
  *   --skip-sandbox        same as leaving sandbox out of --sides
  *   --sandbox-duration S  measured seconds per sandbox scenario (default 3, no warm-up: every sandbox request is a cold start)
  *   --sandbox-connections N  (default 4)
@@ -42,6 +45,7 @@ import { loadConfig } from '../src/shared/config.js'
 import { openDatabase } from '../src/shared/postgres.js'
 import { measureCheck } from './auth-check.js'
 import { countCached, prepareData, purgeQueues } from './data.js'
+import { countEtcdKeys, ETCD_MISSING, etcdBinary, loadEtcdKeys, startEtcdSide, type EtcdSide } from './etcd.js'
 import { BATCH_OPS, BATCH_SCENARIOS, KVARC_ONLY, rmwConnections, RMW_KEYS_PER_CONNECTION, runLoad, writesPerRequest, type LoadResult, type Scenario } from './load.js'
 import { BENCH_WRITES_PER_TOKEN } from './nginx.js'
 import { fastSides, parseOptions, requiresToken, runsScenario, type Options } from './options.js'
@@ -91,10 +95,10 @@ async function backendPids(iso: Isolated): Promise<number[]> {
  * total: what is left ("other") is load the bench did not cause. Redis and
  * RabbitMQ are shared with anything else running on the box.
  */
-async function servicesCpu(iso: Isolated): Promise<Record<string, number>> {
+async function servicesCpu(iso: Isolated | undefined): Promise<Record<string, number>> {
   const out: Record<string, number> = { wrk: childrenCpuSeconds(), 'machine busy': machineBusySeconds() }
   const add = (group: string, pids: number[]) => { for (const pid of pids) out[`${group}#${pid}`] = cpuSeconds(pid) ?? 0 }
-  add('postgres (own db)', await backendPids(iso))
+  if (iso) add('postgres (own db)', await backendPids(iso))
   add('redis-server', pidsByComm(['redis-server']))
   add('rabbitmq', pidsByComm(['beam.smp']))
   return out
@@ -153,21 +157,22 @@ async function waitForServices(iso: Isolated, progress: Progress, timeoutMs = 90
   }
 }
 
-async function runScenario(side: Side, iso: Isolated, scenario: Scenario, opts: Options, progress: Progress, round = 0, rounds = 1, authorization?: string): Promise<ScenarioResult> {
-  await waitForServices(iso, progress)
+/** `iso`: the side's isolated services; etcd has none (it keeps its data itself). */
+async function runScenario(side: Side, iso: Isolated | undefined, scenario: Scenario, opts: Options, progress: Progress, round = 0, rounds = 1, authorization?: string): Promise<ScenarioResult> {
+  if (iso) await waitForServices(iso, progress)
   const healed = await side.heal?.() ?? []
   if (healed.length) progress.line(`${side.name}: restarted ${healed.join(', ')} (exited when a service went away)`)
   const sandbox = side.name === 'sandbox'
   const duration = sandbox ? opts.sandboxDuration : Math.max(1, Math.round(opts.duration / rounds))
   const connections = sandbox ? opts.sandboxConnections : scenario === 'put-if-match' ? rmwConnections(opts.connections) : opts.connections
-  const common = { url: side.url, scenario, connections, threads: opts.threads, valueBytes: opts.valueBytes, authorization, batchOps: BATCH_OPS }
+  const common = { url: side.url, scenario: side.loadMode?.(scenario) ?? scenario, connections, threads: opts.threads, valueBytes: opts.valueBytes, authorization, batchOps: BATCH_OPS }
   if (opts.warmup > 0 && round === 0) {
     progress.line(`${side.name} ${scenario}: warm-up ${opts.warmup} s`)
     await runLoad({ ...common, ...keyRange(scenario, opts, true), durationSeconds: opts.warmup })
     // The warm-up's writes must not still be applying during the measured run (and counting into its catch-up).
-    if (isKvarc(side.name) && writes(scenario)) await waitUntilApplied(iso, side, APPLIED_TIMEOUT_MS)
+    if (iso && isKvarc(side.name) && writes(scenario)) await waitUntilApplied(iso, side, APPLIED_TIMEOUT_MS)
   }
-  const missBefore = scenario === 'get-miss' ? await countCached(iso.config, 'miss-') : 0
+  const missBefore = iso && scenario === 'get-miss' ? await countCached(iso.config, 'miss-') : 0
   const rssBefore = rssOf(side)
   const cpuBefore = cpuOf(side)
   const servicesBefore = await servicesCpu(iso)
@@ -191,8 +196,8 @@ async function runScenario(side: Side, iso: Isolated, scenario: Scenario, opts: 
   let note: string | undefined = healed.length ? `restarted ${healed.join(', ')} before this run` : undefined
   let queueEmptySeconds: number[] | undefined
   let unfinished: string | undefined
-  const pgReads = scenario === 'get-miss' ? (await countCached(iso.config, 'miss-')) - missBefore : undefined
-  if (writes(scenario)) {
+  const pgReads = iso && scenario === 'get-miss' ? (await countCached(iso.config, 'miss-')) - missBefore : undefined
+  if (iso && writes(scenario)) {
     if (isKvarc(side.name)) {
       // The consumer applies the scenario's writes after wrk stops; the next run must not compete with it.
       const waitStarted = Date.now()
@@ -238,6 +243,43 @@ function sideEnv(iso: Isolated, opts: Options, name: SideName): Record<string, s
     // limiter from capping PUT, since the bench measures the token check, not the limiter (bench/nginx.ts).
     KVARC_WRITES_PER_TOKEN: String(BENCH_WRITES_PER_TOKEN),
     ...(requiresToken(opts, name) ? { KVARC_AUTH: 'required' } : {}),
+  }
+}
+
+/** The server's synchronous_commit as kvarc's database sees it: the durability statement next to etcd's reads it rather than assume it. */
+async function synchronousCommit(iso: Isolated): Promise<string> {
+  const db = await openDatabase(iso.config.databaseUrl, 1)
+  try {
+    return (await db.query<{ synchronous_commit: string }>('SHOW synchronous_commit')).rows[0]!.synchronous_commit
+  } finally {
+    await db.end()
+  }
+}
+
+/**
+ * Starts etcd and loads get-hit's keys through its gateway (etcd answers a
+ * missing key 200 too, so an empty etcd would pass for a fast one). The side
+ * is in `sides` from its start, so a signal meanwhile still stops it; when
+ * it fails, the report says why etcd is missing.
+ */
+async function startEtcd(binary: string, opts: Options, report: BenchReport, progress: Progress, sides: Map<SideName, Side>): Promise<void> {
+  progress.line(`etcd: starting ${binary}, then loading ${opts.hitKeys.toLocaleString('en-US')} keys through its gateway`)
+  let side: EtcdSide | undefined
+  try {
+    side = await startEtcdSide(binary)
+    sides.set('etcd', side)
+    await loadEtcdKeys(side.url, { family: 'hit-', count: opts.hitKeys, valueBytes: opts.valueBytes })
+    const loaded = await countEtcdKeys(side.url, 'hit-')
+    if (loaded !== opts.hitKeys) throw new Error(`it holds ${loaded} hit- keys after loading ${opts.hitKeys}`)
+    report.etcd = { version: side.version, flags: side.flags }
+    progress.line(`etcd ${side.version}: ${side.url} (${side.processes().map(p => `${p.name} ${p.pid}`).join(', ')})`)
+  } catch (error) {
+    sides.delete('etcd')
+    await side?.close()
+    const message = (error as Error).message
+    report.etcd = { absent: `it did not start: ${message}` }
+    report.errors.push(`etcd did not start: ${message}`)
+    progress.line(`etcd did not start: ${message}`)
   }
 }
 
@@ -291,6 +333,11 @@ async function main(): Promise<void> {
     const dataSet = { hitKeys: opts.hitKeys, missKeys: opts.missKeys, valueBytes: opts.valueBytes }
     const rmwKeys = opts.scenarios.includes('put-if-match') ? rmwConnections(opts.connections) * RMW_KEYS_PER_CONNECTION : 0
     const fast = fastSides(opts)
+    const etcd = fast.includes('etcd') ? etcdBinary() : undefined
+    if (fast.includes('etcd') && !etcd) {
+      report.etcd = { absent: ETCD_MISSING }
+      progress.line(ETCD_MISSING)
+    }
     if (opts.auth) {
       progress.line('auth: timing the token check alone')
       const check = await measureCheck({ calls: 20_000, batches: 9 })
@@ -302,6 +349,10 @@ async function main(): Promise<void> {
     // Sides that ignore the token send one of the same length, so every side's requests have the same bytes.
     const placeholder = `Bearer ${newToken().token}`
     for (const name of fast) {
+      if (name === 'etcd') {
+        if (etcd) await startEtcd(etcd, opts, report, progress, sides)
+        continue
+      }
       const iso = await isolate(`bench_${name.replaceAll('-', '_')}`)
       isolated.set(name, iso)
       progress.line(`${name}: preparing ${opts.hitKeys.toLocaleString('en-US')} cached and ${opts.missKeys.toLocaleString('en-US')} uncached rows in ${iso.id}`)
@@ -320,6 +371,13 @@ async function main(): Promise<void> {
         progress.line(`${name} did not start: ${(error as Error).message}`)
       }
     }
+    const kvarcDatabase = isolated.get('kvarc')
+    if (report.etcd?.version && kvarcDatabase) {
+      report.etcd.kvarcSynchronousCommit = await synchronousCommit(kvarcDatabase).catch(error => {
+        report.errors.push(`SHOW synchronous_commit: ${(error as Error).message}`)
+        return undefined
+      })
+    }
 
     // Scenario by scenario, the sides alternating (ABAB): the machine's background load drifts less between them.
     for (const scenario of opts.scenarios) {
@@ -329,7 +387,7 @@ async function main(): Promise<void> {
           const side = sides.get(name)
           if (!side || !runsScenario(name, scenario)) continue
           try {
-            const result = await runScenario(side, isolated.get(name)!, scenario, opts, progress, round, opts.rounds, authorization.get(name))
+            const result = await runScenario(side, isolated.get(name), scenario, opts, progress, round, opts.rounds, authorization.get(name))
             runs.set(name, [...(runs.get(name) ?? []), result])
           } catch (error) {
             report.errors.push(`${name} ${scenario}: ${(error as Error).message}`)
