@@ -129,4 +129,45 @@ describe('RabbitEventSource', () => {
     expect(batches.find(b => b.some(body => body.startsWith('m4:')))).toHaveLength(1)
     expect(Math.max(...batches.map(b => b.length))).toBe(2)
   })
+
+  it('acknowledges a batch that finished before an older one together with it, once the older one is applied', async () => {
+    // Prepare: 20 messages in two batches of 10; the older batch (m0..m9) waits until released.
+    const queue = iso.config.addQueue
+    const connection = await connect(iso.config.amqpUrl)
+    const channel = await connection.createConfirmChannel()
+    await assertQueues(channel, [queue])
+    for (let i = 0; i < 20; i++) channel.sendToQueue(queue, Buffer.from(`m${i}`), { persistent: true })
+    await channel.waitForConfirms()
+    await connection.close()
+    let release!: () => void
+    const older = new Promise<void>(resolve => { release = resolve })
+    const applied: string[] = []
+    const source = new RabbitEventSource({
+      url: iso.config.amqpUrl,
+      queue,
+      batchSize: 10,
+      windowMs: 10_000,
+      concurrency: 2,
+      invoke: async event => {
+        const messages = bodies(event)
+        if (messages.includes('m0')) await older
+        applied.push(...messages)
+      },
+    })
+
+    // Act
+    await source.start()
+    try {
+      // Assess: the younger batch is applied but still held, waiting for the older one's acknowledgement.
+      await eventually(async () => applied.length === 10, 'the younger batch applied')
+      expect(applied).toContain('m10')
+      expect(source.messagesHeld).toBe(20)
+      release()
+      await eventually(async () => source.messagesHeld === 0, 'both batches acknowledged')
+    } finally {
+      await source.close()
+    }
+    // The broker agrees: nothing comes back once the channel is closed.
+    await waitReady(queue, 0)
+  })
 })

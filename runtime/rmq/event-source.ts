@@ -58,8 +58,11 @@ export function eventBytes(message: { content: Buffer }): number {
   return Math.ceil(message.content.length / 3) * 4 + 1024
 }
 
-/** Unacknowledged batches of one channel, in delivery order. */
-interface Batch { messages: ConsumeMessage[] }
+/**
+ * Unacknowledged batches of one channel, in delivery order. `done`: applied,
+ * its acknowledgement waiting for an older batch's; `failing`: retried at least once.
+ */
+interface Batch { messages: ConsumeMessage[], done?: boolean, failing?: boolean }
 
 export class RabbitEventSource {
   private connection: ChannelModel | undefined
@@ -266,6 +269,7 @@ export class RabbitEventSource {
       } catch (error) {
         // The channel died meanwhile: its messages are back in the queue; stop holding them.
         if (channel !== this.channel) return
+        this.markFailing(channel, batch)
         // Shutting down: give up without acknowledging; the broker redelivers when the channel closes.
         const retryInMs = this.closed ? 0 : this.backoff(attempt)
         this.options.onError?.(error, { queue: this.options.queue, kind: 'invoke', attempt, retryInMs })
@@ -278,23 +282,48 @@ export class RabbitEventSource {
   }
 
   /**
-   * Acknowledges a finished batch at once, never behind an earlier batch still
-   * being retried. Batches are cut from the buffer in delivery order, so the
-   * oldest one is covered by one cumulative frame (`allUpTo`); a batch that
-   * finished before an older one is acknowledged message by message (a retried batch is rare: the function isolates writes that can
-   * never apply, so only an outage retries, and then every batch waits).
+   * Acknowledges finished batches with as few frames as possible, and never
+   * behind a batch being retried. Batches are cut from the buffer in delivery
+   * order, so when the oldest batches are all finished one cumulative frame
+   * (`allUpTo`) covers them. A batch that finishes while an older one is still
+   * in its first attempt waits for it (with 4 in flight, acknowledging 1,000
+   * messages one frame each cost the consumer and the broker more CPU than the
+   * rest of the batch's delivery); behind a batch that is being retried it is
+   * acknowledged at once, message by message (only an outage retries a batch:
+   * the function isolates writes that can never apply).
    */
   private ackFinished(channel: Channel, finished: Batch): void {
     if (channel !== this.channel) return
-    const index = this.pendingAcks.indexOf(finished)
-    this.pendingAcks.splice(index, 1)
+    finished.done = true
     try {
-      // Every earlier batch is acknowledged: one frame covers this one's messages.
-      if (index === 0) channel.ack(finished.messages[finished.messages.length - 1]!, true)
-      else for (const message of finished.messages) channel.ack(message)
+      const index = this.pendingAcks.indexOf(finished)
+      if (this.pendingAcks.slice(0, index).some(batch => batch.failing)) {
+        this.ackAlone(channel, finished)
+        return
+      }
+      let last: ConsumeMessage | undefined
+      while (this.pendingAcks[0]?.done) last = this.pendingAcks.shift()!.messages.at(-1)
+      if (last) channel.ack(last, true)
     } catch {
       // Channel closed after the batch applied: the messages are redelivered and re-apply as no-ops.
     }
+  }
+
+  /** A batch failed: batches that finished behind it are acknowledged now rather than wait out its retries. */
+  private markFailing(channel: Channel, batch: Batch): void {
+    if (batch.failing) return
+    batch.failing = true
+    const index = this.pendingAcks.indexOf(batch)
+    try {
+      for (const waiting of this.pendingAcks.slice(index + 1).filter(b => b.done)) this.ackAlone(channel, waiting)
+    } catch {
+      // Channel closed: the messages are redelivered and re-apply as no-ops.
+    }
+  }
+
+  private ackAlone(channel: Channel, batch: Batch): void {
+    this.pendingAcks.splice(this.pendingAcks.indexOf(batch), 1)
+    for (const message of batch.messages) channel.ack(message)
   }
 
   /**
