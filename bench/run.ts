@@ -43,16 +43,17 @@ import { createToken } from '../ops/tokens.js'
 import { newToken } from '../src/shared/auth.js'
 import { loadConfig } from '../src/shared/config.js'
 import { openDatabase } from '../src/shared/postgres.js'
+import { waitUntilApplied } from './applied.js'
 import { measureCheck } from './auth-check.js'
+import { cpuOf, pick, servicesCpu } from './cpu.js'
 import { countCached, prepareData, purgeQueues } from './data.js'
 import { countEtcdKeys, ETCD_MISSING, etcdBinary, loadEtcdKeys, startEtcdSide, type EtcdSide } from './etcd.js'
 import { BATCH_OPS, BATCH_SCENARIOS, KVARC_ONLY, rmwConnections, RMW_KEYS_PER_CONNECTION, runLoad, writesPerRequest, type LoadResult, type Scenario } from './load.js'
 import { BENCH_WRITES_PER_TOKEN } from './nginx.js'
 import { fastSides, parseOptions, requiresToken, runsScenario, type Options } from './options.js'
-import { childrenCpuSeconds, commandLine, cpuDelta, cpuSeconds, machineBusySeconds, pidsByComm, processTree, rssKiB } from './procs.js'
+import { commandLine, cpuDelta, processTree, rssKiB } from './procs.js'
 import { markdown, mergeRounds, Progress, rpsOf, targets, type BenchReport, type ProcessRss, type ScenarioResult } from './report.js'
 import { isKvarc, startBaselineSide, startKvarcHostsSide, startKvarcSide, startSandboxSide, waitForPort, type Side, type SideName } from './sides.js'
-import { waitUntilApplied } from './applied.js'
 import { measureDrain, measureLag } from './writes.js'
 
 const ROOT = resolve(import.meta.dirname, '..')
@@ -64,43 +65,6 @@ function rssOf(side: Side): ProcessRss[] {
       out.push({ name: p.pid === top.pid ? top.name : `${top.name}/${p.comm}`, pid: p.pid, comm: p.comm, cmd: commandLine(p.pid), kib: rssKiB(p.pid) })
     }
   }
-  return out
-}
-
-function cpuOf(side: Side): Record<string, number> {
-  const out: Record<string, number> = {}
-  for (const top of side.processes()) out[top.name] = processTree(top.pid).reduce((sum, p) => sum + (cpuSeconds(p.pid) ?? 0), 0)
-  return out
-}
-
-function pick(record: Record<string, number>, pattern: RegExp): Record<string, number> {
-  return Object.fromEntries(Object.entries(record).filter(([name]) => pattern.test(name)))
-}
-
-/** PostgreSQL backends serving the side's own database: their CPU is this side's. */
-async function backendPids(iso: Isolated): Promise<number[]> {
-  const pg = (await import('pg')).default
-  const client = new pg.Client({ connectionString: iso.config.databaseUrl })
-  await client.connect()
-  try {
-    const { rows } = await client.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()')
-    return rows.map(r => r.pid)
-  } finally {
-    await client.end()
-  }
-}
-
-/**
- * CPU seconds of the shared services and the generator, and the machine's
- * total: what is left ("other") is load the bench did not cause. Redis and
- * RabbitMQ are shared with anything else running on the box.
- */
-async function servicesCpu(iso: Isolated | undefined): Promise<Record<string, number>> {
-  const out: Record<string, number> = { wrk: childrenCpuSeconds(), 'machine busy': machineBusySeconds() }
-  const add = (group: string, pids: number[]) => { for (const pid of pids) out[`${group}#${pid}`] = cpuSeconds(pid) ?? 0 }
-  if (iso) add('postgres (own db)', await backendPids(iso))
-  add('redis-server', pidsByComm(['redis-server']))
-  add('rabbitmq', pidsByComm(['beam.smp']))
   return out
 }
 

@@ -18,8 +18,8 @@ function size(keys: number, { missP99, put, drain, ceiling }: { missP99: number,
     listPage: load(800, 200),
     put: load(put, 60),
     lag: { targetRate: put / 2, achievedRate: put / 2, probes: 160, p50Ms: 20, p99Ms: 70, maxMs: 90, lost: 0, non2xx: 0 },
-    drain: { messages: 200_000, via: 'api', queuedMessages: 900, publishSeconds: 40, publishRate: 5000, startupSeconds: 1, drainSeconds: 200_000 / drain, writesPerSecond: drain, rowsApplied: 200_000, batches: { count: 200, meanSize: 1000, meanMs: 30, functionSeconds: 6, functionShare: 0.9 } },
-    ceiling: { rows: 200_000, seconds: 200_000 / ceiling, writesPerSecond: ceiling, batch: 1000, connections: 4 },
+    drain: { messages: 200_000, via: 'api', queuedMessages: 900, publishSeconds: 40, publishRate: 5000, startupSeconds: 1, drainSeconds: 200_000 / drain, writesPerSecond: drain, rowsApplied: 200_000, cpu: { consumer: 4, 'postgres (own db)#11': 3, 'postgres (own db)#12': 3, 'rabbitmq#20': 5, 'redis-server#30': 1, 'machine busy': 18 }, batches: { count: 200, meanSize: 1000, meanMs: 30, functionSeconds: 6, functionShare: 0.9 } },
+    ceiling: { rows: 200_000, seconds: 200_000 / ceiling, writesPerSecond: ceiling, batch: 1000, connections: 4, machineCpuSeconds: 6 },
   }
 }
 
@@ -65,6 +65,9 @@ describe('bench:scale report', () => {
     expect(text).toContain('| keys | 10⁵ | 10⁶ |')
     expect(text).toContain('| drain ÷ PostgreSQL alone | 0.80× | 0.78× |')
     expect(text).toContain('| 1 MiB | 20 | 21.0 |')
+    // Where the drain's CPU went, against PostgreSQL alone: the processes of a part add up.
+    expect(text).toContain('| machine CPU µs per write: drain / PostgreSQL alone | 90 / 30 | 90 / 30 |')
+    expect(text).toContain('| drain CPU µs per write: consumer host / PostgreSQL / RabbitMQ / Redis | 20 / 30 / 25 / 5 | 20 / 30 / 25 / 5 |')
     expect(text).toContain('+320 MiB')
     const charts = scaleCharts(r)
     expect(charts.map(c => c.file)).toEqual(['requests-by-keys.svg', 'p99-by-keys.svg', 'drain-by-keys.svg', 'throughput-by-value-size.svg'])

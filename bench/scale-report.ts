@@ -74,7 +74,8 @@ export interface SizeResult {
   put: LoadResult
   lag: LagResult
   drain: DrainResult
-  ceiling: CeilingResult
+  /** machineCpuSeconds: the whole machine's busy time while PostgreSQL alone applied the rows. */
+  ceiling: CeilingResult & { machineCpuSeconds?: number }
 }
 
 export interface ValueResult {
@@ -133,6 +134,15 @@ function targetTable(list: Target[]): string {
   return ['| target | goal | measured | |', '|---|---|---|---|', ...rows].join('\n')
 }
 
+const perWrite = (seconds: number | undefined, writes: number) => (seconds === undefined || writes === 0 ? NaN : (seconds * 1e6) / writes)
+
+/** CPU seconds of one part, summed over its processes (the drain's CPU is keyed "name" or "group#pid"). */
+export function cpuOfPart(cpu: Record<string, number> | undefined, part: string): number | undefined {
+  if (!cpu) return undefined
+  const entries = Object.entries(cpu).filter(([name]) => name.toLowerCase().startsWith(part))
+  return entries.length ? entries.reduce((sum, [, seconds]) => sum + seconds, 0) : undefined
+}
+
 function sizeTables(sizes: SizeResult[]): string {
   const head = ['keys', ...sizes.map(s => formatCount(s.keys))]
   const row = (name: string, f: (s: SizeResult) => string) => `| ${name} | ${sizes.map(f).join(' | ')} |`
@@ -158,6 +168,8 @@ function sizeTables(sizes: SizeResult[]): string {
     row(`drain writes/s`, s => round(s.drain.writesPerSecond)),
     row('PostgreSQL alone, same rows and statement, writes/s', s => round(s.ceiling.writesPerSecond)),
     row('drain ÷ PostgreSQL alone', s => `${round(s.drain.writesPerSecond / s.ceiling.writesPerSecond, 2)}×`),
+    row('machine CPU µs per write: drain / PostgreSQL alone', s => `${round(perWrite(s.drain.cpu?.['machine busy'], s.drain.rowsApplied))} / ${round(perWrite(s.ceiling.machineCpuSeconds, s.ceiling.rows))}`),
+    row('drain CPU µs per write: consumer host / PostgreSQL / RabbitMQ / Redis', s => ['consumer', 'postgres', 'rabbitmq', 'redis'].map(part => round(perWrite(cpuOfPart(s.drain.cpu, part), s.drain.rowsApplied))).join(' / ')),
     row('non-2xx / errors (all runs)', s => String([s.getHit, s.getMiss, s.listPage, s.put].reduce((a, l) => a + l.non2xx + l.errors, 0))),
   ].join('\n')
 }

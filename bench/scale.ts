@@ -31,9 +31,10 @@ import { encodeCursor } from '../src/http/get-api-all/paging.js'
 import { openDatabase } from '../src/shared/postgres.js'
 import { waitUntilApplied } from './applied.js'
 import { measureRecordCeiling } from './ceiling.js'
+import { cpuOf, pick, servicesCpu } from './cpu.js'
 import { countCached } from './data.js'
 import { runLoad, type LoadOptions, type LoadResult } from './load.js'
-import { processTree, rssKiB } from './procs.js'
+import { machineBusySeconds, processTree, rssKiB } from './procs.js'
 import { Progress } from './report.js'
 import { cacheHitKeys, clearCache, growTable, recordSize, removeWritten, spreadingStride } from './scale-data.js'
 import { parseScaleOptions, scaleCharts, scaleMarkdown, spliceGenerated, type ScaleOptions, type ScaleReport, type SizeResult, type ValueResult } from './scale-report.js'
@@ -75,6 +76,11 @@ class ScaleRun {
     return result
   }
 
+  /** The consumer host's CPU and the services', for the drain's CPU per write by part. */
+  private async drainCpu(): Promise<Record<string, number>> {
+    return { ...pick(cpuOf(this.side), /consumer/i), ...(await servicesCpu(this.iso)) }
+  }
+
   private async applied(what: string): Promise<void> {
     const left = await waitUntilApplied(this.iso, this.side, APPLIED_TIMEOUT_MS)
     if (left) throw new Error(`${what}: ${left} after ${APPLIED_TIMEOUT_MS / 1000} s`)
@@ -113,13 +119,14 @@ class ScaleRun {
     await removeWritten(this.db, SEEDED)
 
     const drain = await measureDrain(this.iso.config, { stopConsumer: () => this.side.stopConsumer!(), startConsumer: () => this.side.startConsumer!() },
-      { count: this.opts.drainCount, valueBytes: SEED_VALUE_BYTES, timeoutMs: APPLIED_TIMEOUT_MS, via: 'api', url: this.side.url, connections: this.opts.connections, metricsUrl: () => this.side.consumerMetricsUrl?.() },
+      { count: this.opts.drainCount, valueBytes: SEED_VALUE_BYTES, timeoutMs: APPLIED_TIMEOUT_MS, via: 'api', url: this.side.url, connections: this.opts.connections, metricsUrl: () => this.side.consumerMetricsUrl?.(), cpu: () => this.drainCpu() },
       (text, live) => live ? this.progress.status(text) : p(text))
     await this.applied('drain')
     await removeWritten(this.db, SEEDED)
     // The consumer's own batch shape: its mean batch and its batches in flight (ops/consumer-host-main.ts, default 4).
     const batch = drain.batches?.meanSize || 1000
-    const ceiling = await measureRecordCeiling(this.iso.config.databaseUrl, { count: this.opts.drainCount, valueBytes: SEED_VALUE_BYTES, batch, connections: 4, family: 'drain-' })
+    const busyBefore = machineBusySeconds()
+    const ceiling = { ...await measureRecordCeiling(this.iso.config.databaseUrl, { count: this.opts.drainCount, valueBytes: SEED_VALUE_BYTES, batch, connections: 4, family: 'drain-' }), machineCpuSeconds: machineBusySeconds() - busyBefore }
     await removeWritten(this.db, SEEDED)
     p(`drain ${Math.round(drain.writesPerSecond).toLocaleString('en-US')} writes/s; PostgreSQL alone ${Math.round(ceiling.writesPerSecond).toLocaleString('en-US')} writes/s (batches of ${ceiling.batch}, ${ceiling.connections} at once): ${(drain.writesPerSecond / ceiling.writesPerSecond).toFixed(2)}×`)
     return { keys, record, loadSeconds, redisBytesPerKey: bytesPerKey, getHit, getMiss: { ...getMiss, pgReads: missReads }, listPage, put, lag, drain, ceiling }
