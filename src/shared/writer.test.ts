@@ -9,7 +9,7 @@ import { declareQueues, isolate, type Isolated } from '../../test/support/isolat
 import { queueDepth, takeMessages } from '../../test/support/kv.js'
 import { ServiceUnavailableError } from './errors.js'
 import { decodeWrites } from './messages.js'
-import { Publisher } from './queue.js'
+import { Publisher, type PublishOptions } from './queue.js'
 import { WriteCoalescer } from './writer.js'
 
 let iso: Isolated
@@ -54,6 +54,31 @@ describe('WriteCoalescer', () => {
     const sizes = (await takeMessages(iso.env.AMQP_URL!, iso.config.addQueue)).map(m => decodeWrites(m.content, 'put').length)
     // 4 + 4 + 2 small ones, then the big one alone (it would push its message past 1,000 characters).
     expect(sizes).toEqual([4, 4, 2, 1])
+  })
+
+  it('gathers the writes that arrive while maxInFlight messages await their confirm into the next message (group commit)', async () => {
+    // Prepare: the real publisher behind a gate that holds the first message until released, so it is surely in flight.
+    let open!: () => void
+    const gate = new Promise<void>(resolve => { open = resolve })
+    let sent = 0
+    const gated = { publish: async (queue: string, body: Buffer, options?: PublishOptions) => { if (sent++ === 0) await gate; return publisher.publish(queue, body, options) } }
+    const writes = new WriteCoalescer(gated, { maxInFlight: 1 })
+    const tick = () => new Promise(resolve => setImmediate(resolve))
+
+    // Act: one write, then three more each in a later tick while the first is in flight, then the gate opens.
+    const first = writes.publish(iso.config.addQueue, { key: 'g0', value: 'v', version: 600n })
+    const later: Promise<void>[] = []
+    for (let i = 1; i <= 3; i++) {
+      await tick()
+      later.push(writes.publish(iso.config.addQueue, { key: `g${i}`, value: 'v', version: BigInt(600 + i) }))
+    }
+    await tick()
+    open()
+    await Promise.all([first, ...later])
+
+    // Assess: two messages, the three later writes together, in order.
+    const messages = (await takeMessages(iso.env.AMQP_URL!, iso.config.addQueue)).map(m => decodeWrites(m.content, 'put').map(w => w.key))
+    expect(messages).toEqual([['g0'], ['g1', 'g2', 'g3']])
   })
 
   it('refuses every write of a message the broker could not take, and queues none of them', async () => {
