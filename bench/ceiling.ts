@@ -1,6 +1,7 @@
 /**
  * The record's ceiling on this machine: how fast PostgreSQL itself applies
- * the drain's rows (same keys, values and versions) with the consumer's own
+ * the drain's rows (same keys and values, into the table as the drain found it:
+ * the family's rows are removed first, and left applied after) with the consumer's own
  * statement (store.ts APPLY_WRITES), in batches of the size the consumer ran
  * and as many at once as it keeps in flight, driven directly from here with no
  * broker, cache or function in between. The consumer's drain rate divided by
@@ -26,6 +27,8 @@ export interface CeilingResult { rows: number, seconds: number, writesPerSecond:
 export async function measureRecordCeiling(databaseUrl: string, options: CeilingOptions): Promise<CeilingResult> {
   const db = await openDatabase(databaseUrl, options.connections)
   try {
+    await db.query('DELETE FROM kv_store WHERE key LIKE $1', [`${options.family}%`])
+    await db.query('VACUUM ANALYZE kv_store')
     const clock = new VersionClock(1023)
     const value = 'd'.repeat(options.valueBytes)
     const writes: Write[] = Array.from({ length: options.count }, (_, i) => ({ key: `${options.family}${i}`, value, version: clock.next(), deleted: false }))

@@ -15,14 +15,14 @@ describe('bench report', () => {
     // Prepare
     const scenarios = [result('kvarc', 'get-hit', 9000), result('baseline', 'get-hit', 10000), result('kvarc', 'put', 7000), result('baseline', 'put', 10000)]
     // Act
-    const list = targets({ scenarios, drain: { messages: 1, via: 'api', queuedMessages: 1, publishSeconds: 1, publishRate: 1, startupSeconds: 1, drainSeconds: 1, writesPerSecond: 60000, rowsApplied: 1 } })
+    const list = targets({ scenarios, drain: { messages: 1, via: 'api', queuedMessages: 1, publishSeconds: 1, publishRate: 1, startupSeconds: 1, drainSeconds: 1, writesPerSecond: 60000, rowsApplied: 1 }, ceiling: { rows: 1, seconds: 1, writesPerSecond: 100_000, batch: 1000, connections: 4 } })
     // Assess
     expect(list.map(t => [t.name, t.value, meets(t)])).toEqual([
       ['GET hit kvarc/baseline', 0.9, true],
       ['PUT kvarc/baseline', 0.7, false],
       ['GET hit kvarc/etcd', undefined, undefined],
       ['PUT kvarc/etcd', undefined, undefined],
-      ['drain', 60000, true],
+      ['drain ÷ PostgreSQL alone', 0.6, true],
       ['visibility lag p99', undefined, undefined],
     ])
     expect(ratioLines({ scenarios })).toBe('- get-hit: 9,000 / 10,000 req/s = 0.90×; request-path CPU 17 vs 15 µs/req → 0.90× if CPU-bound\n- put: 7,000 / 10,000 req/s = 0.70×; request-path CPU 21 vs 15 µs/req → 0.70× if CPU-bound')

@@ -45,6 +45,7 @@ import { loadConfig } from '../src/shared/config.js'
 import { openDatabase } from '../src/shared/postgres.js'
 import { waitUntilApplied } from './applied.js'
 import { measureCheck } from './auth-check.js'
+import { measureRecordCeiling } from './ceiling.js'
 import { cpuOf, pick, servicesCpu } from './cpu.js'
 import { countCached, prepareData, purgeQueues } from './data.js'
 import { countEtcdKeys, ETCD_MISSING, etcdBinary, loadEtcdKeys, startEtcdSide, type EtcdSide } from './etcd.js'
@@ -390,6 +391,10 @@ async function main(): Promise<void> {
           { count: opts.drainCount, valueBytes: opts.valueBytes, timeoutMs: 300_000, via: opts.drainVia, url: kvarc.url, authorization: authorization.get('kvarc'), connections: opts.connections, cpu: async () => ({ ...pick(cpuOf(kvarc), /consumer/i), ...(await servicesCpu(kvarcIso)) }), metricsUrl: () => kvarc.consumerMetricsUrl?.() },
           (text, live) => live ? progress.status(text) : progress.line(text))
         progress.line(`drain: ${Math.round(report.drain.writesPerSecond).toLocaleString('en-US')} writes/s (${report.drain.rowsApplied} rows in ${report.drain.drainSeconds.toFixed(2)} s)`)
+        await waitUntilApplied(kvarcIso, kvarc, APPLIED_TIMEOUT_MS)
+        // The same rows applied by PostgreSQL alone, in the consumer's batch shape (4 in flight: ops/consumer-host-main.ts).
+        report.ceiling = await measureRecordCeiling(kvarcIso.config.databaseUrl, { count: opts.drainCount, valueBytes: opts.valueBytes, batch: report.drain.batches?.meanSize || 1000, connections: 4, family: 'drain-' })
+        progress.line(`drain: PostgreSQL alone ${Math.round(report.ceiling.writesPerSecond).toLocaleString('en-US')} writes/s; the drain is ${(report.drain.writesPerSecond / report.ceiling.writesPerSecond).toFixed(2)}× of it`)
       } catch (error) {
         report.errors.push(`drain: ${(error as Error).message}`)
         progress.line(`drain failed: ${(error as Error).message}`)

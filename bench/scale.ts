@@ -122,7 +122,6 @@ class ScaleRun {
       { count: this.opts.drainCount, valueBytes: SEED_VALUE_BYTES, timeoutMs: APPLIED_TIMEOUT_MS, via: 'api', url: this.side.url, connections: this.opts.connections, metricsUrl: () => this.side.consumerMetricsUrl?.(), cpu: () => this.drainCpu() },
       (text, live) => live ? this.progress.status(text) : p(text))
     await this.applied('drain')
-    await removeWritten(this.db, SEEDED)
     // The consumer's own batch shape: its mean batch and its batches in flight (ops/consumer-host-main.ts, default 4).
     const batch = drain.batches?.meanSize || 1000
     const busyBefore = machineBusySeconds()
