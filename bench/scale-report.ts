@@ -28,6 +28,7 @@ export function parseScaleOptions(argv: string[]) {
       'large-backlog': { type: 'string', default: '256' },
       'hit-keys': { type: 'string', default: '10000' },
       docs: { type: 'string', default: 'docs' },
+      results: { type: 'string', default: 'bench/results' },
     },
   })
   const list = (name: 'sizes' | 'value-sizes', max: number) => {
@@ -56,6 +57,7 @@ export function parseScaleOptions(argv: string[]) {
     largeBacklog: num('large-backlog', 0),
     hitKeys: num('hit-keys', 1),
     docs: String(values.docs),
+    results: String(values.results),
   }
 }
 
@@ -233,7 +235,7 @@ export function commandFlags(options: ScaleOptions): string {
   const defaults = parseScaleOptions([]) as Record<string, unknown>
   const flags: string[] = []
   for (const [name, value] of Object.entries(options)) {
-    if (name === 'docs' || JSON.stringify(value) === JSON.stringify(defaults[name])) continue
+    if (name === 'docs' || name === 'results' || JSON.stringify(value) === JSON.stringify(defaults[name])) continue
     flags.push(`--${name.replace(/[A-Z]/g, c => `-${c.toLowerCase()}`)} ${Array.isArray(value) ? value.join(',') : value}`)
   }
   return flags.length ? ` -- ${flags.join(' ')}` : ''
