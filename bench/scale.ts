@@ -22,6 +22,7 @@
  *   --large-backlog N    values of the largest size queued for the consumer-memory run (default 256)
  *   --docs DIR           where performance.md and its plots go (default docs; "none" writes no docs)
  *   --results DIR        where the JSON goes (default bench/results)
+ *   --from-json FILE     measure nothing: write the page and plots again from an earlier run's JSON
  */
 import { execFileSync } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
@@ -181,9 +182,26 @@ async function consumerPrefetch(side: Side): Promise<number | undefined> {
   return body?.prefetch ? Math.max(...Object.values(body.prefetch)) : undefined
 }
 
+/** The page between its markers, and its plots, from a report. */
+function writeDocs(report: ScaleReport, docsDir: string, progress: Progress): string {
+  const markdown = scaleMarkdown(report)
+  const docs = resolve(ROOT, docsDir)
+  mkdirSync(join(docs, 'performance'), { recursive: true })
+  for (const chart of scaleCharts(report)) writeFileSync(join(docs, 'performance', chart.file), chart.svg)
+  const page = join(docs, 'performance.md')
+  writeFileSync(page, spliceGenerated(existsSync(page) ? readFileSync(page, 'utf8') : undefined, markdown))
+  progress.line(`wrote ${page} and its plots`)
+  return markdown
+}
+
 async function main(): Promise<void> {
   const opts = parseScaleOptions(process.argv.slice(2))
   const progress = new Progress()
+  if (opts.fromJson) {
+    const report = JSON.parse(readFileSync(resolve(opts.fromJson), 'utf8')) as ScaleReport
+    process.stdout.write(writeDocs(report, opts.docs === 'none' ? 'docs' : opts.docs, progress))
+    return
+  }
   for (const tool of ['wrk', 'nginx']) {
     try { execFileSync('which', [tool], { stdio: 'ignore' }) } catch { throw new Error(`${tool} is not installed: apt-get install -y ${tool}`) }
   }
@@ -256,16 +274,7 @@ async function main(): Promise<void> {
   mkdirSync(dir, { recursive: true })
   const file = join(dir, `scale-${report.startedAt.replace(/[:.]/g, '-')}.json`)
   writeFileSync(file, JSON.stringify(report, null, 2) + '\n')
-  const markdown = scaleMarkdown(report)
-  if (opts.docs !== 'none') {
-    const docs = resolve(ROOT, opts.docs)
-    mkdirSync(join(docs, 'performance'), { recursive: true })
-    for (const chart of scaleCharts(report)) writeFileSync(join(docs, 'performance', chart.file), chart.svg)
-    const page = join(docs, 'performance.md')
-    writeFileSync(page, spliceGenerated(existsSync(page) ? readFileSync(page, 'utf8') : undefined, markdown))
-    progress.line(`wrote ${join(docs, 'performance.md')} and its plots`)
-  }
-  process.stdout.write(markdown)
+  process.stdout.write(opts.docs === 'none' ? scaleMarkdown(report) : writeDocs(report, opts.docs, progress))
   process.stdout.write(`\nJSON: ${file}\n`)
   // Figures with errors beside them are not a result: say so to whoever runs it (a person or a script).
   if (report.errors.length) process.exitCode = 1
