@@ -84,7 +84,24 @@ describe('a consumer while Redis is away, and after', () => {
     now = 1000
     expect(health.available).toBe(true)
     expect(health.repairPending).toBe(true)
-    health.repaired()
+    health.repaired(health.mark)
+    expect(health.repairPending).toBe(false)
+  })
+
+  it('stays pending when keys were noted, or Redis failed, while a repair was running', () => {
+    // A repair reads the notes; meanwhile a batch notes its keys: the repair's success does not cover them.
+    const health = new CacheHealth(1000, () => 0)
+    let since = health.mark
+    health.noted()
+    health.repaired(since)
+    expect(health.repairPending).toBe(true)
+    since = health.mark
+    health.failed()
+    health.repaired(since)
+    expect(health.repairPending).toBe(true)
+    // A repair with nothing new since it started clears it.
+    since = health.mark
+    health.repaired(since)
     expect(health.repairPending).toBe(false)
   })
 })

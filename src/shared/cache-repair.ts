@@ -92,6 +92,8 @@ export async function repairStale(db: Queryable, redis: CacheClient, options: Ca
  */
 export class CacheHealth {
   private pending = true
+  /** Counts failures and notes: a repair may clear `pending` only if none came since it started reading the notes. */
+  private events = 0
   private failedAt = -Infinity
   private timer: ReturnType<typeof setTimeout> | undefined
 
@@ -110,10 +112,27 @@ export class CacheHealth {
   failed(): void {
     this.failedAt = this.now()
     this.pending = true
+    this.events++
   }
 
-  repaired(): void {
-    this.pending = false
+  /** A batch noted keys for repair. */
+  noted(): void {
+    this.pending = true
+    this.events++
+  }
+
+  /** Taken before a repair reads the notes, handed to repaired() after. */
+  get mark(): number {
+    return this.events
+  }
+
+  /**
+   * The notes a repair read are repaired. Notes written meanwhile (a batch
+   * noted its keys while the repair ran) keep the repair pending: clearing it
+   * would leave them waiting until the next failure.
+   */
+  repaired(since: number): void {
+    if (this.events === since) this.pending = false
   }
 
   /**

@@ -170,19 +170,21 @@ async function updateCache(deps: ConsumerDeps, db: Queryable, rows: readonly Row
     }
   }
   await noteStale(db, rows)
+  deps.cacheHealth.noted()
   deps.cacheHealth.repairSoon(() => repairCache(deps, db))
   return rows.length
 }
 
 /** Repairs what earlier batches (of any process) noted; a failure leaves the notes for a later batch. */
 async function repairCache(deps: ConsumerDeps, db: Queryable, maxSlices = Infinity): Promise<void> {
+  const since = deps.cacheHealth.mark
   try {
     // Inline (in a batch) one slice at most: a long backlog of notes is left to the timer, never
     // holding a batch past its timeout.
     const repaired = await repairStale(db, deps.redis, deps.cache, REPAIR_SLICE, maxSlices)
     // Every slice full: notes may remain.
     if (repaired >= maxSlices * REPAIR_SLICE) deps.cacheHealth.repairSoon(() => repairCache(deps, db))
-    else deps.cacheHealth.repaired()
+    else deps.cacheHealth.repaired(since)
   } catch (error) {
     deps.cacheHealth.failed()
     errorThrottled('consumer cache repair', { err: error }, 'cache repair failed; retrying with a later batch')
