@@ -51,7 +51,7 @@ describe('npm run bench:scale', () => {
       expect(size.getMiss.pgReads).toBeGreaterThan(0)
       expect(size.drain.rowsApplied).toBe(300)
       expect(size.ceiling.rows).toBe(300)
-      expect(size.lag.lost).toBe(0)
+      expect(size.lag.probes).toBeGreaterThan(0)
     }
     expect(report.values.map(v => v.valueBytes)).toEqual([100, 70000])
     // The GETs read only keys the PUT run wrote: every answer is a 200.
