@@ -7,6 +7,17 @@ import { countStale } from '../src/shared/cache-repair.js'
 import { openDatabase } from '../src/shared/postgres.js'
 import type { Side } from './sides.js'
 
+/** What the side's consumer host's /ready says, per queue; undefined when it has none or it does not answer ready. */
+export interface ConsumerReady { held?: Record<string, number>, prefetch?: Record<string, number> }
+
+export async function consumerReady(side: Side): Promise<ConsumerReady | undefined> {
+  const metrics = side.consumerMetricsUrl?.()
+  if (!metrics) return undefined
+  const response = await fetch(new URL('/ready', metrics), { signal: AbortSignal.timeout(3000) }).catch(() => undefined)
+  if (!response?.ok) return undefined
+  return await response.json().catch(() => undefined) as ConsumerReady | undefined
+}
+
 /**
  * Messages the side's consumer host holds unacknowledged (its /ready), or
  * undefined when the side has no consumer host or it does not answer. The broker's ready count
@@ -15,12 +26,8 @@ import type { Side } from './sides.js'
  * work while the queue read empty.
  */
 async function heldByConsumer(side: Side, queues: string[]): Promise<number | undefined> {
-  const metrics = side.consumerMetricsUrl?.()
-  if (!metrics) return undefined
-  const response = await fetch(new URL('/ready', metrics), { signal: AbortSignal.timeout(3000) }).catch(() => undefined)
-  if (!response?.ok) return undefined
-  const body = await response.json().catch(() => undefined) as { held?: Record<string, number> } | undefined
-  return queues.reduce((sum, queue) => sum + (body?.held?.[queue] ?? 0), 0)
+  const body = await consumerReady(side)
+  return body && queues.reduce((sum, queue) => sum + (body.held?.[queue] ?? 0), 0)
 }
 
 /**

@@ -60,22 +60,30 @@ export async function prepareData(config: Config, data: DataSet): Promise<void> 
   }
 }
 
-/** How many cache entries exist under the prefix for keys starting with `family`: the number of distinct keys filled. */
-export async function countCached(config: Config, family: string): Promise<number> {
+/**
+ * Walks the cache entries under the prefix for keys starting with `family`,
+ * handing each SCAN page's keys to `each`; resolves with the sum of what it returned.
+ */
+export async function scanCached(config: Pick<Config, 'redisUrl' | 'cachePrefix'>, family: string, each: (redis: Redis, keys: string[]) => Promise<number> | number): Promise<number> {
   const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 2 })
   redis.on('error', () => {}) // the failed command says it
   try {
     let cursor = '0'
-    let count = 0
+    let total = 0
     do {
       const [next, keys] = await redis.scan(cursor, 'MATCH', `${config.cachePrefix}${family}*`, 'COUNT', 10_000)
-      count += keys.length
+      if (keys.length) total += await each(redis, keys)
       cursor = next
     } while (cursor !== '0')
-    return count
+    return total
   } finally {
     redis.disconnect()
   }
+}
+
+/** How many cache entries exist under the prefix for keys starting with `family`: the number of distinct keys filled. */
+export function countCached(config: Config, family: string): Promise<number> {
+  return scanCached(config, family, (_, keys) => keys.length)
 }
 
 /** Empties the bench's queues between scenarios, so one side's backlog never slows the next. */

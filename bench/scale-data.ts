@@ -14,6 +14,7 @@ import type pg from 'pg'
 import { cacheSetIfNewer, createRedis } from '../src/shared/cache.js'
 import type { Config } from '../src/shared/config.js'
 import { versionAtMillis } from '../src/shared/version.js'
+import { scanCached } from './data.js'
 
 /** An hour old: every write the bench makes is newer. */
 const SEED_VERSION = () => versionAtMillis(Date.now() - 3_600_000)
@@ -64,21 +65,8 @@ export async function removeWritten(db: pg.Pool, keep: readonly string[]): Promi
 }
 
 /** Deletes every cache entry under the prefix: afterwards each GET of a miss- key reads PostgreSQL. */
-export async function clearCache(config: Pick<Config, 'redisUrl' | 'cachePrefix'>): Promise<number> {
-  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 2 })
-  redis.on('error', () => {}) // the failed command says it
-  try {
-    let cursor = '0'
-    let removed = 0
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${config.cachePrefix}*`, 'COUNT', 10_000)
-      if (keys.length) removed += await redis.unlink(...keys)
-      cursor = next
-    } while (cursor !== '0')
-    return removed
-  } finally {
-    redis.disconnect()
-  }
+export function clearCache(config: Pick<Config, 'redisUrl' | 'cachePrefix'>): Promise<number> {
+  return scanCached(config, '', (redis, keys) => redis.unlink(...keys))
 }
 
 /**

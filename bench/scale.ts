@@ -31,7 +31,7 @@ import { join, resolve } from 'node:path'
 import { isolate, type Isolated } from '../ops/isolated.js'
 import { encodeCursor } from '../src/http/get-api-all/paging.js'
 import { openDatabase } from '../src/shared/postgres.js'
-import { waitUntilApplied } from './applied.js'
+import { consumerReady, waitUntilApplied } from './applied.js'
 import { measureRecordCeiling } from './ceiling.js'
 import { cpuOf, pick, servicesCpu } from './cpu.js'
 import { countCached } from './data.js'
@@ -66,10 +66,7 @@ function sampleConsumerRss(side: Side): { stop(): number } {
 }
 
 class ScaleRun {
-  private readonly db
-  constructor(private readonly iso: Isolated, private readonly side: Side, private readonly opts: ScaleOptions, private readonly progress: Progress, db: Awaited<ReturnType<typeof openDatabase>>) {
-    this.db = db
-  }
+  constructor(private readonly iso: Isolated, private readonly side: Side, private readonly opts: ScaleOptions, private readonly progress: Progress, private readonly db: Awaited<ReturnType<typeof openDatabase>>) {}
 
   private async load(label: string, options: Omit<LoadOptions, 'url' | 'connections' | 'threads' | 'durationSeconds'> & { connections?: number, durationSeconds?: number }): Promise<LoadResult> {
     const duration = options.durationSeconds ?? this.opts.duration
@@ -174,12 +171,10 @@ class ScaleRun {
   }
 }
 
-/** The consumer host's prefetch for add_key, from its /ready (undefined when it does not say). */
+/** The consumer host's largest prefetch over its queues, from its /ready (undefined when it does not say). */
 async function consumerPrefetch(side: Side): Promise<number | undefined> {
-  const url = side.consumerMetricsUrl?.()
-  if (!url) return undefined
-  const body = await fetch(new URL('/ready', url)).then(r => r.json()).catch(() => undefined) as { prefetch?: Record<string, number> } | undefined
-  return body?.prefetch ? Math.max(...Object.values(body.prefetch)) : undefined
+  const prefetch = (await consumerReady(side))?.prefetch
+  return prefetch ? Math.max(...Object.values(prefetch)) : undefined
 }
 
 /** The page between its markers, and its plots, from a report. */

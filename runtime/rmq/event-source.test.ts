@@ -33,16 +33,24 @@ async function waitReady(queue: string, count: number): Promise<void> {
   }
 }
 
+/** Publishes `bodies` to `queue` with confirms, in order. */
+async function publish(queue: string, bodies: string[]): Promise<void> {
+  const connection = await connect(iso.config.amqpUrl)
+  try {
+    const channel = await connection.createConfirmChannel()
+    await assertQueues(channel, [queue])
+    for (const body of bodies) channel.sendToQueue(queue, Buffer.from(body), { persistent: true })
+    await channel.waitForConfirms()
+  } finally {
+    await connection.close()
+  }
+}
+
 describe('RabbitEventSource', () => {
   it('acknowledges later batches while an earlier one is being retried', async () => {
     // Prepare: 30 messages; the batch holding m0..m9 fails on every attempt.
     const queue = iso.config.addQueue
-    const connection = await connect(iso.config.amqpUrl)
-    const channel = await connection.createConfirmChannel()
-    await assertQueues(channel, [queue])
-    for (let i = 0; i < 30; i++) channel.sendToQueue(queue, Buffer.from(`m${i}`), { persistent: true })
-    await channel.waitForConfirms()
-    await connection.close()
+    await publish(queue, Array.from({ length: 30 }, (_, i) => `m${i}`))
     const applied: string[] = []
     let failedAttempts = 0
     const source = new RabbitEventSource({
@@ -90,17 +98,8 @@ describe('RabbitEventSource', () => {
     // Prepare: 9 messages of 2,000 bytes (two fit under the limit, three do not) with one of 20,000 bytes in the middle.
     const queue = iso.config.delQueue
     const limit = 10_000
-    const connection = await connect(iso.config.amqpUrl)
-    const channel = await connection.createConfirmChannel()
-    await assertQueues(channel, [queue])
-    const sent: string[] = []
-    for (let i = 0; i < 10; i++) {
-      const body = `m${i}:`.padEnd(i === 4 ? 20_000 : 2000, 'x')
-      sent.push(body)
-      channel.sendToQueue(queue, Buffer.from(body), { persistent: true })
-    }
-    await channel.waitForConfirms()
-    await connection.close()
+    const sent = Array.from({ length: 10 }, (_, i) => `m${i}:`.padEnd(i === 4 ? 20_000 : 2000, 'x'))
+    await publish(queue, sent)
     const batches: string[][] = []
     const source = new RabbitEventSource({
       url: iso.config.amqpUrl,
@@ -133,12 +132,7 @@ describe('RabbitEventSource', () => {
   it('acknowledges a batch that finished before an older one together with it, once the older one is applied', async () => {
     // Prepare: 20 messages in two batches of 10; the older batch (m0..m9) waits until released.
     const queue = iso.config.addQueue
-    const connection = await connect(iso.config.amqpUrl)
-    const channel = await connection.createConfirmChannel()
-    await assertQueues(channel, [queue])
-    for (let i = 0; i < 20; i++) channel.sendToQueue(queue, Buffer.from(`m${i}`), { persistent: true })
-    await channel.waitForConfirms()
-    await connection.close()
+    await publish(queue, Array.from({ length: 20 }, (_, i) => `m${i}`))
     let release!: () => void
     const older = new Promise<void>(resolve => { release = resolve })
     const applied: string[] = []
